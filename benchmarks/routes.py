@@ -1,0 +1,123 @@
+"""Benchmark: plan and apply 10,000 routes with netx against iproute2 in the same run.
+
+Usage (root): python benchmarks/routes.py [--routes 10000] [--repeat 3]
+
+Each measurement runs in its own fresh network namespace. netx runs as the real command (a new
+process, as a user runs it); its start-up cost is measured as a no-op plan of an empty namespace and
+subtracted to give the "net" figures the targets speak of.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+NETX = [sys.executable, "-m", "netplanx"]
+
+
+def sh(*args: str, stdin: str | None = None) -> None:
+    subprocess.run(args, input=stdin, text=True, check=True, stdout=subprocess.DEVNULL)
+
+
+def timed(args: list[str], stdin: str | None = None, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(args, input=stdin, text=True, check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - start
+
+
+class Namespace:
+    """A fresh namespace with one veth (192.0.2.1/24) for the routes' gateway."""
+
+    def __init__(self) -> None:
+        self.name = f"netx-bench-{uuid.uuid4().hex[:8]}"
+
+    def __enter__(self) -> Namespace:
+        sh("ip", "netns", "add", self.name)
+        sh("ip", "-n", self.name, "link", "add", "bench0", "type", "veth", "peer", "name", "bench1")
+        sh("ip", "-n", self.name, "addr", "add", "192.0.2.1/24", "dev", "bench0")
+        sh("ip", "-n", self.name, "link", "set", "bench0", "up")
+        sh("ip", "-n", self.name, "link", "set", "bench1", "up")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+def prefixes(count: int) -> list[str]:
+    base = int(ipaddress.ip_address("10.0.0.0"))
+    return [f"{ipaddress.ip_address(base + (i << 8))}/24" for i in range(count)]
+
+
+def spec_text(routes: list[str]) -> str:
+    lines = ["apiVersion: netx/v1", "interfaces:", "  - {name: bench0, type: device, addresses: [192.0.2.1/24]}",
+             "  - {name: bench1, type: device}"]
+    if routes:
+        lines.append("routes:")
+        lines += [f"  - {{to: {r}, via: 192.0.2.254}}" for r in routes]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--routes", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (network namespaces)", file=sys.stderr)
+        return 1
+    routes = prefixes(args.routes)
+    batch = "".join(f"route add {r} via 192.0.2.254\n" for r in routes)
+    keys = ("ip_batch", "ip_show", "startup", "apply_cold", "apply", "noop_plan")
+    results: dict[str, list[float]] = {k: [] for k in keys}
+    with tempfile.TemporaryDirectory() as tmp:
+        empty, full = Path(tmp, "empty.yaml"), Path(tmp, "routes.yaml")
+        empty.write_text(spec_text([]))
+        full.write_text(spec_text(routes))
+        env = {**os.environ, "NETX_STATE_DIR": str(Path(tmp, "state"))}
+        for _ in range(args.repeat):
+            with Namespace() as ns:
+                results["ip_batch"].append(timed(["ip", "-n", ns.name, "-batch", "-"], stdin=batch))
+                results["ip_show"].append(timed(["ip", "-n", ns.name, "-j", "route", "show"]))
+            with Namespace() as ns:
+                for _ in range(2):  # the second run finds the empty spec in the cache, like the others
+                    results["startup"].append(timed([*NETX, "plan", str(empty), "--netns", ns.name], env=env))
+            with Namespace() as ns, tempfile.TemporaryDirectory() as cold:  # spec never seen: parse, validate
+                cold_env = {**os.environ, "NETX_STATE_DIR": cold}
+                results["apply_cold"].append(timed([*NETX, "apply", str(full), "--netns", ns.name,
+                                                    "--auto-approve"], env=cold_env))
+            with Namespace() as ns:  # as operators run it: plan, then apply (the spec cache is warm)
+                subprocess.run([*NETX, "plan", str(full), "--netns", ns.name], env=env, check=True,
+                               stdout=subprocess.DEVNULL)
+                results["apply"].append(timed([*NETX, "apply", str(full), "--netns", ns.name, "--auto-approve"],
+                                              env=env))
+                results["noop_plan"].append(timed([*NETX, "plan", str(full), "--netns", ns.name,
+                                                   "--detailed-exitcode"], env=env))
+    best = {k: min(v) for k, v in results.items()}
+    median = {k: statistics.median(v) for k, v in results.items()}
+    startup = best["startup"]
+    apply_net = best["apply"] - startup
+    plan_net = best["noop_plan"] - startup
+    print(f"routes: {args.routes}, runs: {args.repeat} (best of; median in brackets)")
+    for key, label in (("ip_batch", "ip -batch add"), ("ip_show", "ip -j route show"),
+                       ("startup", "netx no-op plan, empty namespace (start-up)"),
+                       ("apply_cold", "netx apply, spec never seen (parse+validate)"),
+                       ("apply", "netx apply after a plan (plan+apply+verify)"), ("noop_plan", "netx no-op plan")):
+        print(f"  {label:<46} {best[key]:7.3f} s  [{median[key]:.3f}]")
+    cold_net = best["apply_cold"] - startup
+    print(f"  netx apply net of start-up: {apply_net:.3f} s = {apply_net / best['ip_batch']:.1f}x ip -batch "
+          f"(target <= 3x); spec never seen: {cold_net:.3f} s = {cold_net / best['ip_batch']:.1f}x")
+    print(f"  netx no-op plan net of start-up: {plan_net:.3f} s = {plan_net / best['ip_show']:.1f}x ip -j route show "
+          "(target <= 5x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,3 @@
+from netplanx.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``netx`` command line."""

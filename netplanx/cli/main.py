@@ -1,0 +1,226 @@
+"""``netx validate | plan | apply | show | schema``: argument parsing, exit codes, and output choice."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from netplanx import __version__
+from netplanx.engine.plan import Plan
+from netplanx.engine.state import DEFAULT_STATE_DIR
+from netplanx.errors import ApplyError, NetxError, PlanError, SpecError
+from netplanx.render.human import painter, render_live, render_plan
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXAMPLES = """examples:
+  netx validate examples/host.yaml
+  netx plan examples/host.yaml --netns lab
+  netx plan examples/host.yaml -o plan.json && netx apply plan.json
+  netx apply examples/host.yaml --auto-approve
+  netx plan examples/host.yaml --detailed-exitcode   # 0 no changes, 1 error, 2 changes
+  netx show -o yaml > adopted.yaml
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="netx", description="Declarative host networking: plan, then apply.",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"netx {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--netns", metavar="NAME", help="operate inside network namespace NAME (/run/netns/NAME)")
+    common.add_argument("--state-dir", type=Path, default=Path(os.environ.get("NETX_STATE_DIR", DEFAULT_STATE_DIR)),
+                        help="where netx keeps its records (default /var/lib/netx, or $NETX_STATE_DIR)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", parents=[common], help="check a spec without touching the host",
+                                   description="Check a spec; every problem is reported as FILE:LINE:COL.")
+    validate.add_argument("spec", type=Path)
+
+    plan = commands.add_parser("plan", parents=[common], help="show what apply would change",
+                               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan.add_argument("spec", type=Path)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON (format netx-plan/1)")
+    plan.add_argument("-o", "--out", type=Path, metavar="FILE", help="save the plan for 'netx apply FILE'")
+    plan.add_argument("--detailed-exitcode", action="store_true", help="exit 0: no changes, 1: error, 2: changes")
+
+    apply = commands.add_parser("apply", parents=[common], help="make the live state match a spec or saved plan",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    apply.add_argument("spec", type=Path, help="a spec file, or a plan saved with 'netx plan -o'")
+    apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    apply.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="how long to wait for another netx on this namespace (default 60)")
+    apply.add_argument("--json", action="store_true", help="print the plan and the result as JSON")
+
+    show = commands.add_parser("show", parents=[common], help="list live objects and who owns them")
+    show.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
+                      help="yaml writes the live state as a spec (adoption)")
+
+    commands.add_parser("schema", help="print the JSON schema of the spec")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Output(sys.stdout)
+    err = Output(sys.stderr)
+    handlers: dict[str, Callable[[argparse.Namespace, Output], int]] = {
+        "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "show": cmd_show, "schema": cmd_schema,
+    }
+    try:
+        return handlers[args.command](args, out)
+    except (SpecError, PlanError) as exc:
+        kind = "spec" if isinstance(exc, SpecError) else "plan"
+        for problem in exc.problems:
+            err.print(problem if kind == "spec" else f"{err.paint('error:', '31')} {problem}")
+        err.print(f"{len(exc.problems)} {kind} error(s); nothing was changed.")
+        return EXIT_ERROR
+    except ApplyError as exc:
+        err.print(str(exc))
+        return EXIT_ERROR
+    except NetxError as exc:
+        err.print(f"{err.paint('error:', '31')} {exc}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_ERROR
+
+
+class Output:
+    """A stream plus colour that is only used on a terminal."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.paint = painter(stream)
+
+    def print(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def cmd_validate(args: argparse.Namespace, out: Output) -> int:
+    from netplanx.workflow import load_desired
+
+    desired = load_desired(args.spec)
+    out.print(f"{args.spec}: valid ({len(desired.resources)} resources)")
+    return EXIT_OK
+
+
+def cmd_schema(_args: argparse.Namespace, out: Output) -> int:
+    from netplanx.spec.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def _session(args: argparse.Namespace):  # noqa: ANN202
+    from netplanx.providers.kernel import netns
+    from netplanx.workflow import Session
+
+    if os.geteuid() != 0:
+        raise NetxError("netx needs root (CAP_NET_ADMIN) to read and change network state; run it with sudo")
+    if args.netns:
+        netns.enter(args.netns)
+    return Session(args.netns, args.state_dir)
+
+
+def cmd_plan(args: argparse.Namespace, out: Output) -> int:
+    from netplanx.spec.cache import SpecCache
+    from netplanx.workflow import load_desired
+
+    desired = load_desired(args.spec, SpecCache(args.state_dir))  # spec errors first: the host is not read
+    session = _session(args)
+    try:
+        plan = session.plan(desired)
+    finally:
+        session.close()
+    if args.out:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(plan.to_json(), handle, indent=1)
+    if args.json:
+        sys.stdout.write(json.dumps(plan.to_json(), indent=1) + "\n")
+    else:
+        render_plan(plan, sys.stdout)
+        if args.out:
+            out.print(f"\nSaved the plan to {args.out}; apply exactly it with: netx apply {args.out}")
+    return EXIT_CHANGES if args.detailed_exitcode and not plan.empty else EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace, out: Output) -> int:
+    from netplanx.workflow import is_saved_plan, load_desired, load_saved_plan
+
+    from netplanx.spec.cache import SpecCache
+
+    saved = is_saved_plan(args.spec)
+    desired = None if saved else load_desired(args.spec, SpecCache(args.state_dir))
+    session = _session(args)
+    try:
+        with session.lock(args.lock_timeout) as waited:
+            if waited and not args.json:
+                out.print("Waited for another netx to finish on this namespace.")
+            warning = session.interrupted_apply()
+            if warning and not args.json:
+                out.print(f"{out.paint('Warning:', '33')} {warning}")
+            if desired is None:
+                plan = load_saved_plan(args.spec)
+                session.check_fresh(plan)
+            else:
+                plan = session.plan(desired)
+            return _execute(args, out, session, plan)
+    finally:
+        session.close()
+
+
+def _execute(args: argparse.Namespace, out: Output, session, plan: Plan) -> int:  # noqa: ANN001
+    if plan.empty:
+        if args.json:
+            _print_json({"result": "no-changes", "writes": session.writes, "plan": plan.to_json()})
+        else:
+            render_plan(plan, sys.stdout)
+        return EXIT_OK
+    if not args.json:
+        render_plan(plan, sys.stdout)
+    if not args.auto_approve and not _confirmed(out):
+        out.print("Apply cancelled; nothing was changed.")
+        return EXIT_ERROR
+    steps = session.apply(plan)
+    summary = plan.summary()
+    if args.json:
+        _print_json({"result": "applied", "steps": steps, "writes": session.writes, "plan": plan.to_json()})
+    else:
+        out.print(f"\nApply complete! Resources: {summary['add']} added, {summary['change']} changed, "
+                  f"{summary['destroy']} destroyed ({steps} steps, verified).")
+    return EXIT_OK
+
+
+def _confirmed(out: Output) -> bool:
+    if not sys.stdin.isatty():
+        raise NetxError("refusing to apply without confirmation: stdin is not a terminal (use --auto-approve)")
+    out.print("\nDo you want to perform these actions? Only 'yes' will be accepted.")
+    return input("  Enter a value: ").strip() == "yes"
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=1) + "\n")
+
+
+def cmd_show(args: argparse.Namespace, out: Output) -> int:
+    from netplanx.spec.adopt import adoption_interest, dump_spec, live_to_spec
+
+    session = _session(args)
+    try:
+        live = session.read_live(adoption_interest() if args.output == "yaml" else ())
+    finally:
+        session.close()
+    if args.output == "json":
+        _print_json([r.to_json() for r in live])
+    elif args.output == "yaml":
+        sys.stdout.write(dump_spec(live_to_spec(live), "netx.schema.json"))
+    else:
+        render_live(live, sys.stdout)
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""The generic engine: resources, planner, applier, lock and state; it knows no resource kind."""

@@ -1,0 +1,136 @@
+"""The planner: diff desired against live resources, of any kind, into an ordered Plan."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from netplanx.engine.plan import Change, Plan, Step
+from netplanx.engine.resource import Resource, ResourceType
+from netplanx.errors import PlanError
+
+
+def preflight(types: Mapping[str, ResourceType], desired: Sequence[Resource], live: Sequence[Resource]) -> None:
+    """Raise PlanError with every reason the desired state cannot exist on this host."""
+    live_index = {r.address: r for r in live}
+    problems: list[str] = []
+    for kind, rtype in types.items():
+        problems += rtype.preflight([r for r in desired if r.kind == kind], live_index)
+    if problems:
+        raise PlanError(problems)
+
+
+def make_plan(types: Mapping[str, ResourceType], desired: Iterable[Resource], live: Iterable[Resource],
+              scope: Collection[str] | None = None) -> Plan:
+    """Compute the changes that turn ``live`` into ``desired``.
+
+    Without ``scope`` only live objects netx owns may be deleted; unowned ones that the spec does not
+    name are listed as unmanaged. With ``scope`` (a rollback), exactly the addresses in it are brought
+    to ``desired``, whoever owns them.
+    """
+    wanted = {r.address: r for r in desired}
+    current = {r.address: r for r in live}
+    changes: dict[str, Change] = {}
+    unmanaged: list[str] = []
+    for address, want in wanted.items():
+        have = current.get(address)
+        if have is None:
+            changes[address] = Change(address, want.kind, "create", None, want)
+            continue
+        rtype = types[want.kind]
+        changed = rtype.differs(want, have)
+        if changed:
+            forced = rtype.forces_replacement(want, have, changed)
+            if forced:
+                changes[address] = Change(address, want.kind, "replace", have, want, tuple(changed), tuple(forced))
+            else:
+                changes[address] = Change(address, want.kind, "update", have, _updated(rtype, want, have, scope),
+                                          tuple(changed))
+    for address, have in current.items():
+        if address in wanted:
+            continue
+        if scope is not None and address not in scope:
+            continue
+        if have.owned or scope is not None:
+            changes[address] = Change(address, have.kind, "delete", have, None)
+        else:
+            unmanaged.append(address)
+    warnings = _cascade(types, changes, wanted, current)
+    finished = [_with_disruption(types, c) for c in changes.values()]
+    return Plan(sorted(finished, key=lambda c: c.address), _order(types, finished, wanted, current),
+                warnings=warnings, unmanaged=sorted(unmanaged))
+
+
+def _updated(rtype: ResourceType, want: Resource, have: Resource, scope: Collection[str] | None) -> Resource:
+    """The after-state of an in-place update: it describes the live object, so it keeps the live
+    ownership marker (netx owns what it created) unless the kind claims on update or this is a rollback."""
+    owned = want.owned if scope is not None or rtype.claims_on_update else have.owned
+    return Resource(want.kind, want.address, want.attrs, owned, {**want.meta, **have.meta})
+
+
+def _cascade(types: Mapping[str, ResourceType], changes: dict[str, Change], wanted: Mapping[str, Resource],
+             current: Mapping[str, Resource]) -> list[str]:
+    """Account for what the kernel does on its own when an object goes: dependents die or are reset."""
+    queue = [a for a, c in changes.items() if c.action in ("delete", "replace")]
+    if not queue:
+        return []
+    dependents: dict[str, list[tuple[Resource, str, bool]]] = {}
+    for res in current.values():
+        for dep in types[res.kind].requirements(res):
+            dependents.setdefault(dep.address, []).append((res, dep.attr, dep.lifetime))
+    warnings: list[str] = []
+    seen = set(queue)
+    while queue:
+        gone = queue.pop()
+        verb = "replaced" if changes[gone].action == "replace" else "deleted"
+        for res, attr, lifetime in dependents.get(gone, []):
+            existing = changes.get(res.address)
+            want = wanted.get(res.address)
+            if existing and existing.action in ("delete", "replace"):
+                continue
+            if want is None:
+                if lifetime:
+                    warnings.append(f"{res.address} is not managed by netx and will be lost when {gone} is "
+                                    f"{verb}")
+                continue
+            reason = f"{gone} is {verb}"
+            if lifetime:
+                changed = existing.changed if existing else ()
+                changes[res.address] = Change(res.address, res.kind, "replace", res, want, changed, (), reason=reason)
+                if res.address not in seen:
+                    seen.add(res.address)
+                    queue.append(res.address)
+            elif existing is None:
+                after = _updated(types[res.kind], want, res, None)
+                changes[res.address] = Change(res.address, res.kind, "update", res, after, (attr,), reason=reason)
+    return warnings
+
+
+def _with_disruption(types: Mapping[str, ResourceType], change: Change) -> Change:
+    label = types[change.kind].disruption(change.action, change.changed, change.before, change.after)
+    return Change(change.address, change.kind, change.action, change.before, change.after, change.changed,
+                  change.forces_replacement, label, change.reason)
+
+
+def _order(types: Mapping[str, ResourceType], changes: Sequence[Change], wanted: Mapping[str, Resource],
+           current: Mapping[str, Resource]) -> list[Step]:
+    """Deletes first, dependents before what they depend on; then creates and updates, the other way."""
+    levels: dict[str, int] = {}
+
+    def level(address: str) -> int:
+        """Length of the longest dependency chain below ``address`` (cycles count once)."""
+        if address not in levels:
+            levels[address] = 0  # provisional: breaks cycles
+            res = wanted.get(address) or current.get(address)
+            deps = types[res.kind].requirements(res) if res else []
+            levels[address] = 1 + max((level(d.address) for d in deps
+                                       if d.address in wanted or d.address in current), default=-1)
+        return levels[address]
+
+    def key(change: Change) -> tuple[int, int, str]:
+        return types[change.kind].rank, level(change.address), change.address
+
+    removals = [c for c in changes if c.action in ("delete", "replace")]
+    additions = [c for c in changes if c.action != "delete"]
+    steps = [Step("delete", c) for c in sorted(removals, key=key, reverse=True)]
+    steps += [Step("update" if c.action == "update" else "create", c) for c in sorted(additions, key=key)]
+    return steps

@@ -1,0 +1,100 @@
+"""Resources and resource types: what the planner diffs and what providers read and write.
+
+A Resource is plain data (kind, address, attributes), the same for desired and live state; it never
+holds a secret (a secret attribute is a file path plus a digest of its content), so plans, JSON and
+saved plan files are safe to print and store. A
+ResourceType describes one kind for the engine (which attributes force replacement, what depends on
+what, what a change disrupts) and carries out create/update/delete against its target.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One managed object. ``attrs`` are compared by the planner; ``meta`` is carried, never compared.
+
+    Desired resources list only the attributes the spec pins; live resources list all of them.
+    ``owned`` says whether netx created the live object (its marker is on it).
+    """
+
+    kind: str
+    address: str
+    attrs: Mapping[str, Any]
+    owned: bool = True
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "address": self.address, "attrs": dict(self.attrs),
+                "owned": self.owned, "meta": dict(self.meta)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Resource:
+        return cls(data["kind"], data["address"], data["attrs"], data.get("owned", True), data.get("meta", {}))
+
+    def fingerprint(self) -> str:
+        """A stable text of what matters about this object, to detect a change since a plan was saved."""
+        return json.dumps([self.attrs, self.owned], sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """``address`` must exist first. ``lifetime``: the dependent dies with it (an address with its link);
+    otherwise the dependent's attribute ``attr`` is reset when it goes (a bridge port's master)."""
+
+    address: str
+    lifetime: bool = True
+    attr: str = ""
+
+
+class ResourceType:
+    """One kind of resource. Subclasses set the class attributes and implement the operations."""
+
+    kind: str = ""
+    rank: int = 0  # creation order between kinds: lower first
+    claims_on_update: bool = False  # an update makes netx the owner (else the live marker is kept)
+    replace_on: frozenset[str] = frozenset()
+    disruption_of: Mapping[str, str] = {"create": "hitless", "update": "hitless", "replace": "traffic loss",
+                                        "delete": "traffic loss"}
+
+    def differs(self, desired: Resource, live: Resource) -> list[str]:
+        """Attributes the desired resource pins that the live one does not match."""
+        return [key for key, value in desired.attrs.items() if live.attrs.get(key) != value]
+
+    def forces_replacement(self, desired: Resource, live: Resource, changed: Sequence[str]) -> list[str]:
+        return [key for key in changed if key in self.replace_on]
+
+    def dependencies(self, resource: Resource) -> list[Dependency]:
+        """What must exist before this resource, derived from its attributes (override per kind)."""
+        return []
+
+    def requirements(self, resource: Resource) -> list[Dependency]:
+        """The kind's dependencies plus any the compiler recorded in ``meta['requires']``."""
+        return self.dependencies(resource) + [Dependency(a) for a in resource.meta.get("requires", ())]
+
+    def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
+                   after: Resource | None) -> str:
+        return self.disruption_of.get(action, "hitless")
+
+    def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:
+        """Problems that make the desired resources impossible on this host (checked before planning)."""
+        return []
+
+    def read(self, desired: Sequence[Resource]) -> list[Resource]:
+        raise NotImplementedError
+
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        """Create each resource; one result per resource (None on success), in order."""
+        raise NotImplementedError
+
+    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
+        """Bring each live ``before`` to ``after`` in place."""
+        raise NotImplementedError
+
+    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        raise NotImplementedError

@@ -1,0 +1,46 @@
+"""netx's own records under the state directory (default /var/lib/netx): private, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE_DIR = Path("/var/lib/netx")
+
+
+class StateStore:
+    """JSON records keyed by namespace; the directory is 0700 and every file 0600."""
+
+    def __init__(self, root: Path, netns: str | None):
+        self.root = root
+        self.scope = netns or "host"
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        os.chmod(self.root, 0o700)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / f"{self.scope}.lock"
+
+    def path(self, name: str) -> Path:
+        return self.root / f"{self.scope}.{name}.json"
+
+    def load(self, name: str) -> dict[str, Any]:
+        try:
+            return json.loads(self.path(name).read_text())
+        except FileNotFoundError:
+            return {}
+
+    def save(self, name: str, data: dict[str, Any]) -> None:
+        target = self.path(name)
+        temporary = target.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+
+    def remove(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)

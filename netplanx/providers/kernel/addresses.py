@@ -1,0 +1,74 @@
+"""IP addresses on links; netx's own carry address protocol ``netx`` (IFA_PROTO)."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections.abc import Sequence
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from netplanx.engine.resource import Dependency, Resource, ResourceType
+from netplanx.providers.kernel.context import KernelContext
+from netplanx.providers.kernel.names import NETX_PROTOCOL
+
+KERNEL_PROTOCOLS = (1, 2, 3)  # IFAPROT_KERNEL_LO, _RA, _LL
+LOOPBACK_DEFAULTS = ("127.0.0.1/8", "::1/128")
+
+
+def address_resource(dev: str, address: str, owned: bool = True, protocol: int = NETX_PROTOCOL) -> Resource:
+    """``address.br0.10.0.0.1/24``."""
+    return Resource("address", f"address.{dev}.{address}", {"dev": dev, "address": address}, owned,
+                    {"protocol": protocol})
+
+
+class AddressType(ResourceType):
+    kind = "address"
+    rank = 1
+    disruption_of = {"create": "hitless", "update": "hitless", "replace": "address loss", "delete": "address loss"}
+
+    def __init__(self, ctx: KernelContext):
+        self.ctx = ctx
+
+    def dependencies(self, resource: Resource) -> list[Dependency]:
+        return [Dependency(f"link.{resource.attrs['dev']}")]
+
+    def read(self, desired: Sequence[Resource]) -> list[Resource]:
+        names = self.ctx.link_names()
+        found = []
+        for message in self.ctx.ipr.get_addr():
+            protocol = message.get_attr("IFA_PROTO") or 0
+            ip = message.get_attr("IFA_ADDRESS") if message["family"] == 10 else (
+                message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS"))
+            text = str(ipaddress.ip_interface(f"{ip}/{message['prefixlen']}"))
+            if protocol in KERNEL_PROTOCOLS or ipaddress.ip_interface(text).is_link_local:
+                continue
+            dev = names.get(message["index"], f"if{message['index']}")
+            if dev == "lo" and text in LOOPBACK_DEFAULTS:
+                continue
+            found.append(address_resource(dev, text, protocol == NETX_PROTOCOL, protocol))
+        return found
+
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return [self._call("add", r) for r in resources]
+
+    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
+        return [self._call("replace", after) for _before, after in pairs]
+
+    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return [self._call("del", r) for r in resources]
+
+    def _call(self, command: str, res: Resource) -> Exception | None:
+        interface = ipaddress.ip_interface(res.attrs["address"])
+        try:
+            found = self.ctx.ipr.link_lookup(ifname=res.attrs["dev"])
+            if not found:
+                raise NetlinkError(errno.ENODEV, f"No such device: {res.attrs['dev']}")
+            protocol = NETX_PROTOCOL if res.owned else res.meta.get("protocol", 0)
+            extra = {"proto": protocol} if command != "del" and protocol else {}
+            self.ctx.ipr.addr(command, index=found[0], address=str(interface.ip),
+                              prefixlen=interface.network.prefixlen, **extra)
+            self.ctx.count_write()
+        except (NetlinkError, OSError) as exc:
+            return exc
+        return None

@@ -1,0 +1,320 @@
+"""The spec model: one source of truth for validation and for schema/netx.schema.json.
+
+Every field carries a description; validators raise ``ValueError`` texts shaped as
+``what is wrong (allowed: ...)`` so that the loader can prefix them with a file position.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.functional_validators import AfterValidator, BeforeValidator
+
+from netplanx.addressing import canonical_network
+
+API_VERSION = "netx/v1"
+IFNAME_MAX_BYTES = 15
+IfNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IfAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _ifname(value: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("interface name must be non-empty text (allowed: 1-15 bytes, no '/', ':' or spaces)")
+    if len(value.encode()) > IFNAME_MAX_BYTES:
+        raise ValueError(f"interface name '{value}' is {len(value.encode())} bytes long "
+                         f"(allowed: at most {IFNAME_MAX_BYTES} bytes)")
+    if value in (".", "..") or re.search(r"[/:\s]", value):
+        raise ValueError(f"interface name '{value}' contains '/', ':' or white space, or is '.'/'..' "
+                         "(allowed: 1-15 bytes, no '/', ':' or spaces)")
+    return value
+
+
+def _netns_name(value: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value) or value in (".", ".."):
+        raise ValueError(f"namespace name {value!r} is not valid (allowed: 1-64 letters, digits, '_', '.', '-')")
+    return value
+
+
+def _network(value: Any) -> IfNetwork:
+    text = str(value)
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        raise _network_error(text) from exc
+
+
+def _network_error(text: str) -> ValueError:
+    try:
+        loose = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return ValueError(f"'{text}' is not a network (allowed: CIDR such as 10.0.0.0/24 or fd00::/64)")
+    return ValueError(f"'{text}' has host bits set (allowed: the network address, {loose})")
+
+
+def _destination(value: Any) -> str:
+    """Route destinations stay canonical text: parsed once, fast (there may be many thousands)."""
+    if value == "default":
+        return "default"
+    try:
+        return canonical_network(str(value))[0]
+    except ValueError:
+        raise _network_error(str(value)) from None
+
+
+def _interface_address(value: Any) -> str:
+    text = str(value)
+    if "/" not in text:
+        raise ValueError(f"address '{text}' has no prefix length (allowed: address/prefix such as 10.0.0.1/24)")
+    try:
+        return str(ipaddress.ip_interface(text))
+    except ValueError as exc:
+        raise ValueError(f"'{text}' is not an address/prefix (allowed: such as 10.0.0.1/24 or fd00::1/64)") from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_cached(text: str) -> IfAddress:
+    return ipaddress.ip_address(text)  # many routes share a gateway: parse it once
+
+
+def _ip(value: Any) -> IfAddress:
+    try:
+        return _ip_cached(str(value))
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not an IP address (allowed: IPv4 or IPv6 address)") from exc
+
+
+def _mac(value: Any) -> str:
+    text = str(value).lower()
+    if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", text):
+        raise ValueError(f"'{value}' is not a MAC address (allowed: six hex octets such as 02:00:00:00:00:01)")
+    if int(text[:2], 16) & 1:
+        raise ValueError(f"'{value}' is a multicast MAC address (allowed: a unicast address, first octet even)")
+    return text
+
+
+IfName = Annotated[str, AfterValidator(_ifname), Field(description="Interface name, at most 15 bytes.")]
+NetnsName = Annotated[str, AfterValidator(_netns_name), Field(description="Name of a network namespace in /run/netns.")]
+Network = Annotated[IfNetwork, BeforeValidator(_network), Field(description="A network in CIDR form.")]
+Destination = Annotated[str, BeforeValidator(_destination)]
+IP = Annotated[IfAddress, BeforeValidator(_ip), Field(description="An IPv4 or IPv6 address.")]
+Mac = Annotated[str, BeforeValidator(_mac), Field(description="A unicast MAC address.")]
+InterfaceAddress = Annotated[str, BeforeValidator(_interface_address),
+                             Field(description="Address with prefix length, e.g. 10.0.0.1/24.")]
+Table = Union[Literal["main", "local", "default"], Annotated[int, Field(ge=1, le=4294967295)]]
+
+
+class SpecModel(BaseModel):
+    """Base of every spec object: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class VethPeer(SpecModel):
+    """The other end of a veth pair."""
+
+    name: IfName
+    netns: NetnsName | None = Field(None, description="Namespace the peer is placed in (default: the same one).")
+
+
+class InterfaceBase(SpecModel):
+    name: IfName
+    mtu: int | None = Field(None, ge=68, le=65535, description="MTU in bytes (68-65535); unset leaves it alone.")
+    state: Literal["up", "down"] = Field("up", description="Administrative state.")
+    mac: Mac | None = Field(None, description="MAC address; unset leaves it alone.")
+    master: IfName | None = Field(None, description="Bridge this interface is enslaved to.")
+    addresses: list[InterfaceAddress] = Field(default_factory=list, description="IPv4/IPv6 addresses with prefix.")
+
+
+class Device(InterfaceBase):
+    """An interface netx configures but does not create or delete (a NIC, lo, ...)."""
+
+    type: Literal["device"]
+
+
+class Veth(InterfaceBase):
+    """A veth pair; the peer may live in another namespace."""
+
+    type: Literal["veth"]
+    peer: VethPeer
+
+
+class Bridge(InterfaceBase):
+    """A Linux bridge."""
+
+    type: Literal["bridge"]
+    stp: bool = Field(False, description="Spanning tree protocol.")
+
+
+class Vxlan(InterfaceBase):
+    """A VXLAN tunnel device."""
+
+    type: Literal["vxlan"]
+    vni: int = Field(ge=0, le=16777215, description="VXLAN network identifier (0-16777215).")
+    port: int = Field(4789, ge=1, le=65535, description="UDP destination port.")
+    local: IP | None = Field(None, description="Source address of encapsulated packets.")
+    remote: IP | None = Field(None, description="Unicast peer (point to point).")
+    group: IP | None = Field(None, description="Multicast group (needs device).")
+    device: IfName | None = Field(None, description="Underlay device.")
+    learning: bool = Field(True, description="Learn remote MAC addresses from traffic.")
+    ttl: int | None = Field(None, ge=1, le=255, description="TTL of encapsulated packets (unset: inherit).")
+
+    @model_validator(mode="after")
+    def _endpoints(self) -> Vxlan:
+        if self.remote and self.group:
+            raise ValueError("remote and group are exclusive (allowed: one of them)")
+        if self.group and not self.group.is_multicast:
+            raise ValueError(f"group {self.group} is not a multicast address (allowed: 224.0.0.0/4 or ff00::/8)")
+        if self.group and not self.device:
+            raise ValueError("a multicast group needs a device (allowed: set device to the underlay interface)")
+        families = {a.version for a in (self.local, self.remote, self.group) if a}
+        if len(families) > 1:
+            raise ValueError("local, remote and group mix IPv4 and IPv6 (allowed: one family)")
+        return self
+
+
+class Macvlan(InterfaceBase):
+    """A macvlan device on a parent interface."""
+
+    type: Literal["macvlan"]
+    parent: IfName = Field(description="The lower device.")
+    mode: Literal["private", "vepa", "bridge", "passthru", "source"] = Field("bridge", description="Macvlan mode.")
+
+
+Interface = Annotated[Device | Veth | Bridge | Vxlan | Macvlan, Field(discriminator="type")]
+
+
+class Nexthop(SpecModel):
+    """One path of a multipath route."""
+
+    via: IP | None = Field(None, description="Gateway.")
+    dev: IfName | None = Field(None, description="Output interface.")
+    weight: int = Field(1, ge=1, le=256, description="Relative weight (1-256).")
+
+    @model_validator(mode="after")
+    def _something(self) -> Nexthop:
+        if self.via is None and self.dev is None:
+            raise ValueError("a nexthop needs via or dev (allowed: via, dev or both)")
+        return self
+
+
+class Route(SpecModel):
+    """A route in a routing table."""
+
+    to: Destination = Field(description="Destination network in CIDR form, or 'default'.")
+    via: IP | None = Field(None, description="Gateway.")
+    dev: IfName | None = Field(None, description="Output interface.")
+    src: IP | None = Field(None, description="Preferred source address.")
+    table: Table = Field("main", description="Table: main, local, default or 1-4294967295.")
+    metric: int | None = Field(None, ge=0, le=4294967295, description="Metric (priority); unset: kernel default.")
+    scope: Literal["global", "link", "host"] | None = Field(None, description="Scope (IPv4); unset: derived.")
+    type: Literal["unicast", "blackhole", "unreachable", "prohibit"] = Field("unicast", description="Route type.")
+    onlink: bool = Field(False, description="Treat the gateway as directly reachable on dev.")
+    nexthops: list[Nexthop] = Field(default_factory=list, description="Multipath (ECMP) next hops.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Route:
+        if self.type != "unicast" and (self.via or self.dev or self.nexthops):
+            raise ValueError(f"a {self.type} route takes no via, dev or nexthops (allowed: to, table, metric)")
+        if self.type == "unicast" and not (self.via or self.dev or self.nexthops):
+            raise ValueError("a unicast route needs via, dev or nexthops (allowed: any of them)")
+        if self.nexthops and (self.via or self.dev):
+            raise ValueError("nexthops exclude via and dev (allowed: either via/dev or nexthops)")
+        if len(self.nexthops) == 1:
+            raise ValueError("nexthops needs two or more paths (allowed: via/dev for a single path)")
+        families = {a.version for a in (self.via, self.src, *(n.via for n in self.nexthops)) if a}
+        if self.to != "default":
+            families.add(6 if ":" in self.to else 4)
+        if len(families) > 1:
+            raise ValueError("route mixes IPv4 and IPv6 in to, via, src and nexthops (allowed: one family)")
+        if self.scope and self.family == 6:
+            raise ValueError("scope applies to IPv4 routes only (allowed: omit scope for IPv6)")
+        return self
+
+    @property
+    def family(self) -> int:
+        """4 or 6, from the destination, or for 'default' from the gateways."""
+        if self.to != "default":
+            return 6 if ":" in self.to else 4
+        gateways = [a for a in (self.via, self.src, *(n.via for n in self.nexthops)) if a]
+        return gateways[0].version if gateways else 4
+
+    @property
+    def destination(self) -> str:
+        """The canonical destination network, with 'default' resolved for the route's family."""
+        if self.to == "default":
+            return "::/0" if self.family == 6 else "0.0.0.0/0"
+        return self.to
+
+
+class Rule(SpecModel):
+    """A policy routing rule."""
+
+    priority: int = Field(ge=1, le=32765, description="Rule priority (1-32765); also its identity.")
+    family: Literal["ipv4", "ipv6"] | None = Field(None, description="Address family; derived from from/to.")
+    from_: Network | None = Field(None, alias="from", description="Source prefix.")
+    to: Network | None = Field(None, description="Destination prefix.")
+    iif: IfName | None = Field(None, description="Incoming interface.")
+    oif: IfName | None = Field(None, description="Outgoing interface.")
+    fwmark: int | None = Field(None, ge=0, le=4294967295, description="Firewall mark.")
+    fwmask: int | None = Field(None, ge=0, le=4294967295, description="Mask for fwmark.")
+    action: Literal["lookup", "blackhole", "unreachable", "prohibit"] = Field("lookup", description="Action.")
+    table: Table | None = Field(None, description="Table to look up (action lookup).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rule:
+        families = {n.version for n in (self.from_, self.to) if n}
+        if self.family:
+            families.add(4 if self.family == "ipv4" else 6)
+        if len(families) > 1:
+            raise ValueError("rule mixes IPv4 and IPv6 in family, from and to (allowed: one family)")
+        if self.action == "lookup" and self.table is None:
+            raise ValueError("a lookup rule needs a table (allowed: main, local, default or 1-4294967295)")
+        if self.action != "lookup" and self.table is not None:
+            raise ValueError(f"a {self.action} rule takes no table (allowed: omit table)")
+        if self.fwmask is not None and self.fwmark is None:
+            raise ValueError("fwmask needs fwmark (allowed: set fwmark too)")
+        return self
+
+    @property
+    def ip_family(self) -> int:
+        if self.family:
+            return 4 if self.family == "ipv4" else 6
+        networks = [n for n in (self.from_, self.to) if n]
+        return networks[0].version if networks else 4
+
+
+SYSCTL_KEY = re.compile(r"net(\.[A-Za-z0-9_\-]+)+")
+
+
+def _sysctl_key(key: str) -> str:
+    if not SYSCTL_KEY.fullmatch(key) or ".." in key:
+        raise ValueError(f"sysctl '{key}' is not a network sysctl (allowed: net.* keys such as net.ipv4.ip_forward)")
+    return key
+
+
+SysctlKey = Annotated[str, AfterValidator(_sysctl_key)]
+SysctlValue = Annotated[int | str, Field(description="Value written to /proc/sys.")]
+
+
+class Spec(SpecModel):
+    """A node's desired networking."""
+
+    api_version: Literal["netx/v1"] = Field(alias="apiVersion", description="Spec format version.")
+    interfaces: list[Interface] = Field(default_factory=list, description="Links and their addresses.")
+    routes: list[Route] = Field(default_factory=list, description="Routes.")
+    rules: list[Rule] = Field(default_factory=list, description="Policy routing rules.")
+    sysctl: dict[SysctlKey, SysctlValue] = Field(default_factory=dict,
+                                                 description="Network sysctls (net.*), per namespace.")
+
+    @field_validator("sysctl")
+    @classmethod
+    def _values(cls, value: dict[str, int | str]) -> dict[str, int | str]:
+        for key, item in value.items():
+            if isinstance(item, str) and ("\n" in item or len(item) > 256):
+                raise ValueError(f"value of {key} is not a single short line (allowed: one line, 256 characters)")
+        return value

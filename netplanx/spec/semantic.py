@@ -1,0 +1,130 @@
+"""Checks that need the whole spec: references, duplicates, reachability of gateways."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+
+from netplanx.spec.model import Bridge, Device, Macvlan, Spec, Veth, Vxlan
+
+Problem = tuple[tuple[str | int, ...], str]
+PER_INTERFACE_SYSCTL = re.compile(r"net\.(ipv4|ipv6)\.(conf|neigh)\.([^.]+)\..+")
+
+
+def semantic_problems(spec: Spec) -> list[Problem]:
+    """Every cross-object problem of the spec, each with the data path it points at."""
+    return [*_interface_problems(spec), *_route_problems(spec), *_rule_problems(spec), *_sysctl_problems(spec)]
+
+
+def local_names(spec: Spec) -> set[str]:
+    """Names of links that exist in this namespace once the spec is applied."""
+    names = {i.name for i in spec.interfaces}
+    names |= {i.peer.name for i in spec.interfaces if isinstance(i, Veth) and i.peer.netns is None}
+    return names
+
+
+def veth_primaries(spec: Spec) -> dict[str, str]:
+    """Same-namespace veth peer name -> the veth that creates it (a peer may be configured as a device)."""
+    return {i.peer.name: i.name for i in spec.interfaces if isinstance(i, Veth) and i.peer.netns is None}
+
+
+def _interface_problems(spec: Spec) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    peers = veth_primaries(spec)
+    for index, interface in enumerate(spec.interfaces):
+        if isinstance(interface, Device) and interface.name in peers:
+            continue  # configures the peer end of a veth declared in this spec
+        names = [("name", interface.name)]
+        if isinstance(interface, Veth) and interface.peer.netns is None:
+            names.append(("peer", interface.peer.name))
+        for field, name in names:
+            path = ("interfaces", index, field) if field == "name" else ("interfaces", index, "peer", "name")
+            if name in seen:
+                yield path, f"interface name '{name}' is declared twice (first at interfaces[{seen[name]}]; " \
+                            "allowed: unique names in a namespace)"
+            seen.setdefault(name, index)
+    kinds = {i.name: i for i in spec.interfaces}
+    declared = local_names(spec)
+    owners: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+    for index, interface in enumerate(spec.interfaces):
+        if interface.master is not None:
+            master = kinds.get(interface.master)
+            path = ("interfaces", index, "master")
+            if interface.master == interface.name:
+                yield path, f"interface '{interface.name}' cannot be its own master (allowed: a bridge)"
+            elif master is None:
+                yield path, f"master '{interface.master}' is not declared (allowed: a bridge in interfaces: " \
+                            f"{_names(i.name for i in spec.interfaces if isinstance(i, Bridge))})"
+            elif not isinstance(master, Bridge):
+                yield path, f"master '{interface.master}' is a {master.type}, not a bridge (allowed: " \
+                            f"{_names(i.name for i in spec.interfaces if isinstance(i, Bridge))})"
+        lower = interface.device if isinstance(interface, Vxlan) else (
+            interface.parent if isinstance(interface, Macvlan) else None)
+        if lower is not None and lower not in declared:
+            field = "device" if isinstance(interface, Vxlan) else "parent"
+            yield ("interfaces", index, field), f"{field} '{lower}' is not declared (allowed: an interface in " \
+                                                 f"interfaces: {_names(declared)})"
+        for position, text in enumerate(interface.addresses):
+            ip = ipaddress.ip_interface(text).ip
+            if ip in owners:
+                yield ("interfaces", index, "addresses", position), \
+                    f"address {ip} is already assigned to '{owners[ip]}' (allowed: each address once)"
+            owners.setdefault(ip, interface.name)
+
+
+def _route_problems(spec: Spec) -> Iterator[Problem]:
+    declared = local_names(spec)
+    networks = {
+        i.name: [ipaddress.ip_interface(a).network for a in i.addresses] for i in spec.interfaces
+    }
+    seen: dict[tuple[object, ...], int] = {}
+    for index, route in enumerate(spec.routes):
+        key = (route.table, route.destination, route.metric)
+        if key in seen:
+            yield ("routes", index, "to"), f"route to {route.destination} in table {route.table} is declared " \
+                                           f"twice (first at routes[{seen[key]}]; allowed: distinct to/table/metric)"
+        seen.setdefault(key, index)
+        hops = [(("routes", index), route.via, route.dev)] + [
+            (("routes", index, "nexthops", n), hop.via, hop.dev) for n, hop in enumerate(route.nexthops)
+        ]
+        for path, via, dev in hops:
+            if dev is not None and dev not in declared:
+                yield (*path, "dev"), f"dev '{dev}' is not declared (allowed: an interface in interfaces: " \
+                                      f"{_names(declared)})"
+                continue
+            if via is None or route.onlink:
+                continue
+            if via.version == 6 and via.is_link_local:
+                if dev is None:
+                    yield (*path, "via"), f"link-local gateway {via} needs dev (allowed: set dev)"
+                continue
+            candidates = networks.get(dev, []) if dev else [n for nets in networks.values() for n in nets]
+            if not any(via in network for network in candidates):
+                where = f"on '{dev}'" if dev else "on any interface"
+                yield (*path, "via"), f"gateway {via} is not reachable: no address {where} covers it " \
+                                      "(allowed: a gateway inside a subnet of a declared address, or onlink: true)"
+
+
+def _rule_problems(spec: Spec) -> Iterator[Problem]:
+    seen: dict[tuple[int, int], int] = {}
+    for index, rule in enumerate(spec.rules):
+        key = (rule.ip_family, rule.priority)
+        if key in seen:
+            yield ("rules", index, "priority"), f"IPv{rule.ip_family} rule priority {rule.priority} is declared " \
+                                                f"twice (first at rules[{seen[key]}]; allowed: one rule a priority)"
+        seen.setdefault(key, index)
+
+
+def _sysctl_problems(spec: Spec) -> Iterator[Problem]:
+    declared = local_names(spec)
+    for key in spec.sysctl:
+        match = PER_INTERFACE_SYSCTL.fullmatch(key)
+        if match and match.group(3) not in ("all", "default") and match.group(3) not in declared:
+            yield ("sysctl", key), f"sysctl {key} names interface '{match.group(3)}' which is not declared " \
+                                   f"(allowed: all, default, or {_names(declared)})"
+
+
+def _names(names: object) -> str:
+    listed = sorted(set(names))  # type: ignore[call-overload]
+    return ", ".join(listed) if listed else "none declared"

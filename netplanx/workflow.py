@@ -1,0 +1,152 @@
+"""The use cases behind the commands: plan a spec, apply a plan, read the live state.
+
+A Session binds the engine to the providers of the namespace the process is in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from netplanx.engine.applier import JOURNAL, Applier
+from netplanx.engine.lock import exclusive
+from netplanx.engine.plan import PLAN_FORMAT, Plan
+from netplanx.engine.planner import make_plan, preflight
+from netplanx.engine.resource import Resource, ResourceType
+from netplanx.engine.state import StateStore
+from netplanx.errors import NetxError, StalePlanError
+from netplanx.providers.kernel import kernel_types
+from netplanx.providers.kernel.context import KernelContext
+from netplanx.spec.cache import SpecCache
+from netplanx.spec.digest import spec_digest
+from netplanx.spec.loader import read_text
+
+
+FAILPOINT_VARIABLE = "NETX_FAILPOINT_STEP"  # tests only: make step N fail, to exercise rollback
+
+
+@dataclass
+class Desired:
+    resources: list[Resource]
+    digest: str
+
+
+def load_desired(path: Path, cache: SpecCache | None = None) -> Desired:
+    """Load and validate a spec file and compile it to resources (raises SpecError).
+
+    With a cache, a spec whose bytes were compiled before by this netx version is not parsed again.
+    """
+    text = read_text(path)
+    digest = spec_digest(text)
+    cached = cache.get(digest) if cache else None
+    if cached is not None:
+        return Desired(cached, digest)
+    from netplanx.spec.compile import compile_spec  # pydantic and the model: only on a cache miss
+    from netplanx.spec.validate import parse_spec
+    
+    spec, _document = parse_spec(text, str(path))
+    resources = compile_spec(spec)
+    if cache:
+        cache.put(digest, resources)
+    return Desired(resources, digest)
+
+
+class Session:
+    """Providers of one namespace plus netx's records for it; the process is already inside it."""
+
+    def __init__(self, netns: str | None, state_dir: Path):
+        self.netns = netns
+        self.store = StateStore(state_dir, netns)
+        self.ctx = KernelContext(self.store)
+        self.types: dict[str, ResourceType] = {t.kind: t for t in kernel_types(self.ctx)}
+
+    def close(self) -> None:
+        self.ctx.close()
+
+    @property
+    def writes(self) -> int:
+        return self.ctx.writes
+
+    def read_live(self, interest: Sequence[Resource] = ()) -> list[Resource]:
+        """Every live resource of every kind (``interest`` tells readers which keys to look at)."""
+        return [r for rtype in self.types.values() for r in rtype.read(interest)]
+
+    def plan(self, desired: Desired) -> Plan:
+        live = self.read_live(desired.resources)
+        preflight(self.types, desired.resources, live)
+        plan = make_plan(self.types, desired.resources, live)
+        plan.netns = self.netns
+        plan.spec_digest = desired.digest
+        return plan
+
+    def interrupted_apply(self) -> str | None:
+        """A warning when an earlier apply died before finishing (its journal is still there)."""
+        record = self.store.load(JOURNAL)
+        if not record or _alive(int(record.get("pid", 0))):
+            return None
+        return (f"an earlier apply (pid {record.get('pid')}, spec {record.get('spec_digest') or '?'}) was "
+                f"interrupted after {record.get('done', 0)} of {record.get('steps', '?')} steps; "
+                "this run plans from the live state and converges")
+
+    def lock(self, timeout: float):  # noqa: ANN201 - a context manager
+        return exclusive(self.store.lock_path, timeout)
+
+    def apply(self, plan: Plan) -> int:
+        """Execute a plan (verified, rolled back on failure); returns the number of steps executed."""
+        failpoint = os.environ.get(FAILPOINT_VARIABLE)
+        return Applier(self.types, self.read_live, self.store, int(failpoint) if failpoint else None).apply(plan)
+
+    def check_fresh(self, plan: Plan) -> None:
+        """Refuse a saved plan when any resource it touches changed since it was computed."""
+        if plan.netns != self.netns:
+            raise StalePlanError(f"the saved plan is for namespace {plan.netns or 'host'}, "
+                                 f"not {self.netns or 'host'}")
+        interest = [r for c in plan.changes for r in (c.before, c.after) if r is not None]
+        live = {r.address: r for r in self.read_live(interest)}
+        stale = []
+        for change in plan.changes:
+            now = live.get(change.address)
+            if change.before is None:
+                if now is not None:
+                    stale.append(f"{change.address} now exists")
+            elif now is None:
+                stale.append(f"{change.address} no longer exists")
+            elif now.fingerprint() != change.before.fingerprint():
+                stale.append(f"{change.address} changed")
+        if stale:
+            raise StalePlanError("the saved plan is stale, the live state changed since it was made: "
+                                 + "; ".join(stale) + ". Run 'netx plan' again.")
+
+
+def load_saved_plan(path: Path) -> Plan:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise NetxError(f"{path}: not a readable netx plan ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+        raise NetxError(f"{path}: not a netx plan (expected format {PLAN_FORMAT})")
+    return Plan.from_json(data)
+
+
+def is_saved_plan(path: Path) -> bool:
+    """A saved plan is JSON starting with '{'; a spec is YAML."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(1) == b"{" and load_saved_plan(path) is not None
+    except (OSError, NetxError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

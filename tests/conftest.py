@@ -1,0 +1,179 @@
+"""Shared fixtures: throwaway network namespaces, the netx command, and independent observers (iproute2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+IS_ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root: creates network namespaces")
+
+
+def ip(*args: str, check: bool = True) -> str:
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True).stdout
+
+
+def ip_json(netns: str, *args: str) -> list[dict]:
+    out = ip("-n", netns, "-j", *args)
+    return json.loads(out) if out.strip() else []
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.out)
+
+
+class Netx:
+    """Runs the real ``netx`` command in a namespace, with a private state directory."""
+
+    def __init__(self, netns: str, state_dir: Path, workdir: Path):
+        self.netns = netns
+        self.state_dir = state_dir
+        self.workdir = workdir
+
+    def __call__(self, *args: str, spec: str | None = None, netns: bool = True, env: dict | None = None,
+                 stdin: str | None = None) -> Result:
+        command = [sys.executable, "-m", "netplanx", *args]
+        if spec is not None:
+            command.append(str(self.write(spec)))
+        if netns:
+            command += ["--netns", self.netns]
+        environment = {**os.environ, "NETX_STATE_DIR": str(self.state_dir), **(env or {})}
+        done = subprocess.run(command, capture_output=True, text=True, env=environment, input=stdin, cwd=ROOT,
+                              timeout=120)
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    def write(self, spec: str, name: str | None = None) -> Path:
+        path = self.workdir / (name or f"spec-{uuid.uuid4().hex[:6]}.yaml")
+        path.write_text(textwrap.dedent(spec))
+        return path
+
+    def apply(self, spec: str, *extra: str) -> Result:
+        result = self("apply", "--auto-approve", "--json", *extra, spec=spec)
+        assert result.code == 0, result.err + result.out
+        return result
+
+    def plan(self, spec: str, *extra: str) -> dict:
+        result = self("plan", "--json", *extra, spec=spec)
+        assert result.code == 0, result.err + result.out
+        return result.json
+
+
+def new_netns(prefix: str = "netx-t") -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    ip("netns", "add", name)
+    return name
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A fresh, empty network namespace, deleted after the test whatever happens."""
+    if not IS_ROOT:
+        pytest.skip("needs root: creates network namespaces")
+    name = new_netns()
+    try:
+        yield name
+    finally:
+        ip("netns", "del", name, check=False)
+
+
+@pytest.fixture
+def other_netns() -> Iterator[str]:
+    if not IS_ROOT:
+        pytest.skip("needs root: creates network namespaces")
+    name = new_netns("netx-p")
+    try:
+        yield name
+    finally:
+        ip("netns", "del", name, check=False)
+
+
+@pytest.fixture
+def netx(netns: str, tmp_path: Path) -> Netx:
+    return Netx(netns, tmp_path / "state", tmp_path)
+
+
+def snapshot(netns: str) -> dict:
+    """Everything observable about a namespace, read with iproute2 and /proc (independent of netx)."""
+    links = ip_json(netns, "-d", "link", "show")
+    for link in links:
+        for volatile in ("operstate", "linkmode", "stats64", "promiscuity", "allmulti", "linkinfo_slave"):
+            link.pop(volatile, None)
+        link.get("linkinfo", {}).pop("info_slave_data", None)
+        (link.get("linkinfo", {}).get("info_data") or {}).pop("hello_timer", None)
+        for timer in ("tcn_timer", "topology_change_timer", "gc_timer", "hello_timer"):
+            (link.get("linkinfo", {}).get("info_data") or {}).pop(timer, None)
+    state = {
+        "links": sorted(links, key=lambda link: link["ifname"]),
+        "addresses": sorted((a["ifname"], i["local"], i["prefixlen"]) for a in ip_json(netns, "addr", "show")
+                            for i in a.get("addr_info", []) if i.get("scope") != "link"),
+        "routes": sorted(json.dumps(r, sort_keys=True) for family in ("-4", "-6")
+                         for r in ip_json(netns, family, "route", "show", "table", "all")
+                         if not r.get("dst", "").startswith("fe80") and r.get("type") not in ("local", "multicast")),
+        "rules": sorted(json.dumps(r, sort_keys=True) for family in ("-4", "-6")
+                        for r in ip_json(netns, family, "rule", "show")),
+        "sysctl": {key: _sysctl(netns, key) for key in (
+            "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf.all.rp_filter")},
+    }
+    return state
+
+
+def _sysctl(netns: str, key: str) -> str:
+    return subprocess.run(["nsenter", f"--net=/run/netns/{netns}", "cat", "/proc/sys/" + key.replace(".", "/")],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def sysctl(netns: str, key: str) -> str:
+    return _sysctl(netns, key)
+
+
+RTNL_GROUPS = (1, 5, 7, 8, 9, 11, 19)  # link, ipv4 addr/route/rule, ipv6 addr/route/rule
+
+
+class NetlinkEvents:
+    """Subscribes to rtnetlink change notifications inside a namespace (an observer independent of netx)."""
+
+    def __init__(self, netns: str):
+        import socket
+
+        from netplanx.providers.kernel import netns as namespaces
+
+        def open_socket() -> socket.socket:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+            sock.bind((0, 0))
+            for group in RTNL_GROUPS:
+                sock.setsockopt(270, 1, group)  # SOL_NETLINK, NETLINK_ADD_MEMBERSHIP
+            return sock
+
+        self.sock = namespaces.call_inside(netns, open_socket)
+
+    def pending(self) -> int:
+        """Notification datagrams received so far (does not wait)."""
+        import socket
+
+        count = 0
+        while True:
+            try:
+                self.sock.recv(1 << 16, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return count
+            count += 1
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,245 @@
+"""Create, update, replace and delete of every kernel resource kind, observed with iproute2."""
+
+from __future__ import annotations
+
+from tests.conftest import NetlinkEvents, ip, ip_json, sysctl
+
+BASE = """\
+apiVersion: netx/v1
+interfaces:
+  - {name: br0, type: bridge, addresses: [10.0.0.1/24, "fd00::1/64"]}
+  - {name: uplink, type: veth, peer: {name: uplink-p}, addresses: [192.0.2.10/24, "2001:db8::10/64"]}
+"""
+
+
+def changes(plan: dict) -> dict[str, dict]:
+    return {c["address"]: c for c in plan["changes"]}
+
+
+def actions(plan: dict) -> dict[str, str]:
+    return {c["address"]: c["action"] for c in plan["changes"]}
+
+
+def link(netns: str, name: str) -> dict:
+    found = ip_json(netns, "-d", "link", "show", "dev", name)
+    assert found, f"{name} missing"
+    return found[0]
+
+
+def routes(netns: str, *args: str) -> list[dict]:
+    return ip_json(netns, *args, "route", "show", "table", "all")
+
+
+def test_links_create_update_replace_delete(netx, netns, other_netns):
+    spec = BASE + f"""\
+  - {{name: veth-a, type: veth, peer: {{name: eth0, netns: {other_netns}}}, master: br0, mtu: 1400}}
+  - {{name: vx0, type: vxlan, vni: 42, local: 192.0.2.10, remote: 192.0.2.20, device: uplink, learning: false,
+     addresses: [10.42.0.1/24]}}
+  - {{name: mv0, type: macvlan, parent: uplink, mode: bridge}}
+"""
+    plan = netx.plan(spec)
+    assert set(actions(plan).values()) == {"create"}
+    netx.apply(spec)
+    veth = link(netns, "veth-a")
+    assert veth["master"] == "br0" and veth["mtu"] == 1400 and veth["ifalias"] == "netx"
+    assert "UP" in veth["flags"]
+    peer = ip_json(other_netns, "link", "show", "dev", "eth0")[0]
+    assert "UP" in peer["flags"] and peer["mtu"] == 1400
+    vx = link(netns, "vx0")["linkinfo"]["info_data"]
+    assert (vx["id"], vx["local"], vx["remote"], vx["link"], vx["learning"]) == (42, "192.0.2.10", "192.0.2.20",
+                                                                                 "uplink", False)
+    assert link(netns, "mv0")["linkinfo"]["info_data"]["mode"] == "bridge"
+
+    # in-place updates: mtu (hitless), state down (link down), master removed
+    updated = spec.replace("master: br0, mtu: 1400", "mtu: 1300, state: down")
+    plan = netx.plan(updated)
+    change = changes(plan)["link.veth-a"]
+    assert change["action"] == "update" and set(change["changed"]) == {"mtu", "state", "master"}
+    assert change["disruption"] == "link down"
+    netx.apply(updated)
+    veth = link(netns, "veth-a")
+    assert veth["mtu"] == 1300 and "UP" not in veth["flags"] and "master" not in veth
+
+    # a new VNI cannot be set in place: replace, and the address on the tunnel is re-created with it
+    replaced = updated.replace("vni: 42", "vni: 43")
+    plan = changes(netx.plan(replaced))
+    assert plan["link.vx0"]["action"] == "replace" and plan["link.vx0"]["forces_replacement"] == ["vni"]
+    assert plan["link.vx0"]["disruption"] == "traffic loss"
+    assert plan["address.vx0.10.42.0.1/24"]["action"] == "replace"
+    assert "link.vx0 is replaced" in plan["address.vx0.10.42.0.1/24"]["reason"]
+    netx.apply(replaced)
+    assert link(netns, "vx0")["linkinfo"]["info_data"]["id"] == 43
+    assert any(a["local"] == "10.42.0.1" for a in ip_json(netns, "addr", "show", "dev", "vx0")[0]["addr_info"])
+
+    # removing interfaces from the spec deletes them (and the veth's peer in the other namespace with it)
+    plan = netx.plan(BASE)
+    assert actions(plan) == {"link.veth-a": "delete", "link.vx0": "delete", "link.mv0": "delete",
+                             "address.vx0.10.42.0.1/24": "delete"}
+    netx.apply(BASE)
+    names = {entry["ifname"] for entry in ip_json(netns, "link", "show")}
+    assert names == {"lo", "br0", "uplink", "uplink-p"}
+    assert not ip_json(other_netns, "link", "show", "dev", "eth0") if "eth0" in ip("-n", other_netns, "link") else True
+    assert netx.plan(BASE)["changes"] == []
+
+
+def test_bridge_stp_and_mac_update(netx, netns):
+    netx.apply(BASE)
+    spec = BASE.replace("type: bridge,", 'type: bridge, stp: true, mac: "02:00:00:00:00:aa",')
+    change = changes(netx.plan(spec))["link.br0"]
+    assert change["action"] == "update" and set(change["changed"]) == {"stp", "mac"}
+    netx.apply(spec)
+    br = link(netns, "br0")
+    assert br["address"] == "02:00:00:00:00:aa" and br["linkinfo"]["info_data"]["stp_state"] == 1
+
+
+def test_device_is_configured_but_never_created_or_deleted(netx, netns):
+    ip("-n", netns, "link", "add", "ext0", "type", "veth", "peer", "name", "ext1")
+    spec = "apiVersion: netx/v1\ninterfaces:\n  - {name: ext0, type: device, mtu: 1280, addresses: [198.51.100.1/24]}\n"
+    plan = changes(netx.plan(spec))
+    assert plan["link.ext0"]["action"] == "update"
+    assert plan["address.ext0.198.51.100.1/24"]["action"] == "create"
+    netx.apply(spec)
+    assert link(netns, "ext0")["mtu"] == 1280 and "UP" in link(netns, "ext0")["flags"]
+    netx.apply("apiVersion: netx/v1\n")  # only the address netx made goes; the device stays
+    assert link(netns, "ext0")["mtu"] == 1280
+    assert not [a for a in ip_json(netns, "addr", "show", "dev", "ext0")[0]["addr_info"] if a["family"] == "inet"]
+    missing = netx("plan", spec="apiVersion: netx/v1\ninterfaces:\n  - {name: nope0, type: device}\n")
+    assert missing.code == 1 and "device 'nope0' does not exist" in missing.err
+
+
+def test_addresses_ipv4_ipv6_create_and_delete(netx, netns):
+    netx.apply(BASE)
+    info = {(a["local"], a["prefixlen"]) for a in ip_json(netns, "addr", "show", "dev", "br0")[0]["addr_info"]}
+    assert {("10.0.0.1", 24), ("fd00::1", 64)} <= info
+    fewer = BASE.replace(', "fd00::1/64"', "")
+    assert actions(netx.plan(fewer)) == {"address.br0.fd00::1/64": "delete"}
+    assert changes(netx.plan(fewer))["address.br0.fd00::1/64"]["disruption"] == "address loss"
+    netx.apply(fewer)
+    info = {a["local"] for a in ip_json(netns, "addr", "show", "dev", "br0")[0]["addr_info"]}
+    assert "fd00::1" not in info and "10.0.0.1" in info
+
+
+ROUTES = BASE + """\
+routes:
+  - {to: 198.51.100.0/24, via: 192.0.2.1, metric: 100}
+  - {to: default, via: 192.0.2.1}
+  - {to: "2001:db8:100::/48", via: "2001:db8::1"}
+  - {to: 203.0.113.0/24, nexthops: [{via: 192.0.2.1, weight: 2}, {via: 10.0.0.254, dev: br0}]}
+  - {to: "2001:db8:200::/48", nexthops: [{via: "2001:db8::1"}, {via: "fd00::fe", dev: br0}]}
+  - {to: 10.99.0.0/16, type: blackhole}
+  - {to: 10.98.0.0/16, type: unreachable, table: 100}
+  - {to: 172.16.0.0/16, dev: br0, src: 10.0.0.1}
+  - {to: 172.17.0.0/16, via: 10.9.9.9, dev: br0, onlink: true, table: 1000}
+"""
+
+
+def test_routes_every_shape(netx, netns):
+    netx.apply(ROUTES)
+    v4 = {(r["dst"], r.get("table", "main")): r for r in routes(netns, "-4")}
+    v6 = {(r["dst"], r.get("table", "main")): r for r in routes(netns, "-6")}
+    assert v4[("198.51.100.0/24", "main")]["metric"] == 100
+    assert v4[("198.51.100.0/24", "main")]["protocol"] in ("netx", "78")
+    assert v4[("default", "main")]["gateway"] == "192.0.2.1"
+    assert {(h["gateway"], h["weight"]) for h in v4[("203.0.113.0/24", "main")]["nexthops"]} == {
+        ("192.0.2.1", 2), ("10.0.0.254", 1)}
+    assert len(v6[("2001:db8:200::/48", "main")]["nexthops"]) == 2
+    assert v4[("10.99.0.0/16", "main")]["type"] == "blackhole"
+    assert v4[("10.98.0.0/16", "100")]["type"] == "unreachable"
+    assert v4[("172.16.0.0/16", "main")]["scope"] == "link" and v4[("172.16.0.0/16", "main")]["prefsrc"] == "10.0.0.1"
+    assert "onlink" in v4[("172.17.0.0/16", "1000")]["flags"]
+    assert netx.plan(ROUTES)["changes"] == []
+
+
+def test_route_update_is_replace_in_place_and_metric_is_identity(netx, netns):
+    netx.apply(ROUTES)
+    moved = ROUTES.replace("{to: 198.51.100.0/24, via: 192.0.2.1, metric: 100}",
+                           "{to: 198.51.100.0/24, via: 192.0.2.2, metric: 100}")
+    change = changes(netx.plan(moved))["route.main.198.51.100.0/24@100"]
+    assert change["action"] == "update" and change["changed"] == ["via"] and change["disruption"] == "hitless"
+    netx.apply(moved)
+    assert [r["gateway"] for r in routes(netns, "-4") if r["dst"] == "198.51.100.0/24"] == ["192.0.2.2"]
+    reweighted = moved.replace("{via: 192.0.2.1, weight: 2}", "{via: 192.0.2.1, weight: 3}")
+    change = changes(netx.plan(reweighted))["route.main.203.0.113.0/24"]
+    assert change["action"] == "update" and change["changed"] == ["nexthops"]
+    netx.apply(reweighted)
+    remetric = reweighted.replace("via: 192.0.2.2, metric: 100", "via: 192.0.2.2, metric: 200")
+    assert actions(netx.plan(remetric)) == {"route.main.198.51.100.0/24@100": "delete",
+                                            "route.main.198.51.100.0/24@200": "create"}
+    netx.apply(remetric)
+    assert [r["metric"] for r in routes(netns, "-4") if r["dst"] == "198.51.100.0/24"] == [200]
+    netx.apply(BASE)
+    assert not [r for r in routes(netns, "-4") + routes(netns, "-6") if r.get("protocol") in ("netx", "78")]
+
+
+RULES = BASE + """\
+rules:
+  - {priority: 1000, from: 10.0.0.0/24, table: 100}
+  - {priority: 1001, to: 10.98.0.0/16, action: unreachable}
+  - {priority: 1002, fwmark: 0x10, fwmask: 0xff, iif: br0, table: main}
+  - {priority: 1000, family: ipv6, from: "fd00::/64", table: 100}
+"""
+
+
+def test_rules_create_replace_delete(netx, netns):
+    netx.apply(RULES)
+    v4 = {r["priority"]: r for r in ip_json(netns, "-4", "rule", "show")}
+    assert v4[1000]["src"] == "10.0.0.0" and v4[1000]["table"] == "100"
+    assert v4[1001]["action"] == "unreachable"
+    assert v4[1002]["fwmark"] == "0x10" and v4[1002]["fwmask"] == "0xff" and v4[1002]["iif"] == "br0"
+    assert {r["priority"] for r in ip_json(netns, "-6", "rule", "show")} >= {1000}
+    retabled = RULES.replace("{priority: 1000, from: 10.0.0.0/24, table: 100}",
+                             "{priority: 1000, from: 10.0.0.0/24, table: 200}")
+    change = changes(netx.plan(retabled))["rule.ipv4.1000"]
+    assert change["action"] == "replace" and change["forces_replacement"] == ["table"]
+    assert change["disruption"] == "route gap"
+    netx.apply(retabled)
+    assert {r["priority"]: r for r in ip_json(netns, "-4", "rule", "show")}[1000]["table"] == "200"
+    netx.apply(BASE)
+    assert {r["priority"] for r in ip_json(netns, "-4", "rule", "show")} == {0, 32766, 32767}
+
+
+def test_sysctl_update_and_restore_on_removal(netx, netns):
+    assert sysctl(netns, "net.ipv4.ip_forward") == "0"
+    spec = BASE + "sysctl:\n  net.ipv4.ip_forward: 1\n  net.ipv4.conf.br0.rp_filter: 2\n"
+    plan = changes(netx.plan(spec))
+    assert plan["sysctl.net.ipv4.ip_forward"]["action"] == "update"
+    assert plan["sysctl.net.ipv4.conf.br0.rp_filter"]["action"] == "create"  # appears with its link
+    netx.apply(spec)
+    assert sysctl(netns, "net.ipv4.ip_forward") == "1"
+    assert sysctl(netns, "net.ipv4.conf.br0.rp_filter") == "2"
+    assert netx.plan(spec)["changes"] == []
+    plan = changes(netx.plan(BASE))
+    assert plan["sysctl.net.ipv4.ip_forward"]["action"] == "delete"
+    netx.apply(BASE)
+    assert sysctl(netns, "net.ipv4.ip_forward") == "0"  # the value found before netx first wrote it
+    assert sysctl(netns, "net.ipv4.conf.br0.rp_filter") == sysctl(netns, "net.ipv4.conf.default.rp_filter")
+    assert netx.plan(BASE)["changes"] == []
+
+
+def test_missing_sysctl_is_a_plan_error_naming_the_kernel_feature(netx):
+    result = netx("plan", spec="apiVersion: netx/v1\nsysctl: {net.ipv4.no_such_knob: 1}\n")
+    assert result.code == 1 and "kernel lacks sysctl net.ipv4.no_such_knob" in result.err
+
+
+def test_second_apply_makes_no_writes(netx, netns, other_netns):
+    spec = ROUTES.replace("interfaces:\n", f"interfaces:\n  - {{name: v9, type: veth, peer: {{name: p9, netns: "
+                                           f"{other_netns}}}}}\n") + RULES[len(BASE):] + "sysctl: {net.ipv4.ip_forward: 1}\n"
+    first = netx.apply(spec).json
+    assert first["result"] == "applied" and first["writes"] > 0
+    events = NetlinkEvents(netns)
+    try:
+        second = netx.apply(spec).json
+        human = netx("apply", "--auto-approve", spec=spec)
+        changed = events.pending()
+    finally:
+        events.close()
+    assert second["result"] == "no-changes" and second["writes"] == 0
+    assert "No changes" in human.out
+    assert changed == 0, "netlink change notifications during a no-op apply"
+    # the observer does see a real change
+    events = NetlinkEvents(netns)
+    try:
+        ip("-n", netns, "route", "add", "10.77.0.0/16", "dev", "br0")
+        assert events.pending() > 0
+    finally:
+        events.close()
