@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,6 @@ from netplanx.providers.kernel.context import KernelContext
 from netplanx.spec.cache import SpecCache
 from netplanx.spec.digest import spec_digest
 from netplanx.spec.loader import read_text
-
 
 FAILPOINT_VARIABLE = "NETX_FAILPOINT_STEP"  # tests only: make step N fail, to exercise rollback
 
@@ -46,7 +46,7 @@ def load_desired(path: Path, cache: SpecCache | None = None) -> Desired:
         return Desired(cached, digest)
     from netplanx.spec.compile import compile_spec  # pydantic and the model: only on a cache miss
     from netplanx.spec.validate import parse_spec
-    
+
     spec, _document = parse_spec(text, str(path))
     resources = compile_spec(spec)
     if cache:
@@ -91,7 +91,8 @@ class Session:
                 f"interrupted after {record.get('done', 0)} of {record.get('steps', '?')} steps; "
                 "this run plans from the live state and converges")
 
-    def lock(self, timeout: float):  # noqa: ANN201 - a context manager
+    def lock(self, timeout: float) -> AbstractContextManager[bool]:
+        """Serialise applies on this namespace (yields whether we had to wait)."""
         return exclusive(self.store.lock_path, timeout)
 
     def apply(self, plan: Plan) -> int:

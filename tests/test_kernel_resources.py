@@ -223,7 +223,8 @@ def test_missing_sysctl_is_a_plan_error_naming_the_kernel_feature(netx):
 
 def test_second_apply_makes_no_writes(netx, netns, other_netns):
     spec = ROUTES.replace("interfaces:\n", f"interfaces:\n  - {{name: v9, type: veth, peer: {{name: p9, netns: "
-                                           f"{other_netns}}}}}\n") + RULES[len(BASE):] + "sysctl: {net.ipv4.ip_forward: 1}\n"
+                                           f"{other_netns}}}}}\n")
+    spec += RULES[len(BASE):] + "sysctl: {net.ipv4.ip_forward: 1}\n"
     first = netx.apply(spec).json
     assert first["result"] == "applied" and first["writes"] > 0
     events = NetlinkEvents(netns)

@@ -8,13 +8,16 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from netplanx import __version__
 from netplanx.engine.plan import Plan
 from netplanx.engine.state import DEFAULT_STATE_DIR
 from netplanx.errors import ApplyError, NetxError, PlanError, SpecError
 from netplanx.render.human import painter, render_live, render_plan
+
+if TYPE_CHECKING:
+    from netplanx.workflow import Session
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXAMPLES = """examples:
@@ -117,12 +120,15 @@ def cmd_schema(_args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _session(args: argparse.Namespace):  # noqa: ANN202
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise NetxError("netx needs root (CAP_NET_ADMIN) to read and change network state; run it with sudo")
+
+
+def _session(args: argparse.Namespace) -> Session:
     from netplanx.providers.kernel import netns
     from netplanx.workflow import Session
 
-    if os.geteuid() != 0:
-        raise NetxError("netx needs root (CAP_NET_ADMIN) to read and change network state; run it with sudo")
     if args.netns:
         netns.enter(args.netns)
     return Session(args.netns, args.state_dir)
@@ -132,6 +138,7 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
     from netplanx.spec.cache import SpecCache
     from netplanx.workflow import load_desired
 
+    _require_root()
     desired = load_desired(args.spec, SpecCache(args.state_dir))  # spec errors first: the host is not read
     session = _session(args)
     try:
@@ -152,10 +159,10 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_apply(args: argparse.Namespace, out: Output) -> int:
+    from netplanx.spec.cache import SpecCache
     from netplanx.workflow import is_saved_plan, load_desired, load_saved_plan
 
-    from netplanx.spec.cache import SpecCache
-
+    _require_root()
     saved = is_saved_plan(args.spec)
     desired = None if saved else load_desired(args.spec, SpecCache(args.state_dir))
     session = _session(args)
@@ -176,7 +183,7 @@ def cmd_apply(args: argparse.Namespace, out: Output) -> int:
         session.close()
 
 
-def _execute(args: argparse.Namespace, out: Output, session, plan: Plan) -> int:  # noqa: ANN001
+def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan) -> int:
     if plan.empty:
         if args.json:
             _print_json({"result": "no-changes", "writes": session.writes, "plan": plan.to_json()})
@@ -211,7 +218,9 @@ def _print_json(data: object) -> None:
 
 def cmd_show(args: argparse.Namespace, out: Output) -> int:
     from netplanx.spec.adopt import adoption_interest, dump_spec, live_to_spec
+    from netplanx.spec.schema import schema_location
 
+    _require_root()
     session = _session(args)
     try:
         live = session.read_live(adoption_interest() if args.output == "yaml" else ())
@@ -220,7 +229,7 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
     if args.output == "json":
         _print_json([r.to_json() for r in live])
     elif args.output == "yaml":
-        sys.stdout.write(dump_spec(live_to_spec(live), "netx.schema.json"))
+        sys.stdout.write(dump_spec(live_to_spec(live), schema_location()))
     else:
         render_live(live, sys.stdout)
     return EXIT_OK

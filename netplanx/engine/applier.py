@@ -70,7 +70,7 @@ class Applier:
                 return done, StepFailure(position, batch[0], InjectedFault(f"injected fault at step {cut + 1}"))
             results = self._run(self.types[kind], operation, [s.change for s in batch])
             failure = None
-            for offset, (step, error) in enumerate(zip(batch, results)):
+            for offset, (step, error) in enumerate(zip(batch, results, strict=True)):
                 if error is None:
                     done.append(step)
                 elif failure is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ class ResourceType:
     rank: int = 0  # creation order between kinds: lower first
     claims_on_update: bool = False  # an update makes netx the owner (else the live marker is kept)
     replace_on: frozenset[str] = frozenset()
-    disruption_of: Mapping[str, str] = {"create": "hitless", "update": "hitless", "replace": "traffic loss",
+    disruption_of: ClassVar[Mapping[str, str]] = {"create": "hitless", "update": "hitless", "replace": "traffic loss",
                                         "delete": "traffic loss"}
 
     def differs(self, desired: Resource, live: Resource) -> list[str]:

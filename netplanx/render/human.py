@@ -7,7 +7,6 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-
 from netplanx.engine.plan import Change, Plan
 from netplanx.engine.resource import Resource
 

@@ -22,7 +22,8 @@ def compile_spec(spec: Spec) -> list[Resource]:
     for interface in spec.interfaces:
         link = _link(interface)
         if interface.name in peers:  # created by its veth: plan it after that one
-            link = Resource(link.kind, link.address, link.attrs, meta={"requires": [link_address(peers[interface.name])]})
+            link = Resource(link.kind, link.address, link.attrs,
+                            meta={"requires": [link_address(peers[interface.name])]})
         resources.append(link)
         resources += [address_resource(interface.name, address) for address in interface.addresses]
     resources += [_route(route) for route in spec.routes]

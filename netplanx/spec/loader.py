@@ -130,6 +130,40 @@ class _Abort(Exception):
         self.text = text
 
 
+def _check_expansion(root: Node) -> None:
+    """Refuse a document whose aliases expand past MAX_NODES, before expanding anything.
+
+    Aliases share node objects, so sizes are computed once per distinct node (linear in the file).
+    The error points at the innermost mapping or list whose own entries add up past the limit.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(node: Node, depth: int) -> int:
+        if id(node) not in sizes:
+            if depth > MAX_DEPTH:
+                raise _Abort(node, f"nesting deeper than {MAX_DEPTH} levels (allowed: at most {MAX_DEPTH})")
+            sizes[id(node)] = 1 + sum(size(child, depth + 1) for child in _children(node))
+        return sizes[id(node)]
+
+    if size(root, 0) <= MAX_NODES:
+        return
+    node = root
+    while True:
+        bigger = next((child for child in _children(node) if sizes[id(child)] > MAX_NODES), None)
+        if bigger is None:
+            raise _Abort(node, f"document expands to more than {MAX_NODES} values (alias expansion too large; "
+                               "allowed: write the values out or use fewer nested aliases)")
+        node = bigger
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
 def read_text(path: Path) -> str:
     """Read a spec file as UTF-8, refusing huge files and reporting bad bytes with a position."""
     try:
@@ -143,7 +177,8 @@ def read_text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        col = len(raw[line_start:exc.start].decode("utf-8", errors="replace")) + 1  # characters, as YAML counts
         raise SpecError([f"{path}:{line}:{col}: invalid UTF-8 byte 0x{raw[exc.start]:02x} "
                          "(allowed: UTF-8 text)"]) from exc
 
@@ -167,6 +202,7 @@ def load_document(text: str, source: str) -> LoadedDocument:
         return LoadedDocument(source, {}, Positions())
     builder = _Builder(source, loader)
     try:
+        _check_expansion(node)
         data = builder.build(node, (), 0)
     except _Abort as exc:
         builder.problem(exc.node, exc.text)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from typing import Annotated, Any, Literal, Union
+import typing
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.functional_validators import AfterValidator, BeforeValidator
 
 from netplanx.addressing import canonical_network
@@ -97,7 +98,10 @@ def _mac(value: Any) -> str:
     return text
 
 
-IfName = Annotated[str, AfterValidator(_ifname), Field(description="Interface name, at most 15 bytes.")]
+IFNAME_PATTERN = r"^[^/:\s]+$"
+IfName = Annotated[str, AfterValidator(_ifname),
+                   Field(description="Interface name, at most 15 bytes.",
+                         json_schema_extra={"pattern": IFNAME_PATTERN, "maxLength": IFNAME_MAX_BYTES})]
 NetnsName = Annotated[str, AfterValidator(_netns_name), Field(description="Name of a network namespace in /run/netns.")]
 Network = Annotated[IfNetwork, BeforeValidator(_network), Field(description="A network in CIDR form.")]
 Destination = Annotated[str, BeforeValidator(_destination)]
@@ -105,7 +109,18 @@ IP = Annotated[IfAddress, BeforeValidator(_ip), Field(description="An IPv4 or IP
 Mac = Annotated[str, BeforeValidator(_mac), Field(description="A unicast MAC address.")]
 InterfaceAddress = Annotated[str, BeforeValidator(_interface_address),
                              Field(description="Address with prefix length, e.g. 10.0.0.1/24.")]
-Table = Union[Literal["main", "local", "default"], Annotated[int, Field(ge=1, le=4294967295)]]
+TABLE_NAMES = ("main", "local", "default")
+
+
+def _table(value: Any) -> str | int:
+    if value in TABLE_NAMES or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 0xFFFFFFFF):
+        return value
+    raise ValueError(f"table {value!r} is not valid (allowed: main, local, default or 1-4294967295)")
+
+
+Table = Annotated[str | int, BeforeValidator(_table),
+                  Field(json_schema_extra={"anyOf": [{"enum": list(TABLE_NAMES)},
+                                                     {"type": "integer", "minimum": 1, "maximum": 4294967295}]})]
 
 
 class SpecModel(BaseModel):
@@ -185,6 +200,8 @@ class Macvlan(InterfaceBase):
     mode: Literal["private", "vepa", "bridge", "passthru", "source"] = Field("bridge", description="Macvlan mode.")
 
 
+INTERFACE_MODELS = (Device, Veth, Bridge, Vxlan, Macvlan)
+INTERFACE_TYPES = tuple(typing.get_args(m.model_fields["type"].annotation)[0] for m in INTERFACE_MODELS)
 Interface = Annotated[Device | Veth | Bridge | Vxlan | Macvlan, Field(discriminator="type")]
 
 
@@ -231,6 +248,8 @@ class Route(SpecModel):
             families.add(6 if ":" in self.to else 4)
         if len(families) > 1:
             raise ValueError("route mixes IPv4 and IPv6 in to, via, src and nexthops (allowed: one family)")
+        if self.onlink and not (self.dev or (self.nexthops and all(h.dev for h in self.nexthops))):
+            raise ValueError("onlink needs dev (allowed: set dev, or dev on every nexthop)")
         if self.scope and self.family == 6:
             raise ValueError("scope applies to IPv4 routes only (allowed: omit scope for IPv6)")
         return self
@@ -288,7 +307,8 @@ class Rule(SpecModel):
         return networks[0].version if networks else 4
 
 
-SYSCTL_KEY = re.compile(r"net(\.[A-Za-z0-9_\-]+)+")
+SYSCTL_PATTERN = r"^net(\.[A-Za-z0-9_\-]+)+$"
+SYSCTL_KEY = re.compile(SYSCTL_PATTERN)
 
 
 def _sysctl_key(key: str) -> str:
@@ -297,8 +317,16 @@ def _sysctl_key(key: str) -> str:
     return key
 
 
+def _sysctl_value(value: Any) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"sysctl value {value!r} is not an integer or text (allowed: such as 1 or \"4096 87380\")")
+    if isinstance(value, str) and ("\n" in value or len(value) > 256):
+        raise ValueError("sysctl value is not a single short line (allowed: one line, at most 256 characters)")
+    return value
+
+
 SysctlKey = Annotated[str, AfterValidator(_sysctl_key)]
-SysctlValue = Annotated[int | str, Field(description="Value written to /proc/sys.")]
+SysctlValue = Annotated[int | str, BeforeValidator(_sysctl_value), Field(description="Value written to /proc/sys.")]
 
 
 class Spec(SpecModel):
@@ -308,13 +336,6 @@ class Spec(SpecModel):
     interfaces: list[Interface] = Field(default_factory=list, description="Links and their addresses.")
     routes: list[Route] = Field(default_factory=list, description="Routes.")
     rules: list[Rule] = Field(default_factory=list, description="Policy routing rules.")
-    sysctl: dict[SysctlKey, SysctlValue] = Field(default_factory=dict,
-                                                 description="Network sysctls (net.*), per namespace.")
-
-    @field_validator("sysctl")
-    @classmethod
-    def _values(cls, value: dict[str, int | str]) -> dict[str, int | str]:
-        for key, item in value.items():
-            if isinstance(item, str) and ("\n" in item or len(item) > 256):
-                raise ValueError(f"value of {key} is not a single short line (allowed: one line, 256 characters)")
-        return value
+    sysctl: dict[SysctlKey, SysctlValue] = Field(
+        default_factory=dict, description="Network sysctls (net.*), per namespace.",
+        json_schema_extra={"propertyNames": {"pattern": SYSCTL_PATTERN}})

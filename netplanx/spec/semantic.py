@@ -5,16 +5,26 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
+from typing import NamedTuple
 
+from netplanx.providers.kernel.names import TABLES
 from netplanx.spec.model import Bridge, Device, Macvlan, Spec, Veth, Vxlan
 
-Problem = tuple[tuple[str | int, ...], str]
+
+class Problem(NamedTuple):
+    """A semantic problem at a data path (at the mapping key rather than its value with ``at_key``)."""
+
+    path: tuple[str | int, ...]
+    text: str
+    at_key: bool = False
+
 PER_INTERFACE_SYSCTL = re.compile(r"net\.(ipv4|ipv6)\.(conf|neigh)\.([^.]+)\..+")
 
 
 def semantic_problems(spec: Spec) -> list[Problem]:
     """Every cross-object problem of the spec, each with the data path it points at."""
-    return [*_interface_problems(spec), *_route_problems(spec), *_rule_problems(spec), *_sysctl_problems(spec)]
+    found = [*_interface_problems(spec), *_route_problems(spec), *_rule_problems(spec), *_sysctl_problems(spec)]
+    return [p if isinstance(p, Problem) else Problem(*p) for p in found]
 
 
 def local_names(spec: Spec) -> set[str]:
@@ -29,12 +39,18 @@ def veth_primaries(spec: Spec) -> dict[str, str]:
     return {i.peer.name: i.name for i in spec.interfaces if isinstance(i, Veth) and i.peer.netns is None}
 
 
-def _interface_problems(spec: Spec) -> Iterator[Problem]:
+def _interface_problems(spec: Spec) -> Iterator[Problem | tuple[tuple[str | int, ...], str]]:
     seen: dict[str, int] = {}
     peers = veth_primaries(spec)
+    configured: dict[str, int] = {}
     for index, interface in enumerate(spec.interfaces):
-        if isinstance(interface, Device) and interface.name in peers:
-            continue  # configures the peer end of a veth declared in this spec
+        if isinstance(interface, Device) and interface.name in peers:  # configures a veth's peer end
+            if interface.name in configured:
+                yield Problem(("interfaces", index, "name"),
+                              f"interface name '{interface.name}' is declared twice (first at "
+                              f"interfaces[{configured[interface.name]}]; allowed: unique names in a namespace)")
+            configured.setdefault(interface.name, index)
+            continue
         names = [("name", interface.name)]
         if isinstance(interface, Veth) and interface.peer.netns is None:
             names.append(("peer", interface.peer.name))
@@ -80,7 +96,8 @@ def _route_problems(spec: Spec) -> Iterator[Problem]:
     }
     seen: dict[tuple[object, ...], int] = {}
     for index, route in enumerate(spec.routes):
-        key = (route.table, route.destination, route.metric)
+        metric = route.metric if route.metric is not None else (1024 if route.family == 6 else 0)
+        key = (TABLES.get(route.table, route.table), route.destination, metric)
         if key in seen:
             yield ("routes", index, "to"), f"route to {route.destination} in table {route.table} is declared " \
                                            f"twice (first at routes[{seen[key]}]; allowed: distinct to/table/metric)"
@@ -121,8 +138,8 @@ def _sysctl_problems(spec: Spec) -> Iterator[Problem]:
     for key in spec.sysctl:
         match = PER_INTERFACE_SYSCTL.fullmatch(key)
         if match and match.group(3) not in ("all", "default") and match.group(3) not in declared:
-            yield ("sysctl", key), f"sysctl {key} names interface '{match.group(3)}' which is not declared " \
-                                   f"(allowed: all, default, or {_names(declared)})"
+            yield Problem(("sysctl", key), f"sysctl {key} names interface '{match.group(3)}' which is not "
+                                           f"declared (allowed: all, default, or {_names(declared)})", at_key=True)
 
 
 def _names(names: object) -> str:

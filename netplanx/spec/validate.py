@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from netplanx.errors import SpecError
 from netplanx.spec.loader import LoadedDocument, load_document, read_text
-from netplanx.spec.model import Spec
+from netplanx.spec.model import INTERFACE_TYPES, Spec
 from netplanx.spec.semantic import semantic_problems
 
 
@@ -31,7 +31,7 @@ def parse_spec(text: str, source: str) -> tuple[Spec, LoadedDocument]:
         spec = Spec.model_validate(document.data)
     except ValidationError as exc:
         raise SpecError(_pydantic_problems(exc, document)) from None
-    found = sorted((*document.positions.of(path), text) for path, text in semantic_problems(spec))
+    found = sorted((*document.positions.of(p.path, p.at_key), p.text) for p in semantic_problems(spec))
     if found:
         raise SpecError([f"{source}:{line}:{col}: {text}" for line, col, text in found])
     return spec, document
@@ -40,16 +40,18 @@ def parse_spec(text: str, source: str) -> tuple[Spec, LoadedDocument]:
 def _pydantic_problems(exc: ValidationError, document: LoadedDocument) -> list[str]:
     found: set[tuple[int, int, str]] = set()
     for error in exc.errors(include_url=False):
-        path, model = _data_path(document.data, error["loc"])
-        line, col = document.positions.of(path, key=error["type"] == "extra_forbidden")
-        found.add((line, col, _describe(error, path, model)))
+        path, owner, model = _data_path(document.data, error["loc"])
+        at_key = error["type"] == "extra_forbidden" or "[key]" in error["loc"]
+        line, col = document.positions.of(path, key=at_key)
+        found.add((line, col, _describe(error, path, owner, model)))
     return [f"{document.source}:{line}:{col}: {text}" for line, col, text in sorted(found)]
 
 
-def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], type[BaseModel] | None]:
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], type[BaseModel] | None, Any]:
     """Map a pydantic location (with union tags and validator names) onto a path in the data.
 
-    Also returns the model class that owns the last mapping on the path, for "allowed keys" hints.
+    Also returns the model owning the last key on the path (for "allowed keys" hints) and the
+    annotation of the value at the path (for "must be a mapping" hints).
     """
     path: list[Any] = []
     node = data
@@ -68,7 +70,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], type[B
         elif isinstance(node, dict) and isinstance(part, str) and part not in node and part == loc[-1]:
             owner = _single_model(model)
             path.append(part)  # a missing key: position of its parent mapping
-    return tuple(path), owner
+    return tuple(path), owner, model
 
 
 def _single_model(annotation: Any) -> type[BaseModel] | None:
@@ -107,6 +109,7 @@ def _item_model(container: Any, item: Any) -> Any:
                 literal = member.model_fields.get("type")
                 if literal is not None and kind in typing.get_args(literal.annotation):
                     return member
+            return None
     return None
 
 
@@ -114,18 +117,19 @@ def _allowed_keys(model: type[BaseModel]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items() if name != "api_version"]
 
 
-def _describe(error: dict[str, Any], path: tuple[Any, ...], model: type[BaseModel] | None) -> str:
+def _describe(error: dict[str, Any], path: tuple[Any, ...], owner: type[BaseModel] | None, value_model: Any) -> str:
     kind = error["type"]
     ctx = error.get("ctx", {})
     value = error.get("input")
-    key = path[-1] if path else "spec"
+    key = _label(path)
     if kind == "extra_forbidden":
-        allowed = ", ".join(_allowed_keys(model)) if model else "see the schema"
+        allowed = ", ".join(_allowed_keys(owner)) if owner else "see the schema"
         return f"unknown key '{key}' (allowed: {allowed})"
     if kind == "missing":
-        return f"missing required key '{error['loc'][-1]}'"
+        required = [f.alias or n for n, f in owner.model_fields.items() if f.is_required()] if owner else []
+        return f"missing required key '{error['loc'][-1]}' (allowed: this object needs {', '.join(required)})"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        expected = ctx.get("expected_tags", "")
+        expected = ", ".join(f"'{t}'" for t in INTERFACE_TYPES)
         if kind == "union_tag_not_found":
             return f"missing key 'type' (allowed: {expected})"
         return f"unknown type '{ctx.get('tag')}' (allowed: {expected})"
@@ -148,6 +152,16 @@ def _describe(error: dict[str, Any], path: tuple[Any, ...], model: type[BaseMode
     if kind in ("list_type",):
         return f"{key} must be a list, got {type(value).__name__} (allowed: a YAML sequence)"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        allowed = ", ".join(_allowed_keys(model)) if model else "a mapping"
+        target = _single_model(value_model)
+        allowed = f"a mapping with {', '.join(_allowed_keys(target))}" if target else "a mapping"
         return f"{key} must be a mapping, got {type(value).__name__} (allowed: {allowed})"
     return f"{key}: {error['msg']} (got {value!r})"
+
+
+def _label(path: tuple[Any, ...]) -> str:
+    """How a message names the value at ``path``: its key, or ``routes[0]`` for a list item."""
+    if not path:
+        return "spec"
+    if isinstance(path[-1], int):
+        return f"{path[-2]}[{path[-1]}]" if len(path) > 1 else f"[{path[-1]}]"
+    return str(path[-1])

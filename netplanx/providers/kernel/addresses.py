@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -25,7 +26,9 @@ def address_resource(dev: str, address: str, owned: bool = True, protocol: int =
 class AddressType(ResourceType):
     kind = "address"
     rank = 1
-    disruption_of = {"create": "hitless", "update": "hitless", "replace": "address loss", "delete": "address loss"}
+    disruption_of: ClassVar[Mapping[str, str]] = {
+        "create": "hitless", "update": "hitless", "replace": "address loss", "delete": "address loss",
+    }
 
     def __init__(self, ctx: KernelContext):
         self.ctx = ctx

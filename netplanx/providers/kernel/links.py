@@ -10,7 +10,7 @@ import errno
 import ipaddress
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -39,7 +39,9 @@ def link_address(name: str) -> str:
 class LinkType(ResourceType):
     kind = "link"
     rank = 0
-    disruption_of = {"create": "hitless", "replace": "traffic loss", "delete": "traffic loss"}
+    disruption_of: ClassVar[Mapping[str, str]] = {
+        "create": "hitless", "replace": "traffic loss", "delete": "traffic loss",
+    }
 
     def __init__(self, ctx: KernelContext):
         self.ctx = ctx

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from netplanx.addressing import parse_ip
 from netplanx.engine.resource import Dependency, Resource, ResourceType
@@ -71,7 +71,9 @@ def route_resource(*, table: int, to: str, metric: int | None, kind: str, via: s
 class RouteType(ResourceType):
     kind = "route"
     rank = 2
-    disruption_of = {"create": "hitless", "update": "hitless", "replace": "route gap", "delete": "route gap"}
+    disruption_of: ClassVar[Mapping[str, str]] = {
+        "create": "hitless", "update": "hitless", "replace": "route gap", "delete": "route gap",
+    }
 
     def __init__(self, ctx: KernelContext):
         self.ctx = ctx
@@ -125,7 +127,7 @@ class RouteType(ResourceType):
                 slots.append(slot)
             except NetlinkError as exc:
                 results[slot] = exc
-        for slot, outcome in zip(slots, self.ctx.nl.transact(requests)):
+        for slot, outcome in zip(slots, self.ctx.nl.transact(requests), strict=True):
             results[slot] = outcome
         return results
 
@@ -134,8 +136,8 @@ def _hops_match(want: Sequence[Mapping[str, Any]], have: Sequence[Mapping[str, A
     if len(want) != len(have):
         return False
     return all(w.get("via") == h.get("via") and w["weight"] == h["weight"]
-               and (w.get("dev") is None and w.get("via") or w.get("dev") == h.get("dev"))
-               for w, h in zip(want, have))
+               and ((w.get("dev") is None and w.get("via")) or w.get("dev") == h.get("dev"))
+               for w, h in zip(want, have, strict=True))
 
 
 def _ip_text(data: memoryview, start: int, stop: int) -> str:

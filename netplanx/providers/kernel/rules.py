@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -33,7 +33,9 @@ class RuleType(ResourceType):
     kind = "rule"
     rank = 3
     replace_on = frozenset({"action", "table", "from", "to", "iif", "oif", "fwmark", "fwmask"})
-    disruption_of = {"create": "hitless", "update": "hitless", "replace": "route gap", "delete": "route gap"}
+    disruption_of: ClassVar[Mapping[str, str]] = {
+        "create": "hitless", "update": "hitless", "replace": "route gap", "delete": "route gap",
+    }
 
     def __init__(self, ctx: KernelContext):
         self.ctx = ctx

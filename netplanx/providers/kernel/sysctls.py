@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from netplanx.engine.resource import Dependency, Resource, ResourceType
 from netplanx.providers.kernel.context import KernelContext
@@ -33,8 +34,9 @@ class SysctlType(ResourceType):
     kind = "sysctl"
     rank = 1
     claims_on_update = True  # the first change records the value to restore
-    disruption_of = {"create": "setting change", "update": "setting change", "replace": "setting change",
-                     "delete": "setting change"}
+    disruption_of: ClassVar[Mapping[str, str]] = {
+        "create": "setting change", "update": "setting change", "replace": "setting change", "delete": "setting change",
+    }
 
     def __init__(self, ctx: KernelContext):
         self.ctx = ctx

@@ -1,0 +1,832 @@
+"""Every class of spec error is reported at the right FILE:LINE:COL with a helpful message.
+
+Each case is a small spec written inline (``textwrap.dedent``: the first line of the text is line 1), the
+position it must be reported at, and a distinctive part of the message.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from netplanx.errors import SpecError
+from netplanx.spec import loader
+from netplanx.spec.validate import load_spec, parse_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "host.yaml"
+SOURCE = "spec.yaml"
+
+
+def spec(text: str) -> str:
+    return textwrap.dedent(text)
+
+
+def problems_of(text: str) -> list[str]:
+    """The problems parse_spec reports for ``text``; fails the test when the text is valid."""
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, SOURCE)
+    assert caught.value.problems, "a SpecError must carry at least one problem"
+    assert str(caught.value) == "\n".join(caught.value.problems)
+    return caught.value.problems
+
+
+# (text, line, col, distinctive part of the message); exactly one problem is expected for each.
+CASES = [
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+           type: device
+        """), 4, 4, "YAML syntax error: did not find expected '-' indicator", id="yaml-syntax"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+        \ttype: device
+        """), 4, 1, "YAML syntax error: found a tab character that violates indentation", id="yaml-tab-indent"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            type: device
+            addresses: [10.0.0.1/24, fd00::1/64]
+        """), 5, 34, 'quote values that contain \':\' inside [ ] or { }, such as "fd00::1/64"',
+        id="unquoted-ipv6-in-flow-list"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            type: device
+            name: eth1
+        """), 5, 5, "duplicate key 'name' (first given at line 3, column 5; allowed: each key once)",
+        id="duplicate-key"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        base: &base {mtu: 1500}
+        interfaces:
+          - <<: *base
+            name: eth0
+            type: device
+        """), 4, 5, "merge keys (<<) are not supported", id="merge-key"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interface:
+          - name: eth0
+            type: device
+        """), 2, 1, "unknown key 'interface' (allowed: interfaces, routes, rules, sysctl)", id="unknown-top-key"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            type: device
+            mtuu: 1500
+        """), 5, 5, "unknown key 'mtuu' (allowed: name, mtu, state, mac, master, addresses, type)",
+        id="unknown-interface-key"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: v0
+            type: veth
+            peer: {name: v1, nets: blue}
+        """), 5, 22, "unknown key 'nets' (allowed: name, netns)", id="unknown-veth-peer-key"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        routes:
+          - to: default
+            gw: 192.0.2.1
+        """), 4, 5, "unknown key 'gw' (allowed: to, via, dev, src, table, metric, scope, type, onlink, nexthops)",
+        id="unknown-route-key"),
+    pytest.param(spec("""\
+        interfaces:
+          - name: eth0
+            type: device
+        """), 1, 1, "missing required key 'apiVersion'", id="missing-api-version"),
+    pytest.param(spec("""\
+        apiVersion: netx/v2
+        """), 1, 13, "'netx/v2' is not allowed for apiVersion (allowed: 'netx/v1')", id="wrong-api-version"),
+    pytest.param(spec("""\
+        - apiVersion: netx/v1
+        """), 1, 1, "the spec must be a mapping (allowed: apiVersion, interfaces, routes, rules, sysctl)",
+        id="spec-not-a-mapping"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: v0
+            type: veth
+            mtu: 1500
+        """), 3, 5, "missing required key 'peer'", id="veth-without-peer"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        routes:
+          - dev: eth0
+            metric: 10
+        """), 5, 5, "missing required key 'to'", id="route-without-to"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: vx0
+            type: vxlan
+            remote: 192.0.2.1
+        """), 3, 5, "missing required key 'vni'", id="vxlan-without-vni"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: tun0
+            type: tun
+        """), 3, 5, "unknown type 'tun' (allowed: 'device', 'veth', 'bridge', 'vxlan', 'macvlan')",
+        id="unknown-interface-type"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            mtu: 1500
+        """), 3, 5, "missing key 'type' (allowed: ", id="interface-without-type"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            mtu: 1500
+        """), 3, 5, "'device', 'veth', 'bridge', 'vxlan', 'macvlan'", id="interface-without-type-lists-types"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            type: device
+            mtu: 70000
+        """), 5, 10, "mtu 70000 is too large (allowed: at most 65535)", id="mtu-too-large"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            type: device
+            mtu: 67
+        """), 5, 10, "mtu 67 is too small (allowed: at least 68)", id="mtu-too-small"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            type: device
+            mtu: jumbo
+        """), 5, 10, "mtu must be an integer, got 'jumbo' (allowed: a whole number)", id="mtu-not-a-number"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            type: device
+            state: sideways
+        """), 5, 12, "'sideways' is not allowed for state (allowed: 'up' or 'down')", id="state-literal"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: uplink-to-core01
+            type: device
+        """), 3, 11, "interface name 'uplink-to-core01' is 16 bytes long (allowed: at most 15 bytes)",
+        id="ifname-too-long"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: ééééééé-x
+            type: device
+        """), 3, 11, "interface name 'ééééééé-x' is 16 bytes long (allowed: at most 15 bytes)",
+        id="ifname-too-long-in-bytes-not-characters"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0/1
+            type: device
+        """), 3, 11, "interface name 'eth0/1' contains '/', ':' or white space", id="ifname-with-slash"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: 42
+            type: device
+        """), 3, 11, "name must be text, got int 42 (allowed: a string)", id="ifname-not-text"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            type: device
+            mac: 02:00:00:00:00
+        """), 5, 10, "'02:00:00:00:00' is not a MAC address (allowed: six hex octets", id="mac-invalid"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            type: device
+            mac: 01:00:5e:00:00:01
+        """), 5, 10, "'01:00:5e:00:00:01' is a multicast MAC address (allowed: a unicast address",
+        id="mac-multicast"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            type: device
+            addresses:
+              - 10.0.0.1/24
+              - 10.0.1.1
+        """), 7, 9, "address '10.0.1.1' has no prefix length (allowed: address/prefix such as 10.0.0.1/24)",
+        id="address-without-prefix"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth0
+            type: device
+            addresses: [10.0.0.300/24]
+        """), 5, 17, "'10.0.0.300/24' is not an address/prefix", id="address-invalid"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        routes:
+          - to: 10.1.2.3/16
+            dev: eth0
+        """), 5, 9, "'10.1.2.3/16' has host bits set (allowed: the network address, 10.1.0.0/16)",
+        id="route-host-bits-set"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        rules:
+          - priority: 100
+            from: "fd00::1/64"
+            table: 10
+        """), 4, 11, "'fd00::1/64' has host bits set (allowed: the network address, fd00::/64)",
+        id="rule-host-bits-set"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        routes:
+          - to: 10.1.0.0/33
+            dev: eth0
+        """), 5, 9, "'10.1.0.0/33' is not a network (allowed: CIDR such as 10.0.0.0/24 or fd00::/64)",
+        id="route-not-a-network"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device, addresses: [10.0.0.2/24]}
+        routes:
+          - to: 10.1.0.0/16
+            via: "fd00::1"
+        """), 5, 5, "route mixes IPv4 and IPv6 in to, via, src and nexthops (allowed: one family)",
+        id="route-mixes-families"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        routes:
+          - to: 10.99.0.0/16
+            type: blackhole
+            via: 10.0.0.1
+        """), 3, 5, "a blackhole route takes no via, dev or nexthops (allowed: to, table, metric)",
+        id="blackhole-with-via"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        routes:
+          - to: 10.99.0.0/16
+            metric: 5
+        """), 3, 5, "a unicast route needs via, dev or nexthops", id="unicast-without-next-hop"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device, addresses: [10.0.0.2/24]}
+        routes:
+          - to: 10.1.0.0/16
+            nexthops:
+              - via: 10.0.0.1
+        """), 5, 5, "nexthops needs two or more paths (allowed: via/dev for a single path)", id="nexthops-one-path"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device, addresses: [10.0.0.2/24]}
+        routes:
+          - to: 10.1.0.0/16
+            nexthops:
+              - via: 10.0.0.1
+              - weight: 2
+        """), 8, 9, "a nexthop needs via or dev (allowed: via, dev or both)", id="nexthop-without-via-or-dev"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        rules:
+          - priority: 100
+            from: 10.0.0.0/8
+            to: "fd00::/8"
+            table: 10
+        """), 3, 5, "rule mixes IPv4 and IPv6 in family, from and to (allowed: one family)", id="rule-mixes-families"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        rules:
+          - priority: 100
+            from: 10.0.0.0/8
+        """), 3, 5, "a lookup rule needs a table (allowed: main, local, default or 1-4294967295)",
+        id="lookup-rule-without-table"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        rules:
+          - priority: 40000
+            from: 10.0.0.0/8
+            table: 10
+        """), 3, 15, "priority 40000 is too large (allowed: at most 32765)", id="rule-priority-range"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: vx0
+            type: vxlan
+            vni: 42
+            remote: 192.0.2.20
+            group: 239.1.1.1
+        """), 3, 5, "remote and group are exclusive (allowed: one of them)", id="vxlan-remote-and-group"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        sysctl:
+          net.ipv4.ip_forward: 1
+          kernel.panic: 10
+        """), 4, 3, "sysctl 'kernel.panic' is not a network sysctl (allowed: net.* keys",
+        id="sysctl-not-net"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        sysctl:
+          net.ipv4.ip_forward: 1
+          net.ipv4.conf.all.rp_filter: "1\\n2"
+        """), 4, 32, "sysctl value is not a single short line", id="sysctl-multiline-value"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces: [eth0]
+        """), 2, 14, "must be a mapping", id="interface-not-a-mapping"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: v0, type: veth, peer: v1}
+        """), 3, 34, "peer must be a mapping, got str (allowed: a mapping with name, netns)",
+        id="veth-peer-not-a-mapping"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        routes: [10.0.0.0/8]
+        """), 2, 10, "routes[0] must be a mapping, got str (allowed: a mapping with to, via,",
+        id="route-not-a-mapping"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        x: """) + "[" * 70 + "]" * 70 + "\n", 2, 68,
+        f"nesting deeper than {loader.MAX_DEPTH} levels (allowed: at most {loader.MAX_DEPTH})", id="too-deep"),
+    # Semantic (cross-object) checks: they run once the model validates.
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+          - name: eth0
+            type: bridge
+        """), 4, 11, "interface name 'eth0' is declared twice (first at interfaces[0]; allowed: unique names",
+        id="duplicate-interface-name"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: br0, type: bridge}
+          - name: v0
+            type: veth
+            peer: {name: br0}
+        """), 6, 18, "interface name 'br0' is declared twice", id="veth-peer-name-clashes"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: v0
+            type: veth
+            peer: {name: v1}
+          - {name: v1, type: device, mtu: 9000}
+          - {name: v1, type: device, mtu: 1500}
+        """), 7, 12, "interface name 'v1' is declared twice", id="veth-peer-configured-twice"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device, addresses: [10.0.0.1/24]}
+          - name: eth1
+            type: device
+            addresses:
+              - "fd00::1/64"
+              - 10.0.0.1/16
+        """), 8, 9, "address 10.0.0.1 is already assigned to 'eth0' (allowed: each address once)",
+        id="duplicate-address"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+          - {name: br0, type: bridge}
+          - name: eth1
+            type: device
+            master: eth0
+        """), 7, 13, "master 'eth0' is a device, not a bridge (allowed: br0)", id="master-not-a-bridge"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: eth1
+            type: device
+            master: br9
+        """), 5, 13, "master 'br9' is not declared (allowed: a bridge in interfaces: none declared)",
+        id="master-not-declared"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: br0
+            type: bridge
+            master: br0
+        """), 5, 13, "interface 'br0' cannot be its own master", id="master-is-itself"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device, addresses: [10.0.0.2/24]}
+        routes:
+          - to: default
+            via: 10.1.0.1
+        """), 6, 10, "gateway 10.1.0.1 is not reachable: no address on any interface covers it (allowed: a "
+                     "gateway inside a subnet of a declared address, or onlink: true)", id="gateway-unreachable"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device, addresses: [10.0.0.2/24]}
+          - {name: eth1, type: device, addresses: [10.1.0.2/24]}
+        routes:
+          - to: default
+            via: 10.1.0.1
+            dev: eth0
+        """), 7, 10, "gateway 10.1.0.1 is not reachable: no address on 'eth0' covers it",
+        id="gateway-unreachable-on-dev"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device, addresses: ["fd00::2/64"]}
+        routes:
+          - to: "fd01::/64"
+            nexthops:
+              - {via: "fd00::1"}
+              - {via: "fd02::1"}
+        """), 8, 15, "gateway fd02::1 is not reachable", id="nexthop-gateway-unreachable"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        routes:
+          - to: "fd01::/64"
+            via: "fe80::1"
+        """), 4, 10, "link-local gateway fe80::1 needs dev (allowed: set dev)", id="link-local-gateway-without-dev"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device, addresses: [10.0.0.2/24]}
+        routes:
+          - to: default
+            via: 192.0.2.1
+            onlink: true
+        """), 5, 5, "onlink", id="onlink-without-dev"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        routes:
+          - to: 10.1.0.0/16
+            dev: eth9
+        """), 6, 10, "dev 'eth9' is not declared (allowed: an interface in interfaces: eth0)",
+        id="route-dev-not-declared"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        routes:
+          - {to: 10.1.0.0/16, dev: eth0, metric: 5}
+          - {to: 10.1.0.0/16, dev: eth0, metric: 6}
+          - {to: 10.1.0.0/16, dev: eth0, metric: 5, table: 7}
+          - {to: 10.1.0.0/16, dev: eth0, metric: 5}
+        """), 8, 10, "route to 10.1.0.0/16 in table main is declared twice (first at routes[0]; allowed: "
+                     "distinct to/table/metric)", id="duplicate-route"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        routes:
+          - {to: default, dev: eth0}
+          - {to: 0.0.0.0/0, dev: eth0}
+        """), 6, 10, "route to 0.0.0.0/0 in table main is declared twice", id="duplicate-default-route"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        routes:
+          - {to: 10.1.0.0/16, dev: eth0, table: 254}
+          - {to: 10.1.0.0/16, dev: eth0, table: main}
+        """), 6, 10, "is declared twice", id="duplicate-route-table-number-and-name"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        routes:
+          - {to: 10.1.0.0/16, dev: eth0}
+          - {to: 10.1.0.0/16, dev: eth0, metric: 0}
+        """), 6, 10, "is declared twice", id="duplicate-route-default-metric"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        rules:
+          - {priority: 100, from: 10.0.0.0/8, table: 10}
+          - {priority: 100, to: 10.1.0.0/16, table: 11}
+        """), 4, 16, "IPv4 rule priority 100 is declared twice (first at rules[0]; allowed: one rule a priority)",
+        id="duplicate-rule-priority"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        sysctl:
+          net.ipv4.conf.eth0.forwarding: 1
+          net.ipv6.conf.eth9.disable_ipv6: 1
+        """), 6, 3, "sysctl net.ipv6.conf.eth9.disable_ipv6 names interface 'eth9' which is not declared "
+                    "(allowed: all, default, or eth0)", id="sysctl-undeclared-interface"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: vx0
+            type: vxlan
+            vni: 42
+            remote: 192.0.2.20
+            device: eth9
+        """), 7, 13, "device 'eth9' is not declared (allowed: an interface in interfaces: vx0)",
+        id="vxlan-device-not-declared"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: mv0
+            type: macvlan
+            parent: eth9
+        """), 5, 13, "parent 'eth9' is not declared (allowed: an interface in interfaces: mv0)",
+        id="macvlan-parent-not-declared"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "col", "message"), CASES)
+def test_spec_error_is_positioned(text: str, line: int, col: int, message: str) -> None:
+    problems = problems_of(text)
+    assert len(problems) == 1, problems
+    prefix = f"{SOURCE}:{line}:{col}: "
+    assert problems[0].startswith(prefix), problems[0]
+    assert message in problems[0], problems[0]
+    if not message.startswith("missing required key"):  # see test_missing_key_says_what_is_allowed
+        assert "allowed: " in problems[0], "every problem says what is allowed"
+
+
+
+def test_missing_key_says_what_is_allowed() -> None:
+    problems = problems_of(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: v0, type: veth}
+        """))
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{SOURCE}:3:5: missing required key 'peer'")
+    assert "(allowed: " in problems[0]
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        sysctl:
+          net.ipv4.ip_forward: 1
+          kernel.panic: 10
+        """), 4, "sysctl 'kernel.panic' is not a network sysctl (allowed: net.* keys such as net.ipv4.ip_forward)",
+        id="sysctl-not-net"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        sysctl:
+          net.ipv4.conf.eth0.forwarding: 1
+          net.ipv6.conf.eth9.disable_ipv6: 1
+        """), 6, "names interface 'eth9' which is not declared", id="sysctl-undeclared-interface"),
+])
+def test_sysctl_key_problems_are_on_the_right_line(text: str, line: int, message: str) -> None:
+    """The message and line of sysctl key problems (their column is checked by the cases above)."""
+    problems = problems_of(text)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{SOURCE}:{line}:"), problems[0]
+    assert message in problems[0]
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device, addresses: [10.0.0.2/24]}
+        routes:
+          - to: default
+            via: 192.0.2.1
+            dev: eth0
+            onlink: true
+        """), id="unreachable-gateway-with-onlink"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        routes:
+          - {to: "fd01::/64", via: "fe80::1", dev: eth0}
+        """), id="link-local-gateway-with-dev"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: v0, type: veth, peer: {name: v1}}
+          - {name: v1, type: device, addresses: [10.0.0.1/24]}
+          - {name: v2, type: veth, peer: {name: v0, netns: other}}
+        """), id="veth-peer-configured-as-device"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        routes:
+          - {to: 10.1.0.0/16, dev: eth0}
+          - {to: 10.1.0.0/16, dev: eth0, table: 100}
+          - {to: 10.1.0.0/16, dev: eth0, metric: 10}
+        rules:
+          - {priority: 100, from: 10.0.0.0/8, table: 100}
+          - {priority: 100, from: "fd00::/8", table: 100}
+        """), id="same-route-other-table-same-priority-other-family"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: uplink-to-core
+            type: device
+            mac: 02:AB:00:00:00:01
+            addresses:
+              - fd00::1/64
+        """), id="15-byte-name-upper-case-mac-unquoted-ipv6-in-block-list"),
+])
+def test_valid_edge_cases(text: str) -> None:
+    parse_spec(text, SOURCE)
+
+
+def test_all_model_problems_are_reported_at_once_sorted_by_position() -> None:
+    text = spec("""\
+        apiVersion: netx/v1
+        colour: blue
+        routes:
+          - to: 10.0.0.1/8
+            dev: eth0
+        interfaces:
+          - name: uplink-to-core01
+            type: device
+            mtu: 10
+          - name: b
+            type: bogus
+          - name: c
+            type: device
+            mac: 01:00:00:00:00:01
+        """)
+    # pydantic reports interfaces before routes and the unknown key last; lines 10+ must sort after line 9
+    assert problems_of(text) == [
+        f"{SOURCE}:2:1: unknown key 'colour' (allowed: interfaces, routes, rules, sysctl)",
+        f"{SOURCE}:4:9: '10.0.0.1/8' has host bits set (allowed: the network address, 10.0.0.0/8)",
+        f"{SOURCE}:7:11: interface name 'uplink-to-core01' is 16 bytes long (allowed: at most 15 bytes)",
+        f"{SOURCE}:9:10: mtu 10 is too small (allowed: at least 68)",
+        f"{SOURCE}:10:5: unknown type 'bogus' (allowed: 'device', 'veth', 'bridge', 'vxlan', 'macvlan')",
+        f"{SOURCE}:14:10: '01:00:00:00:00:01' is a multicast MAC address (allowed: a unicast address, "
+        "first octet even)",
+    ]
+
+
+def test_all_semantic_problems_are_reported_at_once_sorted_by_position() -> None:
+    text = spec("""\
+        apiVersion: netx/v1
+        rules:
+          - {priority: 5, table: 1}
+          - {priority: 5, table: 2}
+        routes:
+          - {to: 10.0.0.0/24, dev: nope}
+        interfaces:
+          - {name: a, type: device, master: zz}
+          - {name: a, type: device}
+          - name: c
+            type: device
+            addresses: [10.0.0.1/24, 10.0.0.1/25]
+        """)
+    assert problems_of(text) == [
+        f"{SOURCE}:4:16: IPv4 rule priority 5 is declared twice (first at rules[0]; allowed: one rule a priority)",
+        f"{SOURCE}:6:28: dev 'nope' is not declared (allowed: an interface in interfaces: a, c)",
+        f"{SOURCE}:8:37: master 'zz' is not declared (allowed: a bridge in interfaces: none declared)",
+        f"{SOURCE}:9:12: interface name 'a' is declared twice (first at interfaces[0]; allowed: unique names "
+        "in a namespace)",
+        f"{SOURCE}:12:30: address 10.0.0.1 is already assigned to 'c' (allowed: each address once)",
+    ]
+
+
+def test_semantic_checks_wait_for_a_valid_model() -> None:
+    text = spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: a, type: device, master: zz}
+          - {name: a, type: device, mtu: 1}
+        """)
+    assert problems_of(text) == [f"{SOURCE}:4:34: mtu 1 is too small (allowed: at least 68)"]
+
+
+def test_all_document_problems_are_reported_at_once() -> None:
+    text = spec("""\
+        apiVersion: netx/v1
+        routes: []
+        base: &base {mtu: 1500}
+        routes: []
+        interfaces:
+          - <<: *base
+            name: a
+            name: b
+        """)
+    assert problems_of(text) == [
+        f"{SOURCE}:4:1: duplicate key 'routes' (first given at line 2, column 1; allowed: each key once)",
+        f"{SOURCE}:6:5: merge keys (<<) are not supported (allowed: plain keys; anchors and aliases on values "
+        "are fine)",
+        f"{SOURCE}:8:5: duplicate key 'name' (first given at line 7, column 5; allowed: each key once)",
+    ]
+
+
+def test_alias_bomb_is_a_positioned_error_not_a_hang() -> None:
+    # Billion laughs: 10 levels of 10 aliases expand to 10**10 values. The loader sizes the expansion before
+    # building anything, and points at the innermost anchor that passes the limit (l6: 10**7 values).
+    lines = ["apiVersion: netx/v1", "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 10)]
+    lines.append("interfaces: *l9")
+    started = time.monotonic()
+    problems = problems_of("\n".join(lines) + "\n")
+    assert time.monotonic() - started < 1
+    assert problems == [
+        f"{SOURCE}:8:5: document expands to more than {loader.MAX_NODES} values (alias expansion too large; "
+        "allowed: write the values out or use fewer nested aliases)",
+    ]
+
+
+def test_invalid_utf8_column_counts_characters(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes("apiVersion: netx/v1\n# é\xff\n".encode()[:-3] + b"\xff\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.problems == [f"{path}:2:4: invalid UTF-8 byte 0xff (allowed: UTF-8 text)"]
+
+
+def test_invalid_utf8_is_positioned(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(b"apiVersion: netx/v1\ninterfaces:\n  - name: et\xffh0\n    type: device\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.problems == [f"{path}:3:13: invalid UTF-8 byte 0xff (allowed: UTF-8 text)"]
+
+
+def test_file_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "MAX_BYTES", 64)
+    path = tmp_path / "big.yaml"
+    path.write_text("apiVersion: netx/v1\n" + "# padding\n" * 10)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.problems == [f"{path}:1:1: file is 120 bytes (allowed: at most 64)"]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.problems == [f"{path}:1:1: cannot read the spec (No such file or directory)"]
+
+
+def test_example_spec_is_valid() -> None:
+    spec_, document = load_spec(EXAMPLE)
+    assert document.source == str(EXAMPLE)
+    assert [i.name for i in spec_.interfaces] == ["br0", "veth-client", "uplink", "vx42", "mv0"]
+    assert len(spec_.routes) == 6
+    assert [r.priority for r in spec_.rules] == [1000, 1001]
+    assert spec_.sysctl["net.ipv4.ip_forward"] == 1
+
+
+def test_empty_spec_needs_api_version() -> None:
+    assert problems_of("") == [
+        f"{SOURCE}:1:1: missing required key 'apiVersion' (allowed: this object needs apiVersion)"]
+    parse_spec("apiVersion: netx/v1\n", SOURCE)
+
+
+def test_cli_validate_reports_every_problem_and_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - name: uplink-to-core01
+            type: device
+            mtu: 10
+        """))
+    result = subprocess.run([sys.executable, "-m", "netplanx", "validate", str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{path}:3:11: interface name 'uplink-to-core01' is 16 bytes long (allowed: at most 15 bytes)",
+        f"{path}:5:10: mtu 10 is too small (allowed: at least 68)",
+        "2 spec error(s); nothing was changed.",
+    ]
+
+
+def test_cli_validate_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+    from netplanx.cli.main import main
+
+    assert main(["validate", str(EXAMPLE)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{EXAMPLE}: valid (")
+    assert err == ""
