@@ -11,23 +11,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
+class Resource(NamedTuple):
     """One managed object. ``attrs`` are compared by the planner; ``meta`` is carried, never compared.
 
     Desired resources list only the attributes the spec pins; live resources list all of them.
-    ``owned`` says whether netx created the live object (its marker is on it).
+    ``owned`` says whether netx created the live object (its marker is on it). A named tuple: plans
+    build tens of thousands of these, and a tuple is the cheapest immutable record to build.
     """
 
     kind: str
     address: str
     attrs: Mapping[str, Any]
     owned: bool = True
-    meta: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = MappingProxyType({})
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "address": self.address, "attrs": dict(self.attrs),

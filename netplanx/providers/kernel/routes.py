@@ -29,6 +29,8 @@ from netplanx.providers.kernel.netlink import (
 
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTMSG = struct.Struct("=BBBBBBBBI")
+ATTR_HEADER = struct.Struct("=HH")
+U32 = struct.Struct("=I")
 RTNEXTHOP = struct.Struct("=HBBi")
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_MULTIPATH, RTA_TABLE, RTA_VIA = 1, 4, 5, 6, 7, 9, 15, 18
 RTNH_F_ONLINK = 4
@@ -146,6 +148,10 @@ def _ip_text(data: memoryview, start: int, stop: int) -> str:
 
 
 def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
+    """One RTM_NEWROUTE message to a resource; None for what netx never manages (kernel, local, cache).
+
+    The attribute loop is written out (no generator, no copies): it runs once per route on every plan.
+    """
     family, dst_len, _src_len, _tos, table, protocol, scope, kind, flags = RTMSG.unpack_from(payload, 0)
     if family not in VERSION or kind not in ROUTE_TYPE_NAMES or protocol == PROTO_KERNEL or flags & RTM_F_CLONED:
         return None
@@ -153,23 +159,32 @@ def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
     dst = via = src = None
     oif = metric = 0
     nexthops: list[dict[str, Any]] = []
-    for atype, start, stop in attrs(payload, RTMSG.size, len(payload)):
-        if atype == RTA_TABLE:
-            table = struct.unpack_from("=I", payload, start)[0]
-        elif atype == RTA_DST:
-            dst = _ip_text(payload, start, stop)
+    offset, end = RTMSG.size, len(payload)
+    unpack_attr, unpack_u32, ntop = ATTR_HEADER.unpack_from, U32.unpack_from, socket.inet_ntop
+    while offset + 4 <= end:
+        length, atype = unpack_attr(payload, offset)
+        if length < 4:
+            break
+        start, stop = offset + 4, offset + length
+        if atype == RTA_DST:
+            dst = ntop(family, payload[start:stop])
         elif atype == RTA_GATEWAY:
-            via = _ip_text(payload, start, stop)
+            via = ntop(family, payload[start:stop])
+        elif atype in (RTA_OIF, RTA_PRIORITY, RTA_TABLE):
+            value = unpack_u32(payload, start)[0]
+            if atype == RTA_OIF:
+                oif = value
+            elif atype == RTA_PRIORITY:
+                metric = value
+            else:
+                table = value
+        elif atype == RTA_PREFSRC:
+            src = ntop(family, payload[start:stop])
         elif atype == RTA_VIA:
             via = _ip_text(payload, start + 2, stop)
-        elif atype == RTA_OIF:
-            oif = struct.unpack_from("=i", payload, start)[0]
-        elif atype == RTA_PRIORITY:
-            metric = struct.unpack_from("=I", payload, start)[0]
-        elif atype == RTA_PREFSRC:
-            src = _ip_text(payload, start, stop)
         elif atype == RTA_MULTIPATH:
             nexthops = _decode_multipath(payload, start, stop, names)
+        offset += (length + 3) & ~3
     if table == TABLE_LOCAL:
         return None
     if version == 6 and dst is not None and dst_len >= 8 and dst.startswith("ff"):
