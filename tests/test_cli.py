@@ -95,3 +95,19 @@ def test_readme_demo_runs(netns):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Apply complete!" in run.stdout and "No changes." in run.stdout.split("== netx plan again")[1]
     assert "netx-demo" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def test_apply_on_a_terminal_asks_and_only_yes_applies(netx, netns):
+    """On a terminal, apply shows the plan and applies only after 'yes' (run under script(1) for a tty)."""
+    path = netx.write(SPEC)
+    env = {**os.environ, "NETX_STATE_DIR": str(netx.state_dir)}
+    command = f"{sys.executable} -m netplanx apply {path} --netns {netns}"
+    declined = subprocess.run(["script", "-qec", command, "/dev/null"], input="no\n", capture_output=True,
+                              text=True, cwd=ROOT, env=env, timeout=60)
+    assert "Only 'yes' will be accepted" in declined.stdout and "Apply cancelled" in declined.stdout
+    assert declined.returncode == 1 and netx.plan(SPEC)["summary"]["add"] == 3
+    accepted = subprocess.run(["script", "-qec", command, "/dev/null"], input="yes\n", capture_output=True,
+                              text=True, cwd=ROOT, env=env, timeout=60)
+    assert accepted.returncode == 0 and "Apply complete!" in accepted.stdout
+    assert "\x1b[" in accepted.stdout  # colour on a terminal
+    assert netx.plan(SPEC)["changes"] == []
