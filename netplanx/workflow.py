@@ -34,23 +34,25 @@ class Desired:
     digest: str
 
 
-def load_desired(path: Path, cache: SpecCache | None = None) -> Desired:
-    """Load and validate a spec file and compile it to resources (raises SpecError).
+def load_desired(path: Path, node: str, cache: SpecCache | None = None) -> Desired:
+    """Load and validate a spec file and compile it, for ``node`` when it describes a cluster.
 
-    With a cache, a spec whose bytes were compiled before by this netx version is not parsed again.
+    Raises SpecError (or PlanError for a node the cluster does not have). With a cache, a spec whose bytes
+    were compiled for this node by this very code before is not parsed again.
     """
     text = read_text(path)
     digest = spec_digest(text)
-    cached = cache.get(digest) if cache else None
+    key = spec_digest(f"{digest}/{node}")
+    cached = cache.get(key) if cache else None
     if cached is not None:
         return Desired(cached, digest)
     from netplanx.spec.compile import compile_spec  # pydantic and the model: only on a cache miss
     from netplanx.spec.validate import parse_spec
 
     spec, _document = parse_spec(text, str(path))
-    resources = compile_spec(spec)
+    resources = compile_spec(spec, node)
     if cache:
-        cache.put(digest, resources)
+        cache.put(key, resources)
     return Desired(resources, digest)
 
 

@@ -6,9 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
-
 packages=(iproute2 python3-venv python3-pip python3-dev util-linux procps)
+if [ "${1:-}" = "--test" ]; then
+    extras="[test]"
+    packages+=(iputils-ping tcpdump)   # traffic and captures in the cluster tests
+fi
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -79,7 +79,7 @@ CASES = [
         interface:
           - name: eth0
             type: device
-        """), 2, 1, "unknown key 'interface' (allowed: interfaces, routes, rules, sysctl)", id="unknown-top-key"),
+        """), 2, 1, "unknown key 'interface' (allowed: interfaces, routes, rules, sysctl, cluster, endpoints)", id="unknown-top-key"),
     pytest.param(spec("""\
         apiVersion: netx/v1
         interfaces:
@@ -112,7 +112,7 @@ CASES = [
         """), 1, 13, "'netx/v2' is not allowed for apiVersion (allowed: 'netx/v1')", id="wrong-api-version"),
     pytest.param(spec("""\
         - apiVersion: netx/v1
-        """), 1, 1, "the spec must be a mapping (allowed: apiVersion, interfaces, routes, rules, sysctl)",
+        """), 1, 1, "the spec must be a mapping (allowed: apiVersion, interfaces, routes, rules, sysctl, cluster, endpoints)",
         id="spec-not-a-mapping"),
     pytest.param(spec("""\
         apiVersion: netx/v1
@@ -135,13 +135,13 @@ CASES = [
           - name: vx0
             type: vxlan
             remote: 192.0.2.1
-        """), 3, 5, "missing required key 'vni'", id="vxlan-without-vni"),
+        """), 3, 5, "a vxlan needs vni (allowed: 0-16777215, or external: true)", id="vxlan-without-vni"),
     pytest.param(spec("""\
         apiVersion: netx/v1
         interfaces:
           - name: tun0
             type: tun
-        """), 3, 5, "unknown type 'tun' (allowed: 'device', 'veth', 'bridge', 'vxlan', 'macvlan')",
+        """), 3, 5, "unknown type 'tun' (allowed: 'device', 'veth', 'bridge', 'vxlan', 'geneve', 'macvlan')",
         id="unknown-interface-type"),
     pytest.param(spec("""\
         apiVersion: netx/v1
@@ -154,7 +154,7 @@ CASES = [
         interfaces:
           - name: eth0
             mtu: 1500
-        """), 3, 5, "'device', 'veth', 'bridge', 'vxlan', 'macvlan'", id="interface-without-type-lists-types"),
+        """), 3, 5, "'device', 'veth', 'bridge', 'vxlan', 'geneve', 'macvlan'", id="interface-without-type-lists-types"),
     pytest.param(spec("""\
         apiVersion: netx/v1
         interfaces:
@@ -677,11 +677,11 @@ def test_all_model_problems_are_reported_at_once_sorted_by_position() -> None:
         """)
     # pydantic reports interfaces before routes and the unknown key last; lines 10+ must sort after line 9
     assert problems_of(text) == [
-        f"{SOURCE}:2:1: unknown key 'colour' (allowed: interfaces, routes, rules, sysctl)",
+        f"{SOURCE}:2:1: unknown key 'colour' (allowed: interfaces, routes, rules, sysctl, cluster, endpoints)",
         f"{SOURCE}:4:9: '10.0.0.1/8' has host bits set (allowed: the network address, 10.0.0.0/8)",
         f"{SOURCE}:7:11: interface name 'uplink-to-core01' is 16 bytes long (allowed: at most 15 bytes)",
         f"{SOURCE}:9:10: mtu 10 is too small (allowed: at least 68)",
-        f"{SOURCE}:10:5: unknown type 'bogus' (allowed: 'device', 'veth', 'bridge', 'vxlan', 'macvlan')",
+        f"{SOURCE}:10:5: unknown type 'bogus' (allowed: 'device', 'veth', 'bridge', 'vxlan', 'geneve', 'macvlan')",
         f"{SOURCE}:14:10: '01:00:00:00:00:01' is a multicast MAC address (allowed: a unicast address, "
         "first octet even)",
     ]

@@ -6,6 +6,7 @@ import argparse
 import gc
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ EXAMPLES = """examples:
   netx plan examples/host.yaml -o plan.json && netx apply plan.json
   netx apply examples/host.yaml --auto-approve
   netx plan examples/host.yaml --detailed-exitcode   # 0 no changes, 1 error, 2 changes
+  netx apply examples/cluster/cluster.yaml --node node-b --netns node-b
   netx show -o yaml > adopted.yaml
 """
 
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"netx {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--netns", metavar="NAME", help="operate inside network namespace NAME (/run/netns/NAME)")
+    common.add_argument("--node", default=socket.gethostname(),
+                        help="which node of a cluster spec this is (default: the host name)")
     common.add_argument("--state-dir", type=Path, default=Path(os.environ.get("NETX_STATE_DIR", DEFAULT_STATE_DIR)),
                         help="where netx keeps its records (default /var/lib/netx, or $NETX_STATE_DIR)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -108,10 +112,16 @@ class Output:
 
 
 def cmd_validate(args: argparse.Namespace, out: Output) -> int:
-    from netplanx.workflow import load_desired
 
-    desired = load_desired(args.spec)
-    out.print(f"{args.spec}: valid ({len(desired.resources)} resources)")
+    from netplanx.spec.compile import compile_spec
+    from netplanx.spec.validate import load_spec
+
+    spec, _document = load_spec(args.spec)
+    if spec.cluster is None:
+        out.print(f"{args.spec}: valid ({len(compile_spec(spec))} resources)")
+    else:
+        counts = ", ".join(f"{n.name}: {len(compile_spec(spec, n.name))}" for n in spec.cluster.nodes)
+        out.print(f"{args.spec}: valid (cluster {spec.cluster.name}; resources per node: {counts})")
     return EXIT_OK
 
 
@@ -141,7 +151,7 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
     from netplanx.workflow import load_desired
 
     _require_root()
-    desired = load_desired(args.spec, SpecCache(args.state_dir))  # spec errors first: the host is not read
+    desired = load_desired(args.spec, args.node, SpecCache(args.state_dir))  # spec errors first: host not read
     session = _session(args)
     try:
         plan = session.plan(desired)
@@ -166,7 +176,7 @@ def cmd_apply(args: argparse.Namespace, out: Output) -> int:
 
     _require_root()
     saved = is_saved_plan(args.spec)
-    desired = None if saved else load_desired(args.spec, SpecCache(args.state_dir))
+    desired = None if saved else load_desired(args.spec, args.node, SpecCache(args.state_dir))
     session = _session(args)
     try:
         with session.lock(args.lock_timeout) as waited:

@@ -1,4 +1,4 @@
-"""A cache of compiled specs, keyed by the digest of the spec bytes and the netx and Python versions.
+"""A cache of compiled specs, keyed by the digest of the spec bytes and by the code that compiled them.
 
 Validation and compilation depend only on those two, so a spec planned again (drift checks from a
 timer, a plan followed by an apply) skips YAML parsing and validation: at 10,000 routes that is most of
@@ -8,6 +8,8 @@ marshal data (plain dicts, lists, text and numbers: ~8x faster to load than JSON
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import marshal
 import os
 import sys
@@ -19,13 +21,23 @@ from netplanx.engine.resource import Resource
 KEEP = 16
 
 
+@functools.cache
+def _code_fingerprint() -> str:
+    """The netx version, the Python version and the size and time of every module of netx: a compiled
+    spec is reused only by the very code (and marshal format) that produced it."""
+    package = Path(__file__).resolve().parents[1]
+    stats = sorted((str(p.relative_to(package)), p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in package.rglob("*.py"))
+    text = repr((__version__, sys.version_info[:2], stats))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class SpecCache:
     def __init__(self, root: Path):
         self.root = root / "spec-cache"
 
     def _path(self, digest: str) -> Path:
-        python = f"py{sys.version_info.major}{sys.version_info.minor}"
-        return self.root / f"{digest}-{__version__}-{python}.marshal"
+        return self.root / f"{digest}-{_code_fingerprint()}.marshal"
 
     def get(self, digest: str) -> list[Resource] | None:
         try:

@@ -5,18 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from netplanx.engine.resource import Resource
+from netplanx.errors import PlanError
 from netplanx.providers.kernel.addresses import address_resource
 from netplanx.providers.kernel.links import link_address
 from netplanx.providers.kernel.names import table_number
 from netplanx.providers.kernel.routes import route_resource
 from netplanx.providers.kernel.rules import rule_resource
 from netplanx.providers.kernel.sysctls import sysctl_resource
-from netplanx.spec.model import Bridge, Device, Interface, Macvlan, Route, Rule, Spec, Veth, Vxlan
+from netplanx.spec.cluster import cluster_resources
+from netplanx.spec.model import Bridge, Device, Geneve, Interface, Macvlan, Route, Rule, Spec, Veth, Vxlan
+from netplanx.spec.nodes import find_node, node_view
 from netplanx.spec.semantic import veth_primaries
 
 
-def compile_spec(spec: Spec) -> list[Resource]:
-    """Every resource the spec asks for, in spec order."""
+def compile_spec(spec: Spec, node_name: str | None = None) -> list[Resource]:
+    """Every resource the spec asks of this node (``node_name``: which node of the cluster), in spec order."""
+    if spec.cluster is None:
+        return _compile_local(spec)
+    node = find_node(spec, node_name or "")
+    if node is None:
+        raise PlanError([f"node '{node_name}' is not in cluster {spec.cluster.name} (nodes: "
+                         f"{', '.join(n.name for n in spec.cluster.nodes)}); choose one with --node"])
+    return _compile_local(node_view(spec, node)) + cluster_resources(spec, node)
+
+
+def _compile_local(spec: Spec) -> list[Resource]:
     resources: list[Resource] = []
     peers = veth_primaries(spec)
     for interface in spec.interfaces:
@@ -51,7 +64,10 @@ def _link(interface: Interface) -> Resource:
     elif isinstance(interface, Vxlan):
         attrs.update(vni=interface.vni, port=interface.port, local=_text(interface.local),
                      remote=_text(interface.remote), group=_text(interface.group), device=interface.device,
-                     learning=interface.learning, ttl=interface.ttl)
+                     learning=interface.learning, ttl=interface.ttl, external=interface.external)
+    elif isinstance(interface, Geneve):
+        attrs.update(vni=interface.vni, remote=_text(interface.remote), port=interface.port, ttl=interface.ttl,
+                     external=interface.external)
     elif isinstance(interface, Macvlan):
         attrs.update(parent=interface.parent, mode=interface.mode)
     return Resource("link", link_address(interface.name), attrs)

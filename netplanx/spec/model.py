@@ -169,7 +169,8 @@ class Vxlan(InterfaceBase):
     """A VXLAN tunnel device."""
 
     type: Literal["vxlan"]
-    vni: int = Field(ge=0, le=16777215, description="VXLAN network identifier (0-16777215).")
+    vni: int | None = Field(None, ge=0, le=16777215, description="VXLAN network identifier (0-16777215).")
+    external: bool = Field(False, description="Collect metadata: the VNI and remote come from each route's encap.")
     port: int = Field(4789, ge=1, le=65535, description="UDP destination port.")
     local: IP | None = Field(None, description="Source address of encapsulated packets.")
     remote: IP | None = Field(None, description="Unicast peer (point to point).")
@@ -180,6 +181,10 @@ class Vxlan(InterfaceBase):
 
     @model_validator(mode="after")
     def _endpoints(self) -> Vxlan:
+        if self.vni is None and not self.external:
+            raise ValueError("a vxlan needs vni (allowed: 0-16777215, or external: true)")
+        if self.external and (self.vni is not None or self.remote or self.group):
+            raise ValueError("an external vxlan takes no vni, remote or group (allowed: port, local, device)")
         if self.remote and self.group:
             raise ValueError("remote and group are exclusive (allowed: one of them)")
         if self.group and not self.group.is_multicast:
@@ -192,6 +197,25 @@ class Vxlan(InterfaceBase):
         return self
 
 
+class Geneve(InterfaceBase):
+    """A Geneve tunnel device (needs a kernel with Geneve)."""
+
+    type: Literal["geneve"]
+    vni: int | None = Field(None, ge=0, le=16777215, description="Virtual network identifier (0-16777215).")
+    remote: IP | None = Field(None, description="The peer's address.")
+    port: int = Field(6081, ge=1, le=65535, description="UDP destination port.")
+    external: bool = Field(False, description="Collect metadata: the VNI and remote come from each route's encap.")
+    ttl: int | None = Field(None, ge=1, le=255, description="TTL of encapsulated packets (unset: inherit).")
+
+    @model_validator(mode="after")
+    def _mode(self) -> Geneve:
+        if self.external and (self.vni is not None or self.remote):
+            raise ValueError("an external geneve takes no vni or remote (allowed: port)")
+        if not self.external and (self.vni is None or self.remote is None):
+            raise ValueError("a geneve needs vni and remote (allowed: both, or external: true)")
+        return self
+
+
 class Macvlan(InterfaceBase):
     """A macvlan device on a parent interface."""
 
@@ -200,9 +224,9 @@ class Macvlan(InterfaceBase):
     mode: Literal["private", "vepa", "bridge", "passthru", "source"] = Field("bridge", description="Macvlan mode.")
 
 
-INTERFACE_MODELS = (Device, Veth, Bridge, Vxlan, Macvlan)
+INTERFACE_MODELS = (Device, Veth, Bridge, Vxlan, Geneve, Macvlan)
 INTERFACE_TYPES = tuple(typing.get_args(m.model_fields["type"].annotation)[0] for m in INTERFACE_MODELS)
-Interface = Annotated[Device | Veth | Bridge | Vxlan | Macvlan, Field(discriminator="type")]
+Interface = Annotated[Device | Veth | Bridge | Vxlan | Geneve | Macvlan, Field(discriminator="type")]
 
 
 class Nexthop(SpecModel):
@@ -329,8 +353,109 @@ SysctlKey = Annotated[str, AfterValidator(_sysctl_key)]
 SysctlValue = Annotated[int | str, BeforeValidator(_sysctl_value), Field(description="Value written to /proc/sys.")]
 
 
+def _name(value: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?", value):
+        raise ValueError(f"name {value!r} is not valid (allowed: 1-40 lower-case letters, digits and '-', "
+                         "starting and ending with a letter or digit)")
+    return value
+
+
+def _family_network(version: int) -> Any:
+    def check(value: Any) -> IfNetwork:
+        network = _network(value)
+        if network.version != version:
+            raise ValueError(f"'{value}' is not an IPv{version} network (allowed: an IPv{version} CIDR)")
+        return network
+    return check
+
+
+def _family_ip(version: int) -> Any:
+    def check(value: Any) -> IfAddress:
+        address = _ip(value)
+        if address.version != version:
+            raise ValueError(f"'{value}' is not an IPv{version} address (allowed: an IPv{version} address)")
+        return address
+    return check
+
+
+Name = Annotated[str, AfterValidator(_name), Field(description="A name: lower-case letters, digits and '-'.")]
+Network4 = Annotated[ipaddress.IPv4Network, BeforeValidator(_family_network(4)), Field(description="IPv4 CIDR.")]
+Network6 = Annotated[ipaddress.IPv6Network, BeforeValidator(_family_network(6)), Field(description="IPv6 CIDR.")]
+IP4 = Annotated[ipaddress.IPv4Address, BeforeValidator(_family_ip(4)), Field(description="IPv4 address.")]
+IP6 = Annotated[ipaddress.IPv6Address, BeforeValidator(_family_ip(6)), Field(description="IPv6 address.")]
+TUNNEL_PORTS = {"vxlan": 8472, "geneve": 6081}
+TUNNEL_OVERHEAD = {"vxlan": 50, "geneve": 50}  # outer IPv4 + UDP + tunnel header + inner Ethernet
+
+
+class Tunnel(SpecModel):
+    """The overlay between nodes: one collect-metadata device per node, routes carry VNI and remote."""
+
+    protocol: Literal["vxlan", "geneve"] = Field("vxlan", description="Encapsulation.")
+    vni: int = Field(1, ge=0, le=16777215, description="Network identifier used between nodes.")
+    port: int | None = Field(None, ge=1, le=65535, description="UDP port (default: 8472 vxlan, 6081 geneve).")
+    device: IfName = Field("netx-tunnel", description="Name of the tunnel device on every node.")
+
+    @property
+    def udp_port(self) -> int:
+        return self.port or TUNNEL_PORTS[self.protocol]
+
+
+class Routing(SpecModel):
+    """How pod traffic crosses nodes."""
+
+    mode: Literal["tunnel", "native"] = Field("tunnel", description="tunnel: overlay; native: plain routes.")
+    tunnel: Tunnel = Field(default_factory=Tunnel, description="Overlay settings (mode tunnel).")
+
+
+class Underlay(SpecModel):
+    """The network the nodes share."""
+
+    device: IfName = Field("eth0", description="Each node's interface on the underlay.")
+    mtu: int = Field(1500, ge=1280, le=65535, description="Underlay MTU; the overlay MTU is derived from it.")
+    prefix_length: int | None = Field(None, alias="prefixLength", ge=1, le=32,
+                                      description="Set: netx puts node address/prefixLength on the device.")
+    prefix_length6: int | None = Field(None, alias="prefixLength6", ge=1, le=128,
+                                       description="Set: netx puts node address6/prefixLength6 on the device.")
+
+
+class Node(SpecModel):
+    """One node of the cluster, and what only it has."""
+
+    name: Name
+    address: IP4 = Field(description="Underlay IPv4 address.")
+    address6: IP6 | None = Field(None, description="Underlay IPv6 address (native routing of IPv6).")
+    pod_cidr: Network4 = Field(alias="podCIDR", description="This node's IPv4 pod network.")
+    pod_cidr6: Network6 | None = Field(None, alias="podCIDR6", description="This node's IPv6 pod network.")
+    interfaces: list[Interface] = Field(default_factory=list, description="Links of this node only.")
+    routes: list[Route] = Field(default_factory=list, description="Routes of this node only.")
+    rules: list[Rule] = Field(default_factory=list, description="Rules of this node only.")
+    sysctl: dict[SysctlKey, SysctlValue] = Field(default_factory=dict, description="Sysctls of this node only.",
+                                                 json_schema_extra={"propertyNames": {"pattern": SYSCTL_PATTERN}})
+
+
+class Cluster(SpecModel):
+    """The nodes and how their pod networks reach each other; each node derives its own state."""
+
+    name: Name = Field(description="Cluster name (prefix of the endpoint namespaces netx creates).")
+    pod_cidr: Network4 = Field(alias="podCIDR", description="The cluster's IPv4 pod range.")
+    pod_cidr6: Network6 | None = Field(None, alias="podCIDR6", description="The cluster's IPv6 pod range.")
+    routing: Routing = Field(default_factory=Routing, description="tunnel or native.")
+    underlay: Underlay = Field(default_factory=Underlay, description="The nodes' shared network.")
+    nodes: list[Node] = Field(min_length=1, description="The nodes.")
+
+
+class Endpoint(SpecModel):
+    """A local workload: a namespace joined to its node by a veth pair."""
+
+    name: Name
+    node: Name = Field(description="The node it runs on.")
+    address: IP4 = Field(description="IPv4 address from the node's podCIDR.")
+    address6: IP6 | None = Field(None, description="IPv6 address from the node's podCIDR6.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels (policies select endpoints by them).")
+
+
 class Spec(SpecModel):
-    """A node's desired networking."""
+    """A node's desired networking, or a cluster's (each node derives its own)."""
 
     api_version: Literal["netx/v1"] = Field(alias="apiVersion", description="Spec format version.")
     interfaces: list[Interface] = Field(default_factory=list, description="Links and their addresses.")
@@ -339,3 +464,5 @@ class Spec(SpecModel):
     sysctl: dict[SysctlKey, SysctlValue] = Field(
         default_factory=dict, description="Network sysctls (net.*), per namespace.",
         json_schema_extra={"propertyNames": {"pattern": SYSCTL_PATTERN}})
+    cluster: Cluster | None = Field(None, description="Nodes, pod networks and routing mode.")
+    endpoints: list[Endpoint] = Field(default_factory=list, description="Workloads, each on one node.")

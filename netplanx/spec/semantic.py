@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from netplanx.providers.kernel.names import TABLES
+from netplanx.spec.cluster_checks import cluster_problems
 from netplanx.spec.model import Bridge, Device, Macvlan, Spec, Veth, Vxlan
+from netplanx.spec.nodes import cluster_links, node_view, view_path
 
 
 class Problem(NamedTuple):
@@ -22,14 +24,29 @@ PER_INTERFACE_SYSCTL = re.compile(r"net\.(ipv4|ipv6)\.(conf|neigh)\.([^.]+)\..+"
 
 
 def semantic_problems(spec: Spec) -> list[Problem]:
-    """Every cross-object problem of the spec, each with the data path it points at."""
-    found = [*_interface_problems(spec), *_route_problems(spec), *_rule_problems(spec), *_sysctl_problems(spec)]
-    return [p if isinstance(p, Problem) else Problem(*p) for p in found]
+    """Every cross-object problem of the spec, each with the data path it points at.
+
+    A cluster spec is checked as each node sees it (common parts plus the node's own); a problem in a
+    common part is reported once.
+    """
+    if spec.cluster is None:
+        views = [(None, spec, set())]
+    else:
+        views = [(i, node_view(spec, n), cluster_links(spec, n)) for i, n in enumerate(spec.cluster.nodes)]
+    found: dict[tuple[tuple[str | int, ...], str], Problem] = {}
+    for index, view, extra in views:
+        for problem in (*_interface_problems(view, extra), *_route_problems(view, extra), *_rule_problems(view),
+                        *_sysctl_problems(view, extra)):
+            problem = problem if isinstance(problem, Problem) else Problem(*problem)
+            if index is not None:
+                problem = Problem(view_path(spec, index, problem.path), problem.text, problem.at_key)
+            found.setdefault((problem.path, problem.text), problem)
+    return [*found.values(), *(Problem(*p) for p in cluster_problems(spec))]
 
 
-def local_names(spec: Spec) -> set[str]:
+def local_names(spec: Spec, extra: set[str] | None = None) -> set[str]:
     """Names of links that exist in this namespace once the spec is applied."""
-    names = {i.name for i in spec.interfaces}
+    names = {i.name for i in spec.interfaces} | (extra or set())
     names |= {i.peer.name for i in spec.interfaces if isinstance(i, Veth) and i.peer.netns is None}
     return names
 
@@ -39,7 +56,7 @@ def veth_primaries(spec: Spec) -> dict[str, str]:
     return {i.peer.name: i.name for i in spec.interfaces if isinstance(i, Veth) and i.peer.netns is None}
 
 
-def _interface_problems(spec: Spec) -> Iterator[Problem | tuple[tuple[str | int, ...], str]]:
+def _interface_problems(spec: Spec, extra: set[str]) -> Iterator[Problem | tuple[tuple[str | int, ...], str]]:
     seen: dict[str, int] = {}
     peers = veth_primaries(spec)
     configured: dict[str, int] = {}
@@ -51,6 +68,9 @@ def _interface_problems(spec: Spec) -> Iterator[Problem | tuple[tuple[str | int,
                               f"interfaces[{configured[interface.name]}]; allowed: unique names in a namespace)")
             configured.setdefault(interface.name, index)
             continue
+        if interface.name in extra and not isinstance(interface, Device):
+            yield ("interfaces", index, "name"), f"interface name '{interface.name}' is created by the cluster " \
+                                                 "settings on this node (allowed: another name, or type device)"
         names = [("name", interface.name)]
         if isinstance(interface, Veth) and interface.peer.netns is None:
             names.append(("peer", interface.peer.name))
@@ -61,7 +81,7 @@ def _interface_problems(spec: Spec) -> Iterator[Problem | tuple[tuple[str | int,
                             "allowed: unique names in a namespace)"
             seen.setdefault(name, index)
     kinds = {i.name: i for i in spec.interfaces}
-    declared = local_names(spec)
+    declared = local_names(spec, extra)
     owners: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
     for index, interface in enumerate(spec.interfaces):
         if interface.master is not None:
@@ -89,8 +109,8 @@ def _interface_problems(spec: Spec) -> Iterator[Problem | tuple[tuple[str | int,
             owners.setdefault(ip, interface.name)
 
 
-def _route_problems(spec: Spec) -> Iterator[Problem]:
-    declared = local_names(spec)
+def _route_problems(spec: Spec, extra: set[str]) -> Iterator[Problem]:
+    declared = local_names(spec, extra)
     networks = {
         i.name: [ipaddress.ip_interface(a).network for a in i.addresses] for i in spec.interfaces
     }
@@ -133,8 +153,8 @@ def _rule_problems(spec: Spec) -> Iterator[Problem]:
         seen.setdefault(key, index)
 
 
-def _sysctl_problems(spec: Spec) -> Iterator[Problem]:
-    declared = local_names(spec)
+def _sysctl_problems(spec: Spec, extra: set[str]) -> Iterator[Problem]:
+    declared = local_names(spec, extra)
     for key in spec.sysctl:
         match = PER_INTERFACE_SYSCTL.fullmatch(key)
         if match and match.group(3) not in ("all", "default") and match.group(3) not in declared:

@@ -14,13 +14,17 @@ from netplanx.providers.kernel.context import KernelContext
 from netplanx.providers.kernel.names import NETX_PROTOCOL
 
 KERNEL_PROTOCOLS = (1, 2, 3)  # IFAPROT_KERNEL_LO, _RA, _LL
+IFA_F_NODAD = 0x02
 LOOPBACK_DEFAULTS = ("127.0.0.1/8", "::1/128")
 
 
-def address_resource(dev: str, address: str, owned: bool = True, protocol: int = NETX_PROTOCOL) -> Resource:
-    """``address.br0.10.0.0.1/24``."""
-    return Resource("address", f"address.{dev}.{address}", {"dev": dev, "address": address}, owned,
-                    {"protocol": protocol})
+def address_resource(dev: str, address: str, owned: bool = True, protocol: int = NETX_PROTOCOL,
+                     nodad: bool = False) -> Resource:
+    """``address.br0.10.0.0.1/24``; ``nodad`` skips IPv6 duplicate address detection (usable at once)."""
+    attrs = {"dev": dev, "address": address}
+    if nodad:
+        attrs["nodad"] = True
+    return Resource("address", f"address.{dev}.{address}", attrs, owned, {"protocol": protocol})
 
 
 class AddressType(ResourceType):
@@ -44,12 +48,13 @@ class AddressType(ResourceType):
             ip = message.get_attr("IFA_ADDRESS") if message["family"] == 10 else (
                 message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS"))
             text = str(ipaddress.ip_interface(f"{ip}/{message['prefixlen']}"))
-            if protocol in KERNEL_PROTOCOLS or ipaddress.ip_interface(text).is_link_local:
-                continue
+            if protocol in KERNEL_PROTOCOLS or (protocol != NETX_PROTOCOL and ipaddress.ip_interface(text).is_link_local):
+                continue  # kernel-made (and kernel link-local) addresses are never resources
             dev = names.get(message["index"], f"if{message['index']}")
             if dev == "lo" and text in LOOPBACK_DEFAULTS:
                 continue
-            found.append(address_resource(dev, text, protocol == NETX_PROTOCOL, protocol))
+            nodad = bool((message.get_attr("IFA_FLAGS") or message["flags"]) & IFA_F_NODAD)
+            found.append(address_resource(dev, text, protocol == NETX_PROTOCOL, protocol, nodad))
         return found
 
     def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
@@ -68,7 +73,9 @@ class AddressType(ResourceType):
             if not found:
                 raise NetlinkError(errno.ENODEV, f"No such device: {res.attrs['dev']}")
             protocol = NETX_PROTOCOL if res.owned else res.meta.get("protocol", 0)
-            extra = {"proto": protocol} if command != "del" and protocol else {}
+            extra: dict[str, int] = {"proto": protocol} if command != "del" and protocol else {}
+            if command != "del" and res.attrs.get("nodad"):
+                extra["flags"] = IFA_F_NODAD
             self.ctx.ipr.addr(command, index=found[0], address=str(interface.ip),
                               prefixlen=interface.network.prefixlen, **extra)
             self.ctx.count_write()

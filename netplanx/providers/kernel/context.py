@@ -32,6 +32,12 @@ class KernelContext:
             self.peer_sockets[name] = netns.call_inside(name, IPRoute)
         return self.peer_sockets[name]
 
+    def forget(self, name: str) -> None:
+        """Drop the socket of a namespace that is being deleted (a new one of that name is another)."""
+        sock = self.peer_sockets.pop(name, None)
+        if sock is not None:
+            sock.close()
+
     def link_names(self) -> dict[int, str]:
         return self.nl.link_names()
 

@@ -1,4 +1,4 @@
-"""Links (veth, bridge, vxlan, macvlan, and existing devices) through pyroute2.
+"""Links (veth, bridge, vxlan, geneve, macvlan, and existing devices) through pyroute2.
 
 Links netx creates carry the alias ``netx``; a link without it is never deleted. ``device`` links are
 configured (mtu, state, mac, master) but never created or deleted.
@@ -18,14 +18,16 @@ from pyroute2.netlink.exceptions import NetlinkError
 from netplanx.engine.resource import Dependency, Resource, ResourceType
 from netplanx.providers.kernel import netns
 from netplanx.providers.kernel.context import KernelContext
+from netplanx.providers.kernel.features import link_kind_error
 from netplanx.providers.kernel.names import NETX_ALIAS
 
-CREATED_KINDS = ("veth", "bridge", "vxlan", "macvlan")
+CREATED_KINDS = ("veth", "bridge", "vxlan", "geneve", "macvlan")
 IFF_UP = 0x1
 REPLACE_ON = {
     "veth": {"type", "peer"},
     "bridge": {"type"},
-    "vxlan": {"type", "vni", "port", "local", "remote", "group", "device"},
+    "vxlan": {"type", "vni", "port", "local", "remote", "group", "device", "external"},
+    "geneve": {"type", "vni", "port", "remote", "external"},
     "macvlan": {"type", "parent"},
 }
 ATTR_DISRUPTION = {"state": "link down", "mac": "link flap", "master": "link flap", "mtu": "hitless",
@@ -59,6 +61,9 @@ class LinkType(ResourceType):
         lower = a.get("device") if a.get("type") == "vxlan" else a.get("parent")
         if lower:
             deps.append(Dependency(link_address(lower)))
+        peer_ns = (a.get("peer") or {}).get("netns")
+        if peer_ns:
+            deps.append(Dependency(f"netns.{peer_ns}"))
         return deps
 
     def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
@@ -75,15 +80,18 @@ class LinkType(ResourceType):
 
     def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:
         problems = []
+        coming = {a for r in desired for a in r.meta.get("requires", ())}
         for res in desired:
             a = res.attrs
             if "type" not in a and res.address not in live and not res.meta.get("requires"):
                 problems.append(f"{res.address}: device '{a['name']}' does not exist (type device configures an "
                                 "existing interface; use veth, bridge, vxlan or macvlan to create one)")
             peer_ns = (a.get("peer") or {}).get("netns")
-            if peer_ns and not netns.exists(peer_ns):
+            if peer_ns and not netns.exists(peer_ns) and f"netns.{peer_ns}" not in coming:
                 problems.append(f"{res.address}: peer namespace '{peer_ns}' does not exist "
                                 f"(create it with: ip netns add {peer_ns})")
+            if "type" in a and res.address not in live and (missing := link_kind_error(a["type"])):
+                problems.append(f"{res.address}: {missing}")
             existing = live.get(res.address)
             if existing is not None and "type" in a and not existing.owned and existing.attrs["type"] != a["type"]:
                 problems.append(f"{res.address}: an interface '{a['name']}' of type {existing.attrs['type']} exists "
@@ -147,6 +155,8 @@ class LinkType(ResourceType):
             attrs["stp"] = bool(data.get_attr("IFLA_BR_STP_STATE"))
         elif kind == "vxlan" and data is not None:
             attrs.update(_vxlan_attrs(data, names))
+        elif kind == "geneve" and data is not None:
+            attrs.update(_geneve_attrs(data))
         elif kind == "macvlan":
             attrs["parent"] = names.get(message.get_attr("IFLA_LINK"))
             attrs["mode"] = data.get_attr("IFLA_MACVLAN_MODE") if data is not None else None
@@ -237,9 +247,20 @@ class LinkType(ResourceType):
             return {"br_stp_state": int(a.get("stp", False))}
         if kind == "macvlan":
             return {"link": self._index(a["parent"]), "macvlan_mode": a["mode"]}
+        if kind == "geneve":
+            settings = {"geneve_port": a["port"], "geneve_ttl": a.get("ttl") or 0}
+            if a.get("external"):
+                settings["geneve_collect_metadata"] = True
+            else:
+                settings.update(geneve_id=a["vni"], geneve_remote=a["remote"])
+            return settings
         if kind == "vxlan":
-            settings: dict[str, Any] = {"vxlan_id": a["vni"], "vxlan_port": a["port"],
-                                        "vxlan_learning": int(a["learning"]), "vxlan_ttl": a.get("ttl") or 0}
+            settings: dict[str, Any] = {"vxlan_port": a["port"], "vxlan_learning": int(a["learning"]),
+                                        "vxlan_ttl": a.get("ttl") or 0}
+            if a.get("external"):
+                settings["vxlan_collect_metadata"] = 1
+            else:
+                settings["vxlan_id"] = a["vni"]
             for key in ("local", "remote", "group"):
                 if a.get(key):
                     v6 = ipaddress.ip_address(a[key]).version == 6
@@ -306,12 +327,25 @@ def _folded(message: Any, names: Mapping[int, str], messages: Sequence[Any], pri
     return partner is not None and partner.get_attr("IFLA_IFALIAS") == NETX_ALIAS != message.get_attr("IFLA_IFALIAS")
 
 
+def _geneve_attrs(data: Any) -> dict[str, Any]:
+    external = bool(data.get_attr("IFLA_GENEVE_COLLECT_METADATA"))
+    return {
+        "vni": None if external else data.get_attr("IFLA_GENEVE_ID"),
+        "port": data.get_attr("IFLA_GENEVE_PORT"),
+        "remote": data.get_attr("IFLA_GENEVE_REMOTE") or data.get_attr("IFLA_GENEVE_REMOTE6"),
+        "external": external,
+        "ttl": data.get_attr("IFLA_GENEVE_TTL") or None,
+    }
+
+
 def _vxlan_attrs(data: Any, names: Mapping[int, str]) -> dict[str, Any]:
     group = data.get_attr("IFLA_VXLAN_GROUP") or data.get_attr("IFLA_VXLAN_GROUP6")
     multicast = group is not None and ipaddress.ip_address(group).is_multicast
     link = data.get_attr("IFLA_VXLAN_LINK")
+    external = bool(data.get_attr("IFLA_VXLAN_COLLECT_METADATA"))
     return {
-        "vni": data.get_attr("IFLA_VXLAN_ID"),
+        "vni": None if external else data.get_attr("IFLA_VXLAN_ID"),
+        "external": external,
         "port": data.get_attr("IFLA_VXLAN_PORT"),
         "local": data.get_attr("IFLA_VXLAN_LOCAL") or data.get_attr("IFLA_VXLAN_LOCAL6"),
         "remote": None if multicast else group,

@@ -33,7 +33,11 @@ ATTR_HEADER = struct.Struct("=HH")
 U32 = struct.Struct("=I")
 RTNEXTHOP = struct.Struct("=HBBi")
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_MULTIPATH, RTA_TABLE, RTA_VIA = 1, 4, 5, 6, 7, 9, 15, 18
+RTA_ENCAP_TYPE, RTA_ENCAP = 21, 22
+LWTUNNEL_ENCAP_IP = 2
+LWTUNNEL_IP_ID, LWTUNNEL_IP_DST = 1, 2
 RTNH_F_ONLINK = 4
+NLA_F_NESTED = 0x8000
 RTM_F_CLONED = 0x200
 PROTO_KERNEL = 2
 TABLE_LOCAL = 255
@@ -57,7 +61,8 @@ def default_scope(family: int, kind: str, via: str | None, nexthops: Sequence[Ma
 
 def route_resource(*, table: int, to: str, metric: int | None, kind: str, via: str | None, dev: str | None,
                    src: str | None, scope: str | None, onlink: bool, nexthops: list[dict[str, Any]],
-                   owned: bool = True, protocol: int = NETX_PROTOCOL) -> Resource:
+                   encap: dict[str, Any] | None = None, owned: bool = True,
+                   protocol: int = NETX_PROTOCOL) -> Resource:
     """Build a route resource in its canonical form (shared by the spec compiler and the reader)."""
     family = 6 if ":" in to else 4
     metric = DEFAULT_METRIC[family] if metric is None else metric
@@ -66,6 +71,7 @@ def route_resource(*, table: int, to: str, metric: int | None, kind: str, via: s
     attrs_ = {
         "table": table, "to": to, "metric": metric, "type": kind, "via": via, "dev": dev, "src": src,
         "scope": scope or default_scope(family, kind, via, nexthops), "onlink": onlink, "nexthops": nexthops,
+        "encap": encap,
     }
     return Resource("route", route_address(table, to, metric, family), attrs_, owned, {"protocol": protocol})
 
@@ -89,6 +95,13 @@ class RouteType(ResourceType):
         if "nexthops" in changed and _hops_match(want["nexthops"], have.get("nexthops", [])):
             changed.remove("nexthops")
         return changed
+
+    def forces_replacement(self, desired: Resource, live: Resource, changed: Sequence[str]) -> list[str]:
+        """IPv6 checks an onlink gateway against the routing table, where the route being replaced still
+        sends it through the old device: such a change must delete the old route first."""
+        if ":" in desired.attrs["to"] and desired.attrs.get("onlink"):
+            return [key for key in changed if key in ("dev", "onlink")]
+        return []
 
     def dependencies(self, resource: Resource) -> list[Dependency]:
         devs = {resource.attrs.get("dev")} | {h.get("dev") for h in resource.attrs.get("nexthops", [])}
@@ -159,6 +172,7 @@ def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
     dst = via = src = None
     oif = metric = 0
     nexthops: list[dict[str, Any]] = []
+    encap = None
     offset, end = RTMSG.size, len(payload)
     unpack_attr, unpack_u32, ntop = ATTR_HEADER.unpack_from, U32.unpack_from, socket.inet_ntop
     while offset + 4 <= end:
@@ -184,6 +198,8 @@ def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
             via = _ip_text(payload, start + 2, stop)
         elif atype == RTA_MULTIPATH:
             nexthops = _decode_multipath(payload, start, stop, names)
+        elif atype == RTA_ENCAP:
+            encap = _decode_encap(payload, start, stop)
         offset += (length + 3) & ~3
     if table == TABLE_LOCAL:
         return None
@@ -195,9 +211,20 @@ def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
     return route_resource(
         table=table, to=to, metric=metric, kind=route_kind, via=via, dev=dev, src=src,
         scope=SCOPE_NAMES.get(scope, str(scope)) if version == 4 else "global",
-        onlink=bool(flags & RTNH_F_ONLINK), nexthops=nexthops,
+        onlink=bool(flags & RTNH_F_ONLINK), nexthops=nexthops, encap=encap,
         owned=protocol == NETX_PROTOCOL, protocol=protocol,
     )
+
+
+def _decode_encap(payload: memoryview, offset: int, end: int) -> dict[str, Any] | None:
+    """IP tunnel metadata of a route (``encap ip id VNI dst ADDRESS``), for collect-metadata devices."""
+    encap: dict[str, Any] = {"type": "ip", "id": 0, "dst": None}
+    for atype, start, stop in attrs(payload, offset, end):
+        if atype == LWTUNNEL_IP_ID:
+            encap["id"] = struct.unpack_from(">Q", payload, start)[0]
+        elif atype == LWTUNNEL_IP_DST:
+            encap["dst"] = _ip_text(payload, start, stop)
+    return encap
 
 
 def _decode_multipath(payload: memoryview, offset: int, end: int, names: Mapping[int, str]) -> list[dict[str, Any]]:
@@ -249,6 +276,11 @@ def _encode(route: Resource, indexes: Mapping[str, int]) -> bytes:
         body += attr(RTA_GATEWAY, _packed(a["via"]))
     if a["src"]:
         body += attr(RTA_PREFSRC, _packed(a["src"]))
+    if a.get("encap"):
+        inner = attr(LWTUNNEL_IP_ID, struct.pack(">Q", a["encap"]["id"]))
+        inner += attr(LWTUNNEL_IP_DST, _packed(a["encap"]["dst"]))
+        body += attr(RTA_ENCAP_TYPE, struct.pack("=H", LWTUNNEL_ENCAP_IP))
+        body += attr(RTA_ENCAP | NLA_F_NESTED, inner)
     if a["nexthops"]:
         hops = b""
         for hop in a["nexthops"]:

@@ -1,0 +1,154 @@
+"""A lab of N nodes on one machine: each node a network namespace on a shared underlay bridge.
+
+Used by the tests and by people: ``python -m netplanx.lab up --nodes 3`` builds one, writes its cluster
+spec and applies it on every node; ``python -m netplanx.lab down`` removes every namespace it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NODE_NAMES = ("node-a", "node-b", "node-c", "node-d", "node-e", "node-f")
+UNDERLAY_BRIDGE = "ul0"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def lab_spec(name: str, nodes: Sequence[str], mode: str = "tunnel", endpoints: dict[str, str] | None = None,
+             protocol: str = "vxlan", port: int = 8472) -> str:
+    """A cluster spec for the lab: node i has 192.0.2.1i/24, 2001:db8::1i/64, pods 10.244.i.0/24 and
+    fd00:244:0:i::/64; ``endpoints`` maps endpoint name -> node (endpoint k of a node gets host .1k)."""
+    lines = ["# yaml-language-server: $schema=../../schema/netx.schema.json", "apiVersion: netx/v1", "cluster:",
+             f"  name: {name}", "  podCIDR: 10.244.0.0/16", '  podCIDR6: "fd00:244::/48"',
+             f"  routing: {{mode: {mode}, tunnel: {{protocol: {protocol}, vni: 42, port: {port}}}}}",
+             "  underlay: {device: eth0, mtu: 1500, prefixLength: 24, prefixLength6: 64}", "  nodes:"]
+    for index, node in enumerate(nodes, start=1):
+        lines.append(f'    - {{name: {node}, address: 192.0.2.{10 + index}, address6: "2001:db8::{10 + index}", '
+                     f'podCIDR: 10.244.{index}.0/24, podCIDR6: "fd00:244:0:{index}::/64"}}')
+    if endpoints:
+        lines.append("endpoints:")
+        counts: dict[str, int] = {}
+        for endpoint, node in endpoints.items():
+            index = nodes.index(node) + 1
+            counts[node] = counts.get(node, 0) + 1
+            host = 10 + counts[node]
+            lines.append(f"  - {{name: {endpoint}, node: {node}, address: 10.244.{index}.{host}, "
+                         f'address6: "fd00:244:0:{index}::{host:x}", labels: {{app: {endpoint.split("-")[0]}}}}}')
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Lab:
+    """Namespaces ``NAME-ul`` (the underlay bridge) and ``NAME-node-x``; endpoints become ``NAME-EP``."""
+
+    name: str
+    nodes: list[str]
+    workdir: Path
+    state_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state_dir = self.workdir / "state"
+
+    @property
+    def underlay(self) -> str:
+        return f"{self.name}-ul"
+
+    def netns(self, node: str) -> str:
+        return f"{self.name}-{node}"
+
+    def endpoint_netns(self, endpoint: str) -> str:
+        return f"{self.name}-{endpoint}"
+
+    def up(self) -> Lab:
+        """Create the underlay and the nodes (each with ``eth0`` on the underlay bridge)."""
+        _ip("netns", "add", self.underlay)
+        _ip("-n", self.underlay, "link", "add", UNDERLAY_BRIDGE, "type", "bridge")
+        _ip("-n", self.underlay, "link", "set", UNDERLAY_BRIDGE, "up")
+        for index, node in enumerate(self.nodes):
+            self.add_node(node, index)
+        return self
+
+    def add_node(self, node: str, index: int) -> None:
+        namespace, port = self.netns(node), f"ul-{index}"
+        _ip("netns", "add", namespace)
+        _ip("-n", namespace, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", self.underlay)
+        _ip("-n", self.underlay, "link", "set", port, "master", UNDERLAY_BRIDGE, "up")
+        _ip("-n", namespace, "link", "set", "lo", "up")
+
+    def down(self) -> None:
+        """Delete every namespace of this lab, endpoints included (also after a failed test)."""
+        listed = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
+        for entry in json.loads(listed or "[]"):
+            if entry["name"].startswith(f"{self.name}-"):
+                subprocess.run(["ip", "netns", "del", entry["name"]], check=False, capture_output=True)
+
+    def netx(self, node: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "NETX_STATE_DIR": str(self.state_dir)}
+        return subprocess.run([sys.executable, "-m", "netplanx", *args, "--node", node, "--netns", self.netns(node)],
+                              capture_output=True, text=True, env=env, timeout=120)
+
+    def write(self, spec: str, name: str = "cluster.yaml") -> Path:
+        path = self.workdir / name
+        path.write_text(spec)
+        return path
+
+    def apply(self, spec: str, nodes: Sequence[str] | None = None) -> dict[str, dict]:
+        """Apply the spec on every node (or the given ones); each node's JSON result."""
+        path = self.write(spec)
+        results = {}
+        for node in nodes or self.nodes:
+            done = self.netx(node, "apply", str(path), "--auto-approve", "--json")
+            if done.returncode != 0:
+                raise RuntimeError(f"apply on {node} failed:\n{done.stderr}{done.stdout}")
+            results[node] = json.loads(done.stdout)
+        return results
+
+    def plan(self, spec: str, node: str) -> dict:
+        path = self.write(spec, "plan.yaml")
+        done = self.netx(node, "plan", str(path), "--json")
+        if done.returncode != 0:
+            raise RuntimeError(f"plan on {node} failed:\n{done.stderr}")
+        return json.loads(done.stdout)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m netplanx.lab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("--name", default="lab", help="prefix of every namespace (default: lab)")
+    parser.add_argument("--nodes", type=int, default=3, choices=range(1, len(NODE_NAMES) + 1))
+    parser.add_argument("--mode", choices=("tunnel", "native"), default="tunnel")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/netx-lab"), help="spec and state (default /tmp/netx-lab)")
+    args = parser.parse_args(argv)
+    nodes = list(NODE_NAMES[:args.nodes])
+    args.dir.mkdir(parents=True, exist_ok=True)
+    lab = Lab(args.name, nodes, args.dir)
+    if args.action == "down":
+        lab.down()
+        print(f"removed the namespaces of lab {args.name}")
+        return 0
+    lab.down()
+    lab.up()
+    spec = lab_spec(args.name, nodes, args.mode, {f"web-{n[-1]}": n for n in nodes})
+    lab.apply(spec)
+    print(f"lab {args.name}: {len(nodes)} nodes ({args.mode}); spec {lab.workdir / 'cluster.yaml'}\n"
+          f"  nodes:     {', '.join(lab.netns(n) for n in nodes)} (underlay {lab.underlay})\n"
+          f"  endpoints: {', '.join(lab.endpoint_netns(f'web-{n[-1]}') for n in nodes)}\n"
+          f"  try:       ip netns exec {lab.endpoint_netns('web-a')} ping 10.244.2.11\n"
+          f"  plan:      NETX_STATE_DIR={lab.state_dir} netx plan {lab.workdir / 'cluster.yaml'} "
+          f"--node node-b --netns {lab.netns('node-b')}\n"
+          f"  remove:    python -m netplanx.lab down --name {args.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

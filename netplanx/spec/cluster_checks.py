@@ -1,0 +1,106 @@
+"""Checks of the cluster section: nodes and endpoints must agree with each other and with the ranges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from netplanx.spec.model import Spec
+
+NETNS_MAX = 64
+
+
+class ClusterProblem(NamedTuple):
+    path: tuple[str | int, ...]
+    text: str
+    at_key: bool = False
+
+
+def cluster_problems(spec: Spec) -> list[ClusterProblem]:
+    if spec.cluster is None:
+        return [ClusterProblem(("endpoints", 0), "endpoints need a cluster section (allowed: add cluster: with "
+                                                 "the nodes)")] if spec.endpoints else []
+    return [*_node_problems(spec), *_endpoint_problems(spec)]
+
+
+def _first(seen: dict[object, int], key: object, index: int) -> int | None:
+    """The index that claimed ``key`` before ``index``, or None (and ``index`` claims it)."""
+    if key in seen:
+        return seen[key]
+    seen[key] = index
+    return None
+
+
+def _node_problems(spec: Spec) -> Iterator[ClusterProblem]:
+    cluster = spec.cluster
+    names: dict[object, int] = {}
+    addresses: dict[object, int] = {}
+    for index, node in enumerate(cluster.nodes):
+        at = ("cluster", "nodes", index)
+        if (first := _first(names, node.name, index)) is not None:
+            yield ClusterProblem((*at, "name"), f"node name '{node.name}' is declared twice (first at "
+                                                f"cluster.nodes[{first}]; allowed: unique node names)")
+        for field, address in (("address", node.address), ("address6", node.address6)):
+            if address is not None and (first := _first(addresses, address, index)) is not None:
+                yield ClusterProblem((*at, field), f"address {address} is already the address of node "
+                                                   f"{cluster.nodes[first].name} (allowed: one address a node)")
+        for field, network, whole in (("podCIDR", node.pod_cidr, cluster.pod_cidr),
+                                      ("podCIDR6", node.pod_cidr6, cluster.pod_cidr6)):
+            if network is None:
+                if whole is not None:
+                    yield ClusterProblem(at, f"node {node.name} has no {field} while the cluster has one "
+                                             f"(allowed: a {field} inside {whole} on every node)")
+            elif whole is None:
+                yield ClusterProblem((*at, field), f"node {field} {network} but the cluster has no {field} "
+                                                   f"(allowed: set cluster.{field}, or drop this one)")
+            elif not network.subnet_of(whole):
+                yield ClusterProblem((*at, field), f"{field} {network} is outside the cluster's {whole} "
+                                                   f"(allowed: a subnet of {whole})")
+        if cluster.routing.mode == "native" and node.pod_cidr6 is not None and node.address6 is None:
+            yield ClusterProblem(at, f"native routing of IPv6 needs node {node.name}'s address6 (allowed: an "
+                                     "IPv6 underlay address, or mode tunnel)")
+    for field, attribute in (("podCIDR", "pod_cidr"), ("podCIDR6", "pod_cidr6")):
+        nodes = [(i, getattr(n, attribute)) for i, n in enumerate(cluster.nodes) if getattr(n, attribute)]
+        for position, (index, network) in enumerate(nodes):
+            for other_index, other in nodes[:position]:
+                if network.overlaps(other):
+                    yield ClusterProblem(("cluster", "nodes", index, field),
+                                         f"{field} {network} overlaps {other} of node "
+                                         f"{cluster.nodes[other_index].name} (allowed: disjoint pod networks)")
+
+
+def _endpoint_problems(spec: Spec) -> Iterator[ClusterProblem]:
+    nodes = {n.name: n for n in spec.cluster.nodes}
+    names: dict[object, int] = {}
+    addresses: dict[object, int] = {}
+    for index, endpoint in enumerate(spec.endpoints):
+        at = ("endpoints", index)
+        if (first := _first(names, endpoint.name, index)) is not None:
+            yield ClusterProblem((*at, "name"), f"endpoint name '{endpoint.name}' is declared twice (first at "
+                                                f"endpoints[{first}]; allowed: unique names)")
+        namespace = f"{spec.cluster.name}-{endpoint.name}"
+        if len(namespace) > NETNS_MAX:
+            yield ClusterProblem((*at, "name"), f"namespace name '{namespace}' (cluster name, '-', endpoint name) "
+                                                f"is longer than {NETNS_MAX} (allowed: shorter names)")
+        node = nodes.get(endpoint.node)
+        if node is None:
+            yield ClusterProblem((*at, "node"), f"node '{endpoint.node}' is not in the cluster (allowed: "
+                                                f"{', '.join(sorted(nodes))})")
+            continue
+        for field, address, network in (("address", endpoint.address, node.pod_cidr),
+                                        ("address6", endpoint.address6, node.pod_cidr6)):
+            if address is None:
+                continue
+            if network is None:
+                yield ClusterProblem((*at, field), f"node {node.name} has no {field.replace('address', 'podCIDR')} "
+                                                   f"for {address} (allowed: give the node one, or drop {field})")
+            elif address not in network or address == network.network_address or (
+                    network.version == 4 and address == network.broadcast_address):
+                yield ClusterProblem((*at, field), f"{field} {address} is not a usable address of node "
+                                                   f"{node.name}'s {network} (allowed: an address inside it, not "
+                                                   "its first or last)")
+            elif (first := _first(addresses, address, index)) is not None:
+                yield ClusterProblem((*at, field), f"{field} {address} is already used by endpoint "
+                                                   f"{spec.endpoints[first].name} (allowed: one endpoint an address)")
+
+
