@@ -127,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="lab", help="prefix of every namespace (default: lab)")
     parser.add_argument("--nodes", type=int, default=3, choices=range(1, len(NODE_NAMES) + 1))
     parser.add_argument("--mode", choices=("tunnel", "native"), default="tunnel")
-    parser.add_argument("--dir", type=Path, default=Path("/tmp/netx-lab"), help="spec and state (default /tmp/netx-lab)")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/netx-lab"),
+                        help="where the spec and netx's state go (default /tmp/netx-lab)")
     args = parser.parse_args(argv)
     nodes = list(NODE_NAMES[:args.nodes])
     args.dir.mkdir(parents=True, exist_ok=True)

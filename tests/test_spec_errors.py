@@ -79,7 +79,8 @@ CASES = [
         interface:
           - name: eth0
             type: device
-        """), 2, 1, "unknown key 'interface' (allowed: interfaces, routes, rules, sysctl, cluster, endpoints)", id="unknown-top-key"),
+        """), 2, 1, "unknown key 'interface' (allowed: interfaces, routes, rules, sysctl, cluster, endpoints)",
+        id="unknown-top-key"),
     pytest.param(spec("""\
         apiVersion: netx/v1
         interfaces:
@@ -112,7 +113,8 @@ CASES = [
         """), 1, 13, "'netx/v2' is not allowed for apiVersion (allowed: 'netx/v1')", id="wrong-api-version"),
     pytest.param(spec("""\
         - apiVersion: netx/v1
-        """), 1, 1, "the spec must be a mapping (allowed: apiVersion, interfaces, routes, rules, sysctl, cluster, endpoints)",
+        """), 1, 1,
+        "the spec must be a mapping (allowed: apiVersion, interfaces, routes, rules, sysctl, cluster, endpoints)",
         id="spec-not-a-mapping"),
     pytest.param(spec("""\
         apiVersion: netx/v1
@@ -154,7 +156,8 @@ CASES = [
         interfaces:
           - name: eth0
             mtu: 1500
-        """), 3, 5, "'device', 'veth', 'bridge', 'vxlan', 'geneve', 'macvlan'", id="interface-without-type-lists-types"),
+        """), 3, 5, "'device', 'veth', 'bridge', 'vxlan', 'geneve', 'macvlan'",
+        id="interface-without-type-lists-types"),
     pytest.param(spec("""\
         apiVersion: netx/v1
         interfaces:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 
-from netplanx.spec.model import Endpoint, Node, Spec
+from netplanx.spec.model import Endpoint, IfNetwork, Node, Spec
 
 LISTS = ("interfaces", "routes", "rules")
 GATEWAY4 = "169.254.1.1"  # every endpoint's default gateway: an address on its host-side veth
@@ -55,12 +56,19 @@ def tunnel_mac(spec: Spec, node: Node) -> str:
     return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
 
 
-def cluster_links(spec: Spec, node: Node) -> set[str]:
-    """Links the cluster part of the spec puts on a node (so the node's own parts may refer to them)."""
+def cluster_links(spec: Spec, node: Node) -> dict[str, list[IfNetwork]]:
+    """Links the cluster part of the spec puts on a node, with the networks of the addresses it gives
+    them (so the node's own interfaces, routes and sysctls may refer to them)."""
     cluster = spec.cluster
     if cluster is None:
-        return set()
-    names = {cluster.underlay.device} | {host_interface(e) for e in endpoints_of(spec, node)}
+        return {}
+    links: dict[str, list[IfNetwork]] = {host_interface(e): [] for e in endpoints_of(spec, node)}
+    underlay = cluster.underlay
+    links[underlay.device] = []
+    if underlay.prefix_length:
+        links[underlay.device].append(ipaddress.ip_interface(f"{node.address}/{underlay.prefix_length}").network)
+    if underlay.prefix_length6 and node.address6:
+        links[underlay.device].append(ipaddress.ip_interface(f"{node.address6}/{underlay.prefix_length6}").network)
     if cluster.routing.mode == "tunnel":
-        names.add(cluster.routing.tunnel.device)
-    return names
+        links[cluster.routing.tunnel.device] = []
+    return links

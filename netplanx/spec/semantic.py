@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from netplanx.providers.kernel.names import TABLES
 from netplanx.spec.cluster_checks import cluster_problems
-from netplanx.spec.model import Bridge, Device, Macvlan, Spec, Veth, Vxlan
+from netplanx.spec.model import Bridge, Device, IfNetwork, Macvlan, Spec, Veth, Vxlan
 from netplanx.spec.nodes import cluster_links, node_view, view_path
 
 
@@ -30,7 +30,7 @@ def semantic_problems(spec: Spec) -> list[Problem]:
     common part is reported once.
     """
     if spec.cluster is None:
-        views = [(None, spec, set())]
+        views = [(None, spec, {})]
     else:
         views = [(i, node_view(spec, n), cluster_links(spec, n)) for i, n in enumerate(spec.cluster.nodes)]
     found: dict[tuple[tuple[str | int, ...], str], Problem] = {}
@@ -44,9 +44,12 @@ def semantic_problems(spec: Spec) -> list[Problem]:
     return [*found.values(), *(Problem(*p) for p in cluster_problems(spec))]
 
 
-def local_names(spec: Spec, extra: set[str] | None = None) -> set[str]:
+Extra = dict[str, list[IfNetwork]]  # links the cluster section adds, with the networks of their addresses
+
+
+def local_names(spec: Spec, extra: Extra | None = None) -> set[str]:
     """Names of links that exist in this namespace once the spec is applied."""
-    names = {i.name for i in spec.interfaces} | (extra or set())
+    names = {i.name for i in spec.interfaces} | set(extra or {})
     names |= {i.peer.name for i in spec.interfaces if isinstance(i, Veth) and i.peer.netns is None}
     return names
 
@@ -56,7 +59,7 @@ def veth_primaries(spec: Spec) -> dict[str, str]:
     return {i.peer.name: i.name for i in spec.interfaces if isinstance(i, Veth) and i.peer.netns is None}
 
 
-def _interface_problems(spec: Spec, extra: set[str]) -> Iterator[Problem | tuple[tuple[str | int, ...], str]]:
+def _interface_problems(spec: Spec, extra: Extra) -> Iterator[Problem | tuple[tuple[str | int, ...], str]]:
     seen: dict[str, int] = {}
     peers = veth_primaries(spec)
     configured: dict[str, int] = {}
@@ -109,11 +112,11 @@ def _interface_problems(spec: Spec, extra: set[str]) -> Iterator[Problem | tuple
             owners.setdefault(ip, interface.name)
 
 
-def _route_problems(spec: Spec, extra: set[str]) -> Iterator[Problem]:
+def _route_problems(spec: Spec, extra: Extra) -> Iterator[Problem]:
     declared = local_names(spec, extra)
-    networks = {
-        i.name: [ipaddress.ip_interface(a).network for a in i.addresses] for i in spec.interfaces
-    }
+    networks = {name: list(nets) for name, nets in extra.items()}
+    for interface in spec.interfaces:
+        networks.setdefault(interface.name, []).extend(ipaddress.ip_interface(a).network for a in interface.addresses)
     seen: dict[tuple[object, ...], int] = {}
     for index, route in enumerate(spec.routes):
         metric = route.metric if route.metric is not None else (1024 if route.family == 6 else 0)
@@ -153,7 +156,7 @@ def _rule_problems(spec: Spec) -> Iterator[Problem]:
         seen.setdefault(key, index)
 
 
-def _sysctl_problems(spec: Spec, extra: set[str]) -> Iterator[Problem]:
+def _sysctl_problems(spec: Spec, extra: Extra) -> Iterator[Problem]:
     declared = local_names(spec, extra)
     for key in spec.sysctl:
         match = PER_INTERFACE_SYSCTL.fullmatch(key)

@@ -48,7 +48,8 @@ class AddressType(ResourceType):
             ip = message.get_attr("IFA_ADDRESS") if message["family"] == 10 else (
                 message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS"))
             text = str(ipaddress.ip_interface(f"{ip}/{message['prefixlen']}"))
-            if protocol in KERNEL_PROTOCOLS or (protocol != NETX_PROTOCOL and ipaddress.ip_interface(text).is_link_local):
+            kernel_made = protocol != NETX_PROTOCOL and ipaddress.ip_interface(text).is_link_local
+            if protocol in KERNEL_PROTOCOLS or kernel_made:
                 continue  # kernel-made (and kernel link-local) addresses are never resources
             dev = names.get(message["index"], f"if{message['index']}")
             if dev == "lo" and text in LOOPBACK_DEFAULTS:

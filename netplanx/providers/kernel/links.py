@@ -108,27 +108,33 @@ class LinkType(ResourceType):
         declared = {r.attrs["name"] for r in links}
         peers_named = {r.attrs["peer"]["name"] for r in links if r.attrs.get("type") == "veth"} - declared
         resources = []
-        nsids: dict[int, str] | None = None
+        wanted = {m.get_attr("IFLA_LINK_NETNSID") for m in messages} - {None}
+        likely = sorted({r.attrs["peer"]["netns"] for r in links if (r.attrs.get("peer") or {}).get("netns")})
+        nsids = self._nsid_names(wanted, likely) if wanted else {}
         for message in messages:
             info = message.get_attr("IFLA_LINKINFO")
             kind = info.get_attr("IFLA_INFO_KIND") if info else None
             name = names[message["index"]]
             if kind == "veth" and name not in declared and _folded(message, names, messages, primaries, peers_named):
                 continue  # this end is part of its pair's resource
-            if nsids is None and kind == "veth" and message.get_attr("IFLA_LINK_NETNSID") is not None:
-                nsids = self._nsid_names()
-            resources.append(self._resource(message, kind, names, nsids or {}))
+            resources.append(self._resource(message, kind, names, nsids))
         return resources
 
-    def _nsid_names(self) -> dict[int, str]:
-        found = {}
-        for name in netns.named():
+    def _nsid_names(self, wanted: set[int], likely: Sequence[str]) -> dict[int, str]:
+        """Names of the namespaces behind the peer nsids in ``wanted``: the namespaces the spec names are
+        asked first, then every other one (namespaces of other tools may vanish while we ask)."""
+        found: dict[int, str] = {}
+        for name in [*likely, *(n for n in netns.named() if n not in likely)]:
+            if wanted <= set(found):
+                break
             try:
                 fd = os.open(netns.netns_path(name), os.O_RDONLY)
             except OSError:
                 continue
             try:
                 reply = self.ctx.ipr.get_netnsid(fd=fd)
+            except (NetlinkError, OSError):
+                continue
             finally:
                 os.close(fd)
             nsid = reply.get("nsid") if reply else None
@@ -171,7 +177,10 @@ class LinkType(ResourceType):
         where = nsids.get(nsid)
         if where is None:
             return {"name": f"if{index}", "netns": f"nsid:{nsid}"}
-        peer = self.ctx.ipr_in(where).get_links(index)
+        try:
+            peer = self.ctx.ipr_in(where).get_links(index)
+        except (NetlinkError, OSError):
+            peer = []
         return {"name": peer[0].get_attr("IFLA_IFNAME") if peer else f"if{index}", "netns": where}
 
     # writing

@@ -1,0 +1,160 @@
+"""A three-node lab: endpoints talk across nodes in tunnel and native mode, the plans are exact."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netplanx.lab import Lab, lab_spec
+from tests.conftest import IS_ROOT, ip_json
+from tests.traffic import capture, ping, tcp_exchange
+
+NODES = ["node-a", "node-b", "node-c"]
+ENDPOINTS = {"web-a": "node-a", "web-b": "node-b", "db-c": "node-c"}
+# lab_spec addresses: endpoint k of node i is 10.244.i.(10+k) and fd00:244:0:i::(10+k)
+WEB_B, WEB_B6, DB_C, DB_C6 = "10.244.2.11", "fd00:244:0:2::b", "10.244.3.11", "fd00:244:0:3::b"
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """Three nodes on an underlay bridge; everything is removed afterwards, whatever happened."""
+    if not IS_ROOT:
+        pytest.skip("needs root: creates network namespaces")
+    made = Lab(f"lx{uuid.uuid4().hex[:6]}", list(NODES), tmp_path)
+    try:
+        yield made.up()
+    finally:
+        made.down()
+
+
+def spec(lab: Lab, mode: str = "tunnel", nodes: list[str] | None = None, endpoints: dict | None = None,
+         protocol: str = "vxlan") -> str:
+    return lab_spec(lab.name, nodes or lab.nodes, mode, ENDPOINTS if endpoints is None else endpoints, protocol)
+
+
+def actions(plan: dict) -> dict[str, str]:
+    return {c["address"]: c["action"] for c in plan["changes"]}
+
+
+def all_reachable(lab: Lab) -> None:
+    web_a = lab.endpoint_netns("web-a")
+    for address in (WEB_B, WEB_B6, DB_C, DB_C6):
+        assert ping(web_a, address), f"web-a cannot reach {address}"
+    assert tcp_exchange(lab.endpoint_netns("web-b"), WEB_B, web_a) == f"hello 10.244.1.11 from {lab.name}-web-b"
+    assert tcp_exchange(lab.endpoint_netns("db-c"), DB_C6, web_a).startswith("hello fd00:244:0:1::b from")
+
+
+def test_tunnel_mode_connects_endpoints_over_vxlan(lab):
+    results = lab.apply(spec(lab))
+    assert all(r["result"] == "applied" for r in results.values())
+    with capture(lab.underlay, "ul0", "udp port 8472") as vxlan, \
+            capture(lab.underlay, "ul0", f"icmp and host {WEB_B}") as plain:
+        all_reachable(lab)
+    assert vxlan, "no VXLAN on the underlay"
+    assert all("192.0.2." in line and ".8472" in line for line in vxlan)
+    assert plain == [], "endpoint traffic crossed the underlay unencapsulated"
+    tunnel = ip_json(lab.netns("node-a"), "-d", "link", "show", "netx-tunnel")[0]
+    assert tunnel["mtu"] == 1450 and tunnel["linkinfo"]["info_data"]["external"] is True
+    inside = ip_json(lab.endpoint_netns("web-a"), "link", "show", "eth0")[0]
+    assert inside["mtu"] == 1450
+    second = lab.apply(spec(lab))
+    assert {r["result"] for r in second.values()} == {"no-changes"}
+    assert {r["writes"] for r in second.values()} == {0}
+
+
+def test_native_mode_routes_plain_ip(lab):
+    lab.apply(spec(lab, "native"))
+    with capture(lab.underlay, "ul0", "udp port 8472") as vxlan, \
+            capture(lab.underlay, "ul0", f"icmp and host {WEB_B}") as plain:
+        all_reachable(lab)
+    assert vxlan == [] and plain, "native mode must not encapsulate"
+    routes = {r["dst"]: r for r in ip_json(lab.netns("node-a"), "route", "show")}
+    assert routes["10.244.2.0/24"]["gateway"] == "192.0.2.12" and routes["10.244.2.0/24"]["dev"] == "eth0"
+    assert {r["result"] for r in lab.apply(spec(lab, "native")).values()} == {"no-changes"}
+
+
+def test_mode_switch_is_an_exact_plan_and_traffic_returns(lab):
+    lab.apply(spec(lab))
+    to_native = lab.plan(spec(lab, "native"), "node-a")
+    tunnel_objects = {"link.netx-tunnel", "address.netx-tunnel.10.244.1.0/32",
+                      "address.netx-tunnel.fd00:244:0:1::/128"} | {
+        f"neigh.netx-tunnel.{vtep}" for vtep in ("10.244.2.0", "10.244.3.0", "fd00:244:0:2::", "fd00:244:0:3::")}
+    pod_routes = {f"route.main.{cidr}" for cidr in ("10.244.2.0/24", "10.244.3.0/24", "fd00:244:0:2::/64",
+                                                    "fd00:244:0:3::/64")}
+    assert actions(to_native) == {**dict.fromkeys(tunnel_objects, "delete"), **dict.fromkeys(pod_routes, "replace"),
+                                  "link.ep-web-a": "update", "endpoint.web-a": "update"}
+    labels = {c["address"]: c["disruption"] for c in to_native["changes"]}
+    assert labels["link.netx-tunnel"] == "traffic loss" and labels["route.main.10.244.2.0/24"] == "route gap"
+    assert labels["link.ep-web-a"] == "hitless"  # an MTU change
+    lab.apply(spec(lab, "native"))
+    all_reachable(lab)
+    to_tunnel = lab.plan(spec(lab), "node-a")
+    assert actions(to_tunnel) == {**dict.fromkeys(tunnel_objects, "create"),
+                                  **{r: ("replace" if ":" in r else "update") for r in pod_routes},
+                                  "link.ep-web-a": "update", "endpoint.web-a": "update"}
+    lab.apply(spec(lab))
+    all_reachable(lab)
+
+
+def test_adding_and_removing_a_node_touches_exactly_its_entries(lab):
+    lab.apply(spec(lab))
+    lab.add_node("node-d", 3)
+    four = [*lab.nodes, "node-d"]
+    with_d = spec(lab, nodes=four, endpoints={**ENDPOINTS, "web-d": "node-d"})
+    expected = {"neigh.netx-tunnel.10.244.4.0", "neigh.netx-tunnel.fd00:244:0:4::",
+                "route.main.10.244.4.0/24", "route.main.fd00:244:0:4::/64"}
+    for node in NODES:
+        assert actions(lab.plan(with_d, node)) == dict.fromkeys(expected, "create")
+    lab.nodes = four
+    lab.apply(with_d)
+    assert ping(lab.endpoint_netns("web-a"), "10.244.4.11") and ping(lab.endpoint_netns("web-d"), WEB_B6)
+    without_d = spec(lab, nodes=NODES)
+    for node in NODES:
+        assert actions(lab.plan(without_d, node)) == dict.fromkeys(expected, "delete")
+    lab.nodes = list(NODES)
+    lab.apply(without_d)
+    assert not ping(lab.endpoint_netns("web-a"), "10.244.4.11")
+
+
+def test_endpoints_are_created_and_removed_as_resources(lab):
+    lab.apply(spec(lab))
+    plan = lab.plan(spec(lab, endpoints={"web-a": "node-a", "db-c": "node-c"}), "node-b")
+    assert actions(plan) == {f"netns.{lab.name}-web-b": "delete", "link.ep-web-b": "delete",
+                             "address.ep-web-b.169.254.1.1/32": "delete", "address.ep-web-b.fe80::1/64": "delete",
+                             "route.main.10.244.2.11/32": "delete", "route.main.fd00:244:0:2::b/128": "delete",
+                             "endpoint.web-b": "delete"}
+    lab.apply(spec(lab, endpoints={"web-a": "node-a", "db-c": "node-c"}))
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{lab.name}-web-b" not in namespaces and f"{lab.name}-web-a" in namespaces
+    assert not ip_json(lab.netns("node-b"), "link", "show", "ep-web-b") if "ep-web-b" in subprocess.run(
+        ["ip", "-n", lab.netns("node-b"), "link"], capture_output=True, text=True).stdout else True
+    assert ping(lab.endpoint_netns("web-a"), DB_C)
+
+
+def test_geneve_is_refused_with_the_missing_kernel_feature(lab):
+    path = lab.write(spec(lab, protocol="geneve"))
+    before = ip_json(lab.netns("node-a"), "link", "show")
+    result = lab.netx("node-a", "plan", str(path))
+    assert result.returncode == 1
+    assert "link.netx-tunnel: kernel lacks geneve" in result.stderr and "Traceback" not in result.stderr
+    applied = lab.netx("node-a", "apply", str(path), "--auto-approve")
+    assert applied.returncode == 1 and "nothing was changed" in applied.stderr
+    assert ip_json(lab.netns("node-a"), "link", "show") == before
+    assert not [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+                if n.startswith(f"{lab.name}-web")]
+
+
+def test_node_view_and_node_overrides(lab):
+    text = spec(lab).replace('podCIDR6: "fd00:244:0:2::/64"}',
+                             'podCIDR6: "fd00:244:0:2::/64", routes: [{to: 198.51.100.0/24, via: 192.0.2.1}], '
+                             'sysctl: {net.ipv4.conf.all.rp_filter: 2}}')
+    lab.apply(text)
+    on_b = {r["dst"] for r in ip_json(lab.netns("node-b"), "route", "show")}
+    on_a = {r["dst"] for r in ip_json(lab.netns("node-a"), "route", "show")}
+    assert "198.51.100.0/24" in on_b and "198.51.100.0/24" not in on_a
+    unknown = lab.netx("node-z", "plan", str(lab.write(text)))
+    assert unknown.returncode == 1 and "node 'node-z' is not in cluster" in unknown.stderr

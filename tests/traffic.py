@@ -1,0 +1,75 @@
+"""Real traffic between namespaces: ping, a TCP exchange, and tcpdump captures (all event-driven)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+SERVER = """
+import socket, sys
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+server = socket.socket(family, socket.SOCK_STREAM)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((sys.argv[1], int(sys.argv[2])))
+server.listen(1)
+server.settimeout(10)
+print("ready", flush=True)
+connection, peer = server.accept()
+connection.sendall(("hello " + peer[0] + " from " + sys.argv[3]).encode())
+connection.close()
+"""
+CLIENT = """
+import socket, sys
+print(socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).recv(200).decode())
+"""
+
+
+def inside(netns: str, *command: str) -> list[str]:
+    return ["nsenter", f"--net=/run/netns/{netns}", *command]
+
+
+def ping(netns: str, address: str, count: int = 1) -> bool:
+    done = subprocess.run(inside(netns, "ping", "-c", str(count), "-W", "2", "-i", "0.2", address),
+                          capture_output=True, text=True)
+    return done.returncode == 0
+
+
+def tcp_exchange(server_ns: str, address: str, client_ns: str, port: int = 8080) -> str:
+    """Open a TCP connection from ``client_ns`` to ``address`` in ``server_ns``; the greeting received."""
+    server = subprocess.Popen(inside(server_ns, sys.executable, "-c", SERVER, address, str(port), server_ns),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        ready = server.stdout.readline()
+        assert ready.strip() == "ready", server.stderr.read() if server.stderr else ready
+        client = subprocess.run(inside(client_ns, sys.executable, "-c", CLIENT, address, str(port)),
+                                capture_output=True, text=True, timeout=15)
+        return client.stdout.strip() or client.stderr.strip()
+    finally:
+        server.kill()
+        server.wait()
+
+
+@contextmanager
+def capture(netns: str, interface: str, expression: str) -> Iterator[list[str]]:
+    """tcpdump on an interface while the block runs; the list fills with one line per packet."""
+    process = subprocess.Popen(inside(netns, "tcpdump", "-l", "-n", "--immediate-mode", "-i", interface,
+                                      expression), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    seen = []
+    while not seen or "listening on" not in seen[-1]:  # printed once the filter is in place
+        line = process.stderr.readline()
+        if not line:
+            process.wait()
+            raise AssertionError(f"tcpdump did not start: {''.join(seen)}")
+        seen.append(line)
+    packets: list[str] = []
+    try:
+        yield packets
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _err = process.communicate(timeout=10)
+        packets += [line for line in out.splitlines() if line[:1].isdigit()]  # not the decoded inner packets
