@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from netplanx.engine.applier import JOURNAL, Applier
 from netplanx.engine.lock import exclusive
@@ -26,6 +27,7 @@ from netplanx.spec.digest import spec_digest
 from netplanx.spec.loader import read_text
 
 FAILPOINT_VARIABLE = "NETX_FAILPOINT_STEP"  # tests only: make step N fail, to exercise rollback
+CRASHPOINT_VARIABLE = "NETX_FAILPOINT_KILL"  # tests only: with "1", SIGKILL the apply at that step instead
 
 
 @dataclass
@@ -79,15 +81,23 @@ class Session:
     def plan(self, desired: Desired) -> Plan:
         live = self.read_live(desired.resources)
         preflight(self.types, desired.resources, live)
-        plan = make_plan(self.types, desired.resources, live)
+        interrupted = self.interrupted() or {}
+        plan = make_plan(self.types, desired.resources, live, claim=set(interrupted.get("creates", ())))
         plan.netns = self.netns
         plan.spec_digest = desired.digest
         return plan
 
-    def interrupted_apply(self) -> str | None:
-        """A warning when an earlier apply died before finishing (its journal is still there)."""
+    def interrupted(self) -> dict[str, Any] | None:
+        """The journal of an earlier apply that died before finishing, if any."""
         record = self.store.load(JOURNAL)
         if not record or _alive(int(record.get("pid", 0))):
+            return None
+        return record
+
+    def interrupted_apply(self) -> str | None:
+        """A warning when an earlier apply died before finishing (its journal is still there)."""
+        record = self.interrupted()
+        if record is None:
             return None
         return (f"an earlier apply (pid {record.get('pid')}, spec {record.get('spec_digest') or '?'}) was "
                 f"interrupted after {record.get('done', 0)} of {record.get('steps', '?')} steps; "
@@ -100,7 +110,8 @@ class Session:
     def apply(self, plan: Plan) -> int:
         """Execute a plan (verified, rolled back on failure); returns the number of steps executed."""
         failpoint = os.environ.get(FAILPOINT_VARIABLE)
-        return Applier(self.types, self.read_live, self.store, int(failpoint) if failpoint else None).apply(plan)
+        return Applier(self.types, self.read_live, self.store, int(failpoint) if failpoint else None,
+                       crash=os.environ.get(CRASHPOINT_VARIABLE) == "1").apply(plan)
 
     def check_fresh(self, plan: Plan) -> None:
         """Refuse a saved plan when any resource it touches changed since it was computed."""

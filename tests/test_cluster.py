@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +159,20 @@ def test_node_view_and_node_overrides(lab):
     assert "198.51.100.0/24" in on_b and "198.51.100.0/24" not in on_a
     unknown = lab.netx("node-z", "plan", str(lab.write(text)))
     assert unknown.returncode == 1 and "node 'node-z' is not in cluster" in unknown.stderr
+
+
+def test_lab_command_builds_a_working_lab_and_removes_it(tmp_path):
+    if not IS_ROOT:
+        pytest.skip("needs root: creates network namespaces")
+    name = f"lc{uuid.uuid4().hex[:6]}"
+    command = [sys.executable, "-m", "netplanx.lab"]
+    try:
+        up = subprocess.run([*command, "up", "--name", name, "--nodes", "2", "--dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+        assert up.returncode == 0, up.stderr
+        assert f"ip netns exec {name}-web-a ping 10.244.2.11" in up.stdout
+        assert ping(f"{name}-web-a", "10.244.2.11")
+    finally:
+        down = subprocess.run([*command, "down", "--name", name], capture_output=True, text=True)
+    assert down.returncode == 0
+    assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

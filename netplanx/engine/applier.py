@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,17 +38,20 @@ class Applier:
     """Carries out plans against the resource types; rolls back to the plan's before-states on failure."""
 
     def __init__(self, types: Mapping[str, ResourceType], read_live: ReadLive, store: StateStore | None = None,
-                 failpoint: int | None = None):
-        """``failpoint``: a 1-based step number at which to fail instead of executing (fault-injection tests)."""
+                 failpoint: int | None = None, crash: bool = False):
+        """``failpoint``: a 1-based step number at which to fail instead of executing (fault-injection tests);
+        with ``crash`` the process kills itself there instead (crash tests)."""
         self.types = types
         self.read_live = read_live
         self.store = store
         self.failpoint = failpoint
+        self.crash = crash
 
     def apply(self, plan: Plan) -> int:
         """Execute every step, then verify; return the number of steps executed, or raise ApplyError."""
         self._journal({"pid": os.getpid(), "started": time.time(), "spec_digest": plan.spec_digest,
-                       "steps": len(plan.steps), "done": 0})
+                       "steps": len(plan.steps), "done": 0,
+                       "creates": [s.change.address for s in plan.steps if s.operation == "create"]})
         done, failure = self._execute(plan.steps, forward=True)
         if failure is None:
             problems = self._verify(plan)
@@ -67,6 +71,8 @@ class Applier:
                 enumerate(steps), key=lambda item: (item[1].change.kind, item[1].operation, item[0] == cut)):
             batch = [step for _, step in group]
             if position == cut:
+                if self.crash:
+                    os.kill(os.getpid(), signal.SIGKILL)
                 return done, StepFailure(position, batch[0], InjectedFault(f"injected fault at step {cut + 1}"))
             results = self._run(self.types[kind], operation, [s.change for s in batch])
             failure = None

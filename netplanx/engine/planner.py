@@ -20,12 +20,13 @@ def preflight(types: Mapping[str, ResourceType], desired: Sequence[Resource], li
 
 
 def make_plan(types: Mapping[str, ResourceType], desired: Iterable[Resource], live: Iterable[Resource],
-              scope: Collection[str] | None = None) -> Plan:
+              scope: Collection[str] | None = None, claim: Collection[str] = ()) -> Plan:
     """Compute the changes that turn ``live`` into ``desired``.
 
     Without ``scope`` only live objects netx owns may be deleted; unowned ones that the spec does not
     name are listed as unmanaged. With ``scope`` (a rollback), exactly the addresses in it are brought
-    to ``desired``, whoever owns them.
+    to ``desired``, whoever owns them. ``claim``: addresses an interrupted apply was creating; an
+    unmarked object found there is netx's (it died before marking it), so the plan marks it.
     """
     wanted = {r.address: r for r in desired}
     current = {r.address: r for r in live}
@@ -38,13 +39,15 @@ def make_plan(types: Mapping[str, ResourceType], desired: Iterable[Resource], li
             continue
         rtype = types[want.kind]
         changed = rtype.differs(want, have)
-        if changed:
-            forced = rtype.forces_replacement(want, have, changed)
-            if forced:
-                changes[address] = Change(address, want.kind, "replace", have, want, tuple(changed), tuple(forced))
-            else:
-                changes[address] = Change(address, want.kind, "update", have, _updated(rtype, want, have, scope),
-                                          tuple(changed))
+        forced = rtype.forces_replacement(want, have, changed) if changed else []
+        claimed = address in claim and not have.owned and not forced
+        if forced:
+            changes[address] = Change(address, want.kind, "replace", have, want, tuple(changed), tuple(forced))
+        elif changed or claimed:
+            owner = Resource(have.kind, have.address, have.attrs, True, have.meta) if claimed else have
+            changes[address] = Change(address, want.kind, "update", have, _updated(rtype, want, owner, scope),
+                                      (*changed, "owned") if claimed else tuple(changed),
+                                      reason="an interrupted apply created it" if claimed else "")
     for address, have in current.items():
         if address in wanted:
             continue

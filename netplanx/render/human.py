@@ -42,6 +42,8 @@ def _attribute_lines(change: Change, paint: Paint) -> list[str]:
     if change.action in ("update", "replace") and change.before and change.after:
         for key in change.changed:
             before, after = change.before.attrs.get(key), change.after.attrs.get(key)
+            if key == "owned":  # netx takes ownership: the marker is written
+                before, after = change.before.owned, change.after.owned
             note = paint("  # forces replacement", "2") if key in change.forces_replacement else ""
             if isinstance(before, dict | list) and isinstance(after, dict | list):
                 for path, old, new in _nested_changes(key, before, after):

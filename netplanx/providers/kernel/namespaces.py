@@ -47,7 +47,15 @@ class NamespaceType(ResourceType):
         return [self._run(["ip", "netns", "add", r.attrs["name"]], r, record=True) for r in resources]
 
     def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
-        return [None for _ in pairs]  # a namespace has nothing to change in place
+        """Only ownership changes in place (a namespace an interrupted apply created, or a rollback)."""
+        for _before, after in pairs:
+            owned = owned_namespaces(self.ctx)
+            if after.owned:
+                owned[after.attrs["name"]] = after.meta.get("purpose", "")
+            else:
+                owned.pop(after.attrs["name"], None)
+            self.ctx.store.save(RECORD, owned)
+        return [None for _ in pairs]
 
     def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
         return [self._run(["ip", "netns", "del", r.attrs["name"]], r, record=False) for r in resources]

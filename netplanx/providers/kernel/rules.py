@@ -82,7 +82,13 @@ class RuleType(ResourceType):
         return [self._call("add", r) for r in resources]
 
     def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
-        raise NotImplementedError("rules are replaced, never updated in place")
+        """Only the owner marker changes in place: the new rule is added before the old one goes (rules
+        may share a priority), so lookups never miss it."""
+        results: list[Exception | None] = []
+        for before, after in pairs:
+            error = self._call("add", after)
+            results.append(error if error else self._call("del", before))
+        return results
 
     def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
         return [self._call("del", r) for r in resources]
