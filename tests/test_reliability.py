@@ -28,7 +28,8 @@ CRASH_SEED = int(os.environ.get("NETX_CRASH_SEED", "20261125"))
 def netx_owned(netns: str) -> dict[str, list]:
     """Everything in the namespace that carries netx's marker."""
     return {
-        "links": sorted(link["ifname"] for link in ip_json(netns, "-d", "link", "show") if link.get("ifalias") == "netx"),
+        "links": sorted(link["ifname"] for link in ip_json(netns, "-d", "link", "show")
+                        if link.get("ifalias") == "netx"),
         "routes": sorted(r.get("dst", "") for family in ("-4", "-6")
                          for r in ip_json(netns, family, "route", "show", "table", "all")
                          if r.get("protocol") in ("netx", "78")),
@@ -105,7 +106,7 @@ def test_ten_applies_behind_a_held_lock_time_out_clearly(netx, netns):
 
 
 def test_state_directory_is_private(netx, netns, tmp_path):
-    netx.apply(START.replace("sysctl: {net.ipv4.ip_forward: 1}", "sysctl: {net.ipv4.ip_forward: 1}"))
+    netx.apply(START)
     netx("plan", "-o", str(tmp_path / "saved.json"), spec=TARGET)
     assert stat.S_IMODE(netx.state_dir.stat().st_mode) == 0o700
     found = list(netx.state_dir.rglob("*"))
