@@ -128,6 +128,8 @@ def snapshot(netns: str) -> dict:
                          if not r.get("dst", "").startswith("fe80") and r.get("type") not in ("local", "multicast")),
         "rules": sorted(json.dumps(r, sort_keys=True) for family in ("-4", "-6")
                         for r in ip_json(netns, family, "rule", "show")),
+        "neighbours": sorted(json.dumps(n, sort_keys=True)
+                             for n in ip_json(netns, "neigh", "show", "nud", "permanent")),
         "sysctl": {key: _sysctl(netns, key) for key in (
             "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf.all.rp_filter")},
     }

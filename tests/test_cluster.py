@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from netplanx.lab import Lab, lab_spec
-from tests.conftest import IS_ROOT, ip_json
+from tests.conftest import IS_ROOT, ip_json, snapshot
 from tests.traffic import capture, ping, tcp_exchange
 
 NODES = ["node-a", "node-b", "node-c"]
@@ -176,3 +177,32 @@ def test_lab_command_builds_a_working_lab_and_removes_it(tmp_path):
         down = subprocess.run([*command, "down", "--name", name], capture_output=True, text=True)
     assert down.returncode == 0
     assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def inside_view(lab: Lab) -> dict:
+    """What the endpoints of a lab look like from inside (addresses, routes, MTU; not the kernel's own
+    link-local address, whose duplicate address detection finishes in its own time)."""
+    view = {}
+    for endpoint in ENDPOINTS:
+        namespace = lab.endpoint_netns(endpoint)
+        link = ip_json(namespace, "addr", "show", "eth0")[0]
+        addresses = sorted((a["local"], a["prefixlen"]) for a in link["addr_info"] if a["scope"] != "link")
+        view[endpoint] = (link["mtu"], link["ifindex"], addresses, ip_json(namespace, "route", "show"),
+                          [r for r in ip_json(namespace, "-6", "route", "show") if not r["dst"].startswith("fe80")])
+    return view
+
+
+def test_failure_at_every_step_of_a_mode_switch_rolls_back(lab):
+    lab.apply(spec(lab))
+    before = (snapshot(lab.netns("node-a")), inside_view(lab))
+    native = lab.write(spec(lab, "native"), "native.yaml")
+    steps = len(lab.plan(spec(lab, "native"), "node-a")["steps"])
+    assert steps >= 15
+    for step in range(1, steps + 1):
+        failed = subprocess.run(
+            [sys.executable, "-m", "netplanx", "apply", str(native), "--auto-approve", "--node", "node-a",
+             "--netns", lab.netns("node-a")], capture_output=True, text=True, timeout=120,
+            env={**os.environ, "NETX_STATE_DIR": str(lab.state_dir), "NETX_FAILPOINT_STEP": str(step)})
+        assert failed.returncode == 1 and "back where it was (verified)" in failed.stderr, failed.stderr
+        assert (snapshot(lab.netns("node-a")), inside_view(lab)) == before, f"step {step}"
+    all_reachable(lab)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 from tests.conftest import ip, ip_json
 
@@ -27,6 +28,8 @@ def foreign_objects(netns: str) -> None:
     ip("-n", netns, "route", "add", "blackhole", "10.62.0.0/16", "table", "100")
     ip("-n", netns, "rule", "add", "priority", "500", "from", "10.50.0.0/24", "table", "100")
     ip("-n", netns, "rule", "add", "priority", "1000", "to", "10.51.0.0/24", "table", "100")  # same priority
+    ip("-n", netns, "neigh", "add", "10.50.0.9", "lladdr", "02:00:00:00:00:09", "dev", "foreign0", "nud", "permanent")
+    subprocess.run(["tc", "-n", netns, "qdisc", "add", "dev", "foreign0", "clsact"], check=True)
 
 
 def foreign_view(netns: str) -> dict:
@@ -39,13 +42,17 @@ def foreign_view(netns: str) -> dict:
                          if r.get("dst") in ("10.60.0.0/16", "10.61.0.0/16", "10.62.0.0/16")),
         "rules": sorted(json.dumps(r, sort_keys=True) for r in ip_json(netns, "rule", "show")
                         if r.get("src") == "10.50.0.0" or r.get("dst") == "10.51.0.0"),
+        "neighbours": ip_json(netns, "neigh", "show", "dev", "foreign0", "nud", "permanent"),
+        "tc": subprocess.run(["tc", "-n", netns, "-j", "qdisc", "show", "dev", "foreign0"],
+                             capture_output=True, text=True, check=True).stdout,
     }
 
 
 def test_foreign_objects_survive_apply_reapply_and_removal(netx, netns):
     foreign_objects(netns)
     expected = foreign_view(netns)
-    assert len(expected["routes"]) == 3 and len(expected["rules"]) == 2
+    assert len(expected["routes"]) == 3 and len(expected["rules"]) == 2 and len(expected["neighbours"]) == 1
+    assert "clsact" in expected["tc"]
     first = netx.apply(SPEC).json
     assert all("foreign" not in c["address"] and "10.6" not in c["address"] for c in first["plan"]["changes"])
     assert "route.main.10.60.0.0/16" in first["plan"]["unmanaged"]

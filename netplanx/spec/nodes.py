@@ -72,3 +72,16 @@ def cluster_links(spec: Spec, node: Node) -> dict[str, list[IfNetwork]]:
     if cluster.routing.mode == "tunnel":
         links[cluster.routing.tunnel.device] = []
     return links
+
+
+def cluster_managed_links(spec: Spec, node: Node) -> set[str]:
+    """Links the cluster part creates or configures on a node (nothing else may declare them)."""
+    cluster = spec.cluster
+    if cluster is None:
+        return set()
+    managed = {host_interface(e) for e in endpoints_of(spec, node)}
+    if cluster.routing.mode == "tunnel":
+        managed.add(cluster.routing.tunnel.device)
+    if cluster.underlay.prefix_length or cluster.underlay.prefix_length6:
+        managed.add(cluster.underlay.device)
+    return managed

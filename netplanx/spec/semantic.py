@@ -10,7 +10,7 @@ from typing import NamedTuple
 from netplanx.providers.kernel.names import TABLES
 from netplanx.spec.cluster_checks import cluster_problems
 from netplanx.spec.model import Bridge, Device, IfNetwork, Macvlan, Spec, Veth, Vxlan
-from netplanx.spec.nodes import cluster_links, node_view, view_path
+from netplanx.spec.nodes import cluster_links, cluster_managed_links, node_view, view_path
 
 
 class Problem(NamedTuple):
@@ -30,20 +30,31 @@ def semantic_problems(spec: Spec) -> list[Problem]:
     common part is reported once.
     """
     if spec.cluster is None:
-        views = [(None, spec, {})]
+        views = [(None, spec, {}, set())]
     else:
-        views = [(i, node_view(spec, n), cluster_links(spec, n)) for i, n in enumerate(spec.cluster.nodes)]
+        views = [(i, node_view(spec, n), cluster_links(spec, n), cluster_managed_links(spec, n))
+                 for i, n in enumerate(spec.cluster.nodes)]
     found: dict[tuple[tuple[str | int, ...], str], Problem] = {}
-    for index, view, extra in views:
-        for problem in (*_interface_problems(view, extra), *_route_problems(view, extra), *_rule_problems(view),
-                        *_sysctl_problems(view, extra)):
+    for index, view, extra, managed in views:
+        for problem in (*_interface_problems(view, extra, managed), *_route_problems(view, extra),
+                        *_rule_problems(view), *_sysctl_problems(view, extra)):
             problem = problem if isinstance(problem, Problem) else Problem(*problem)
             if index is not None:
-                problem = Problem(view_path(spec, index, problem.path), problem.text, problem.at_key)
+                problem = Problem(view_path(spec, index, problem.path), _in_file(spec, index, problem.text),
+                                  problem.at_key)
             found.setdefault((problem.path, problem.text), problem)
     return [*found.values(), *(Problem(*p) for p in cluster_problems(spec))]
 
 
+def _in_file(spec: Spec, node_index: int, text: str) -> str:
+    """Rewrite ``first at routes[3]`` (an index in a node's view) to where that entry is written."""
+    def place(match: re.Match[str]) -> str:
+        path = view_path(spec, node_index, (match.group(1), int(match.group(2))))
+        return ".".join(f"{p}" if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+    return FIRST_AT.sub(lambda m: f"first at {place(m)}", text)
+
+
+FIRST_AT = re.compile(r"first at (interfaces|routes|rules)\[(\d+)\]")
 Extra = dict[str, list[IfNetwork]]  # links the cluster section adds, with the networks of their addresses
 
 
@@ -59,7 +70,8 @@ def veth_primaries(spec: Spec) -> dict[str, str]:
     return {i.peer.name: i.name for i in spec.interfaces if isinstance(i, Veth) and i.peer.netns is None}
 
 
-def _interface_problems(spec: Spec, extra: Extra) -> Iterator[Problem | tuple[tuple[str | int, ...], str]]:
+def _interface_problems(spec: Spec, extra: Extra, managed: set[str]) -> Iterator[
+        Problem | tuple[tuple[str | int, ...], str]]:
     seen: dict[str, int] = {}
     peers = veth_primaries(spec)
     configured: dict[str, int] = {}
@@ -71,9 +83,10 @@ def _interface_problems(spec: Spec, extra: Extra) -> Iterator[Problem | tuple[tu
                               f"interfaces[{configured[interface.name]}]; allowed: unique names in a namespace)")
             configured.setdefault(interface.name, index)
             continue
-        if interface.name in extra and not isinstance(interface, Device):
-            yield ("interfaces", index, "name"), f"interface name '{interface.name}' is created by the cluster " \
-                                                 "settings on this node (allowed: another name, or type device)"
+        if interface.name in managed:
+            yield ("interfaces", index, "name"), f"interface '{interface.name}' is created and configured by " \
+                                                 "the cluster settings on this node (allowed: another name; set " \
+                                                 "the underlay through cluster.underlay)"
         names = [("name", interface.name)]
         if isinstance(interface, Veth) and interface.peer.netns is None:
             names.append(("peer", interface.peer.name))
