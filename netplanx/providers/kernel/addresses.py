@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from pyroute2.netlink.exceptions import NetlinkError
-
-from netplanx.engine.resource import Dependency, Resource, ResourceType
-from netplanx.providers.kernel.context import KernelContext
+from netplanx.engine.resource import Resource
+from netplanx.providers.kernel.base import OnLinkType
 from netplanx.providers.kernel.names import NETX_PROTOCOL
 
 KERNEL_PROTOCOLS = (1, 2, 3)  # IFAPROT_KERNEL_LO, _RA, _LL
@@ -27,18 +24,12 @@ def address_resource(dev: str, address: str, owned: bool = True, protocol: int =
     return Resource("address", f"address.{dev}.{address}", attrs, owned, {"protocol": protocol})
 
 
-class AddressType(ResourceType):
+class AddressType(OnLinkType):
     kind = "address"
     rank = 1
     disruption_of: ClassVar[Mapping[str, str]] = {
         "create": "hitless", "update": "hitless", "replace": "address loss", "delete": "address loss",
     }
-
-    def __init__(self, ctx: KernelContext):
-        self.ctx = ctx
-
-    def dependencies(self, resource: Resource) -> list[Dependency]:
-        return [Dependency(f"link.{resource.attrs['dev']}")]
 
     def read(self, desired: Sequence[Resource]) -> list[Resource]:
         names = self.ctx.link_names()
@@ -58,28 +49,11 @@ class AddressType(ResourceType):
             found.append(address_resource(dev, text, protocol == NETX_PROTOCOL, protocol, nodad))
         return found
 
-    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._call("add", r) for r in resources]
-
-    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
-        return [self._call("replace", after) for _before, after in pairs]
-
-    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._call("del", r) for r in resources]
-
-    def _call(self, command: str, res: Resource) -> Exception | None:
+    def _request(self, command: str, res: Resource, index: int) -> None:
         interface = ipaddress.ip_interface(res.attrs["address"])
-        try:
-            found = self.ctx.ipr.link_lookup(ifname=res.attrs["dev"])
-            if not found:
-                raise NetlinkError(errno.ENODEV, f"No such device: {res.attrs['dev']}")
-            protocol = NETX_PROTOCOL if res.owned else res.meta.get("protocol", 0)
-            extra: dict[str, int] = {"proto": protocol} if command != "del" and protocol else {}
-            if command != "del" and res.attrs.get("nodad"):
-                extra["flags"] = IFA_F_NODAD
-            self.ctx.ipr.addr(command, index=found[0], address=str(interface.ip),
-                              prefixlen=interface.network.prefixlen, **extra)
-            self.ctx.count_write()
-        except (NetlinkError, OSError) as exc:
-            return exc
-        return None
+        protocol = NETX_PROTOCOL if res.owned else res.meta.get("protocol", 0)
+        extra: dict[str, int] = {"proto": protocol} if command != "del" and protocol else {}
+        if command != "del" and res.attrs.get("nodad"):
+            extra["flags"] = IFA_F_NODAD
+        self.ctx.ipr.addr(command, index=index, address=str(interface.ip), prefixlen=interface.network.prefixlen,
+                          **extra)

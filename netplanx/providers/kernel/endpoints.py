@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netplanx.engine.resource import Dependency, Resource, ResourceType
+from netplanx.engine.resource import Dependency, Resource
 from netplanx.providers.kernel import netns
 from netplanx.providers.kernel.addresses import IFA_F_NODAD
-from netplanx.providers.kernel.context import KernelContext
+from netplanx.providers.kernel.base import KernelType
 from netplanx.providers.kernel.namespaces import owned_namespaces
 
 PURPOSE = "endpoint "
@@ -34,15 +34,12 @@ def endpoint_resource(name: str, *, netns_name: str, host_interface: str, interf
                     {"host_interface": host_interface, "labels": dict(labels or {})})
 
 
-class EndpointType(ResourceType):
+class EndpointType(KernelType):
     kind = "endpoint"
     rank = 1
     disruption_of: ClassVar[Mapping[str, str]] = {
         "create": "hitless", "update": "address loss", "replace": "traffic loss", "delete": "traffic loss",
     }
-
-    def __init__(self, ctx: KernelContext):
-        self.ctx = ctx
 
     def dependencies(self, resource: Resource) -> list[Dependency]:
         deps = [Dependency(f"netns.{resource.attrs['netns']}")]

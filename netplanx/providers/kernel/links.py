@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netplanx.engine.resource import Dependency, Resource, ResourceType
+from netplanx.engine.resource import Dependency, Resource
 from netplanx.providers.kernel import netns
-from netplanx.providers.kernel.context import KernelContext
+from netplanx.providers.kernel.base import KernelType
 from netplanx.providers.kernel.features import link_kind_error
 from netplanx.providers.kernel.names import NETX_ALIAS
 
@@ -38,15 +38,12 @@ def link_address(name: str) -> str:
     return f"link.{name}"
 
 
-class LinkType(ResourceType):
+class LinkType(KernelType):
     kind = "link"
     rank = 0
     disruption_of: ClassVar[Mapping[str, str]] = {
         "create": "hitless", "replace": "traffic loss", "delete": "traffic loss",
     }
-
-    def __init__(self, ctx: KernelContext):
-        self.ctx = ctx
 
     def forces_replacement(self, desired: Resource, live: Resource, changed: Sequence[str]) -> list[str]:
         if desired.attrs.get("type") is None:  # a device: nothing forces a replacement

@@ -10,8 +10,9 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from netplanx.engine.resource import Resource, ResourceType
+from netplanx.engine.resource import Resource
 from netplanx.providers.kernel import netns
+from netplanx.providers.kernel.base import KernelType
 from netplanx.providers.kernel.context import KernelContext
 
 RECORD = "namespaces"
@@ -27,15 +28,12 @@ def owned_namespaces(ctx: KernelContext) -> dict[str, str]:
     return ctx.store.load(RECORD)
 
 
-class NamespaceType(ResourceType):
+class NamespaceType(KernelType):
     kind = "netns"
     rank = -1
     disruption_of: ClassVar[Mapping[str, str]] = {
         "create": "hitless", "update": "hitless", "replace": "traffic loss", "delete": "traffic loss",
     }
-
-    def __init__(self, ctx: KernelContext):
-        self.ctx = ctx
 
     def read(self, desired: Sequence[Resource]) -> list[Resource]:
         owned = owned_namespaces(self.ctx)

@@ -6,15 +6,12 @@ kernel's learned ones come and go).
 
 from __future__ import annotations
 
-import errno
 import socket
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from pyroute2.netlink.exceptions import NetlinkError
-
-from netplanx.engine.resource import Dependency, Resource, ResourceType
-from netplanx.providers.kernel.context import KernelContext
+from netplanx.engine.resource import Resource
+from netplanx.providers.kernel.base import OnLinkType
 from netplanx.providers.kernel.names import NETX_PROTOCOL
 
 NUD_PERMANENT = 0x80
@@ -26,18 +23,12 @@ def neighbour_resource(dev: str, ip: str, lladdr: str, owned: bool = True, proto
                     {"protocol": protocol})
 
 
-class NeighbourType(ResourceType):
+class NeighbourType(OnLinkType):
     kind = "neighbour"
     rank = 2
     disruption_of: ClassVar[Mapping[str, str]] = {
         "create": "hitless", "update": "hitless", "replace": "route gap", "delete": "route gap",
     }
-
-    def __init__(self, ctx: KernelContext):
-        self.ctx = ctx
-
-    def dependencies(self, resource: Resource) -> list[Dependency]:
-        return [Dependency(f"link.{resource.attrs['dev']}")]
 
     def read(self, desired: Sequence[Resource]) -> list[Resource]:
         names = self.ctx.link_names()
@@ -52,27 +43,10 @@ class NeighbourType(ResourceType):
                                                 protocol == NETX_PROTOCOL, protocol))
         return found
 
-    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._call("add", r) for r in resources]
-
-    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
-        return [self._call("replace", after) for _before, after in pairs]
-
-    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._call("del", r) for r in resources]
-
-    def _call(self, command: str, res: Resource) -> Exception | None:
+    def _request(self, command: str, res: Resource, index: int) -> None:
         a = res.attrs
-        try:
-            found = self.ctx.ipr.link_lookup(ifname=a["dev"])
-            if not found:
-                raise NetlinkError(errno.ENODEV, f"No such device: {a['dev']}")
-            request = {"dst": a["ip"], "ifindex": found[0], "state": NUD_PERMANENT}
-            if command != "del":
-                request.update(lladdr=a["lladdr"], NDA_PROTOCOL=NETX_PROTOCOL if res.owned else
-                               res.meta.get("protocol", 0))
-            self.ctx.ipr.neigh(command, **request)
-            self.ctx.count_write()
-        except (NetlinkError, OSError) as exc:
-            return exc
-        return None
+        request = {"dst": a["ip"], "ifindex": index, "state": NUD_PERMANENT}
+        if command != "del":
+            request.update(lladdr=a["lladdr"],
+                           NDA_PROTOCOL=NETX_PROTOCOL if res.owned else res.meta.get("protocol", 0))
+        self.ctx.ipr.neigh(command, **request)

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from netplanx.addressing import parse_ip
-from netplanx.engine.resource import Dependency, Resource, ResourceType
-from netplanx.providers.kernel.context import KernelContext
+from netplanx.engine.resource import Dependency, Resource
+from netplanx.providers.kernel.base import KernelType
 from netplanx.providers.kernel.names import (
     NETX_PROTOCOL,
     ROUTE_TYPE_NAMES,
@@ -76,15 +76,12 @@ def route_resource(*, table: int, to: str, metric: int | None, kind: str, via: s
     return Resource("route", route_address(table, to, metric, family), attrs_, owned, {"protocol": protocol})
 
 
-class RouteType(ResourceType):
+class RouteType(KernelType):
     kind = "route"
     rank = 2
     disruption_of: ClassVar[Mapping[str, str]] = {
         "create": "hitless", "update": "hitless", "replace": "route gap", "delete": "route gap",
     }
-
-    def __init__(self, ctx: KernelContext):
-        self.ctx = ctx
 
     def differs(self, desired: Resource, live: Resource) -> list[str]:
         """As the base, except that a gateway without dev lets the kernel choose the device."""

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netplanx.engine.resource import Resource, ResourceType
-from netplanx.providers.kernel.context import KernelContext
+from netplanx.engine.resource import Resource
+from netplanx.providers.kernel.base import KernelType
 from netplanx.providers.kernel.names import NETX_PROTOCOL, RULE_ACTION_NAMES, RULE_ACTIONS
 
 PROTO_KERNEL = 2
@@ -29,16 +29,13 @@ def rule_resource(*, family: str, priority: int, action: str, table: int | None,
     return Resource("rule", f"rule.{family}.{priority}", attrs, owned, {"protocol": protocol})
 
 
-class RuleType(ResourceType):
+class RuleType(KernelType):
     kind = "rule"
     rank = 3
     replace_on = frozenset({"action", "table", "from", "to", "iif", "oif", "fwmark", "fwmask"})
     disruption_of: ClassVar[Mapping[str, str]] = {
         "create": "hitless", "update": "hitless", "replace": "route gap", "delete": "route gap",
     }
-
-    def __init__(self, ctx: KernelContext):
-        self.ctx = ctx
 
     def read(self, desired: Sequence[Resource]) -> list[Resource]:
         """Rules have no unique key in the kernel: a foreign rule takes the plain ``rule.FAMILY.PRIORITY``

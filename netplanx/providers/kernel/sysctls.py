@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from netplanx.engine.resource import Dependency, Resource, ResourceType
-from netplanx.providers.kernel.context import KernelContext
+from netplanx.engine.resource import Dependency, Resource
+from netplanx.providers.kernel.base import KernelType
 
 PROC_SYS = Path("/proc/sys")
 PER_INTERFACE = re.compile(r"net\.(?:ipv4|ipv6)\.(?:conf|neigh)\.([^.]+)\..+")
@@ -30,16 +30,13 @@ def interface_of(key: str) -> str | None:
     return match.group(1) if match and match.group(1) not in ("all", "default") else None
 
 
-class SysctlType(ResourceType):
+class SysctlType(KernelType):
     kind = "sysctl"
     rank = 1
     claims_on_update = True  # the first change records the value to restore
     disruption_of: ClassVar[Mapping[str, str]] = {
         "create": "setting change", "update": "setting change", "replace": "setting change", "delete": "setting change",
     }
-
-    def __init__(self, ctx: KernelContext):
-        self.ctx = ctx
 
     def dependencies(self, resource: Resource) -> list[Dependency]:
         interface = interface_of(resource.attrs["key"])

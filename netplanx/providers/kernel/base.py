@@ -1,0 +1,49 @@
+"""What the kernel's resource types have in common."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Sequence
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from netplanx.engine.resource import Dependency, Resource, ResourceType
+from netplanx.providers.kernel.context import KernelContext
+
+
+class KernelType(ResourceType):
+    """A resource type bound to the sockets of one namespace."""
+
+    def __init__(self, ctx: KernelContext):
+        self.ctx = ctx
+
+
+class OnLinkType(KernelType):
+    """Objects that live on one link (``attrs['dev']``), written one pyroute2 request each."""
+
+    def dependencies(self, resource: Resource) -> list[Dependency]:
+        return [Dependency(f"link.{resource.attrs['dev']}")]
+
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return [self._call("add", r) for r in resources]
+
+    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
+        return [self._call("replace", after) for _before, after in pairs]
+
+    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return [self._call("del", r) for r in resources]
+
+    def _call(self, command: str, res: Resource) -> Exception | None:
+        try:
+            found = self.ctx.ipr.link_lookup(ifname=res.attrs["dev"])
+            if not found:
+                raise NetlinkError(errno.ENODEV, f"No such device: {res.attrs['dev']}")
+            self._request(command, res, found[0])
+            self.ctx.count_write()
+        except (NetlinkError, OSError) as exc:
+            return exc
+        return None
+
+    def _request(self, command: str, res: Resource, index: int) -> None:
+        """Send one add/replace/del request for ``res`` on the link with ``index``."""
+        raise NotImplementedError
