@@ -24,16 +24,21 @@ def _ip(*args: str) -> None:
 
 
 def lab_spec(name: str, nodes: Sequence[str], mode: str = "tunnel", endpoints: dict[str, str] | None = None,
-             protocol: str = "vxlan", port: int = 8472) -> str:
+             protocol: str = "vxlan", port: int = 8472, keys: dict[str, tuple[str, Path]] | None = None) -> str:
     """A cluster spec for the lab: node i has 192.0.2.1i/24, 2001:db8::1i/64, pods 10.244.i.0/24 and
-    fd00:244:0:i::/64; ``endpoints`` maps endpoint name -> node (endpoint k of a node gets host .1k)."""
+    fd00:244:0:i::/64; ``endpoints`` maps endpoint name -> node (endpoint k of a node gets host .1k);
+    ``keys`` (node -> public key, private key file) turns WireGuard encryption on."""
     lines = ["# yaml-language-server: $schema=../../schema/netx.schema.json", "apiVersion: netx/v1", "cluster:",
              f"  name: {name}", "  podCIDR: 10.244.0.0/16", '  podCIDR6: "fd00:244::/48"',
              f"  routing: {{mode: {mode}, tunnel: {{protocol: {protocol}, vni: 42, port: {port}}}}}",
-             "  underlay: {device: eth0, mtu: 1500, prefixLength: 24, prefixLength6: 64}", "  nodes:"]
+             "  underlay: {device: eth0, mtu: 1500, prefixLength: 24, prefixLength6: 64}"]
+    if keys:
+        lines.append("  encryption: {wireguard: {device: netx-wg, port: 51820}}")
+    lines.append("  nodes:")
     for index, node in enumerate(nodes, start=1):
+        wireguard = f', wireguard: {{publicKey: "{keys[node][0]}", privateKeyFile: {keys[node][1]}}}' if keys else ""
         lines.append(f'    - {{name: {node}, address: 192.0.2.{10 + index}, address6: "2001:db8::{10 + index}", '
-                     f'podCIDR: 10.244.{index}.0/24, podCIDR6: "fd00:244:0:{index}::/64"}}')
+                     f'podCIDR: 10.244.{index}.0/24, podCIDR6: "fd00:244:0:{index}::/64"{wireguard}}}')
     if endpoints:
         lines.append("endpoints:")
         counts: dict[str, int] = {}
@@ -85,10 +90,16 @@ class Lab:
         _ip("-n", namespace, "link", "set", "lo", "up")
 
     def down(self) -> None:
-        """Delete every namespace of this lab, endpoints included (also after a failed test)."""
+        """Stop the lab's wireguard-go daemons (by PID) and delete every namespace of this lab, endpoints
+        included (also after a failed test)."""
+        from netplanx.providers.wireguard.drivers import SOCKET_ROOT, UserspaceDriver
+
         listed = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
         for entry in json.loads(listed or "[]"):
             if entry["name"].startswith(f"{self.name}-"):
+                driver = UserspaceDriver(entry["name"])
+                for pidfile in (SOCKET_ROOT / entry["name"]).glob("*.pid"):
+                    driver.stop(pidfile.stem)
                 subprocess.run(["ip", "netns", "del", entry["name"]], check=False, capture_output=True)
 
     def netx(self, node: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -111,6 +122,16 @@ class Lab:
                 raise RuntimeError(f"apply on {node} failed:\n{done.stderr}{done.stdout}")
             results[node] = json.loads(done.stdout)
         return results
+
+    def keys(self, generation: int = 1) -> dict[str, tuple[str, Path]]:
+        """A WireGuard key pair per node (files 0600 in the lab folder); a new generation rotates them."""
+        from netplanx.providers.wireguard.keys import generate
+
+        made = {}
+        for node in self.nodes:
+            path = self.workdir / f"{node}.wg{generation}.key"
+            made[node] = (generate(path, force=True), path)
+        return made
 
     def plan(self, spec: str, node: str) -> dict:
         path = self.write(spec, "plan.yaml")

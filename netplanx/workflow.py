@@ -22,6 +22,7 @@ from netplanx.engine.state import StateStore
 from netplanx.errors import NetxError, StalePlanError
 from netplanx.providers.kernel import kernel_types
 from netplanx.providers.kernel.context import KernelContext
+from netplanx.providers.wireguard import wireguard_types
 from netplanx.spec.cache import SpecCache
 from netplanx.spec.digest import spec_digest
 from netplanx.spec.loader import read_text
@@ -65,7 +66,8 @@ class Session:
         self.netns = netns
         self.store = StateStore(state_dir, netns)
         self.ctx = KernelContext(self.store)
-        self.types: dict[str, ResourceType] = {t.kind: t for t in kernel_types(self.ctx)}
+        types = [*kernel_types(self.ctx), *wireguard_types(self.ctx, self.store.scope)]
+        self.types: dict[str, ResourceType] = {t.kind: t for t in types}
 
     def close(self) -> None:
         self.ctx.close()

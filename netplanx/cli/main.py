@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="yaml writes the live state as a spec (adoption)")
 
     commands.add_parser("schema", help="print the JSON schema of the spec")
+
+    keygen = commands.add_parser("keygen", help="write a WireGuard private key file (0600), print its public key",
+                                 description="Write a new WireGuard private key to FILE with mode 0600 and print "
+                                             "the public key to put in the cluster spec.")
+    keygen.add_argument("file", type=Path)
+    keygen.add_argument("--force", action="store_true", help="replace an existing key file (key rotation)")
     return parser
 
 
@@ -79,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Output(sys.stderr)
     handlers: dict[str, Callable[[argparse.Namespace, Output], int]] = {
         "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "show": cmd_show, "schema": cmd_schema,
+        "keygen": cmd_keygen,
     }
     try:
         return handlers[args.command](args, out)
@@ -129,6 +136,13 @@ def cmd_schema(_args: argparse.Namespace, out: Output) -> int:
     from netplanx.spec.schema import schema_text
 
     sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace, out: Output) -> int:
+    from netplanx.providers.wireguard.keys import generate
+
+    out.print(generate(args.file, force=args.force))
     return EXIT_OK
 
 

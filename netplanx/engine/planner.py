@@ -64,10 +64,11 @@ def make_plan(types: Mapping[str, ResourceType], desired: Iterable[Resource], li
 
 
 def _updated(rtype: ResourceType, want: Resource, have: Resource, scope: Collection[str] | None) -> Resource:
-    """The after-state of an in-place update: it describes the live object, so it keeps the live
-    ownership marker (netx owns what it created) unless the kind claims on update or this is a rollback."""
+    """The after-state of an in-place update: it keeps the live ownership marker (netx owns what it
+    created) unless the kind claims on update or this is a rollback, and what the live object carries
+    (its protocol, its ifindex) unless the desired one says otherwise."""
     owned = want.owned if scope is not None or rtype.claims_on_update else have.owned
-    return Resource(want.kind, want.address, want.attrs, owned, {**want.meta, **have.meta})
+    return Resource(want.kind, want.address, want.attrs, owned, {**have.meta, **want.meta})
 
 
 def _cascade(types: Mapping[str, ResourceType], changes: dict[str, Change], wanted: Mapping[str, Resource],

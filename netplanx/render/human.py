@@ -117,6 +117,8 @@ def render_live(resources: Sequence[Resource], stream: TextIO) -> None:
     for res in sorted(resources, key=lambda r: (r.kind, r.address)):
         owner = "netx" if res.owned else "unmanaged"
         details = " ".join(f"{k}={_value(v)}" for k, v in _shown(res.attrs).items())
+        if res.meta.get("status"):  # what the object reports about itself (a WireGuard peer's handshake)
+            details += "  [" + " ".join(f"{k}={v}" for k, v in res.meta["status"].items()) + "]"
         console.print(f"{escape(res.address):<{width}}  {owner:<9}  {escape(details)}", crop=False)
 
 

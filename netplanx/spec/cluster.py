@@ -13,7 +13,8 @@ from netplanx.providers.kernel.namespaces import namespace_resource
 from netplanx.providers.kernel.neighbours import neighbour_resource
 from netplanx.providers.kernel.routes import route_resource
 from netplanx.providers.kernel.sysctls import sysctl_resource
-from netplanx.spec.model import TUNNEL_OVERHEAD, Node, Spec
+from netplanx.providers.wireguard.types import device_resource, peer_resource
+from netplanx.spec.model import TUNNEL_OVERHEAD, WIREGUARD_OVERHEAD, Node, Spec
 from netplanx.spec.nodes import GATEWAY4, GATEWAY6, endpoint_netns, endpoints_of, host_interface, tunnel_mac
 
 MAIN = 254
@@ -42,7 +43,10 @@ def cluster_resources(spec: Spec, node: Node) -> list[Resource]:
         if underlay.prefix_length6 and node.address6:
             resources.append(address_resource(underlay.device, f"{node.address6}/{underlay.prefix_length6}",
                                               nodad=True))
-    if cluster.routing.mode == "tunnel":
+    if cluster.encryption is not None:
+        inner_mtu = underlay.mtu - WIREGUARD_OVERHEAD
+        resources += _wireguard(spec, node, others, inner_mtu)
+    elif cluster.routing.mode == "tunnel":
         inner_mtu = underlay.mtu - TUNNEL_OVERHEAD[cluster.routing.tunnel.protocol]
         resources += _tunnel(spec, node, others, inner_mtu)
     else:
@@ -83,6 +87,25 @@ def _tunnel(spec: Spec, node: Node, others: list[Node], mtu: int) -> list[Resour
                 continue
             resources.append(neighbour_resource(device, _vtep(network), mac))
             resources.append(_route(network, via=_vtep(network), dev=device, onlink=True, encap=encap))
+    return resources
+
+
+def _wireguard(spec: Spec, node: Node, others: list[Node], mtu: int) -> list[Resource]:
+    """Encryption: a WireGuard device, every other node a peer (its pod networks as allowed IPs, its
+    underlay address as endpoint), and the routes to those pod networks through the device."""
+    settings = spec.cluster.encryption.wireguard
+    device = settings.device
+    resources = [device_resource(device, port=settings.port, public=node.wireguard.public_key,
+                                 private_key_file=node.wireguard.private_key_file, mtu=mtu)]
+    for other in others:
+        networks = [n for n in (other.pod_cidr, other.pod_cidr6 if node.pod_cidr6 else None) if n is not None]
+        resources.append(peer_resource(device, other.name, public=other.wireguard.public_key,
+                                       endpoint=f"{other.address}:{settings.port}",
+                                       allowed_ips=[str(n) for n in networks], keepalive=settings.keepalive))
+        for network in networks:
+            route = _route(network, dev=device)
+            resources.append(Resource(route.kind, route.address, route.attrs, route.owned,
+                                      {**route.meta, "requires": [f"wireguard.{device}"]}))
     return resources
 
 

@@ -35,8 +35,13 @@ def _node_problems(spec: Spec) -> Iterator[ClusterProblem]:
     cluster = spec.cluster
     names: dict[object, int] = {}
     addresses: dict[object, int] = {}
+    keys: dict[object, int] = {}
     for index, node in enumerate(cluster.nodes):
         at = ("cluster", "nodes", index)
+        if node.wireguard and (first := _first(keys, node.wireguard.public_key, index)) is not None:
+            yield ClusterProblem((*at, "wireguard", "publicKey"), f"node {node.name} has the public key of node "
+                                                                  f"{cluster.nodes[first].name} (allowed: a key pair "
+                                                                  "for each node)")
         if (first := _first(names, node.name, index)) is not None:
             yield ClusterProblem((*at, "name"), f"node name '{node.name}' is declared twice (first at "
                                                 f"cluster.nodes[{first}]; allowed: unique node names)")
@@ -56,6 +61,9 @@ def _node_problems(spec: Spec) -> Iterator[ClusterProblem]:
             elif not network.subnet_of(whole):
                 yield ClusterProblem((*at, field), f"{field} {network} is outside the cluster's {whole} "
                                                    f"(allowed: a subnet of {whole})")
+        if cluster.encryption is not None and node.wireguard is None:
+            yield ClusterProblem(at, f"node {node.name} has no wireguard keys while the cluster encrypts (allowed: "
+                                     "wireguard: {publicKey: ..., privateKeyFile: ...} from netx keygen)")
         if cluster.routing.mode == "native" and node.pod_cidr6 is not None and node.address6 is None:
             yield ClusterProblem(at, f"native routing of IPv6 needs node {node.name}'s address6 (allowed: an "
                                      "IPv6 underlay address, or mode tunnel)")

@@ -385,6 +385,7 @@ IP4 = Annotated[ipaddress.IPv4Address, BeforeValidator(_family_ip(4)), Field(des
 IP6 = Annotated[ipaddress.IPv6Address, BeforeValidator(_family_ip(6)), Field(description="IPv6 address.")]
 TUNNEL_PORTS = {"vxlan": 8472, "geneve": 6081}
 TUNNEL_OVERHEAD = {"vxlan": 50, "geneve": 50}  # outer IPv4 + UDP + tunnel header + inner Ethernet
+WIREGUARD_OVERHEAD = 60  # outer IPv4 + UDP + WireGuard header and tag
 
 
 class Tunnel(SpecModel):
@@ -418,6 +419,48 @@ class Underlay(SpecModel):
                                        description="Set: netx puts node address6/prefixLength6 on the device.")
 
 
+def _key(value: Any) -> str:
+    import base64
+
+    try:
+        if len(base64.b64decode(str(value), validate=True)) == 32:
+            return str(value)
+    except ValueError:
+        pass
+    raise ValueError(f"'{value}' is not a WireGuard public key (allowed: 44 characters of base64, as netx keygen "
+                     "prints)")
+
+
+def _key_file(value: Any) -> str:
+    text = str(value)
+    if not text.startswith("/") or "/../" in f"{text}/" or "\0" in text:
+        raise ValueError(f"'{text}' is not an absolute path without '..' (allowed: such as /etc/netx/wg.key)")
+    return text
+
+
+PublicKey = Annotated[str, BeforeValidator(_key), Field(description="WireGuard public key (base64).")]
+KeyFile = Annotated[str, BeforeValidator(_key_file), Field(description="Absolute path of a 0600 key file.")]
+
+
+class NodeWireguard(SpecModel):
+    """A node's WireGuard identity: its public key here, its private key in a file on that node."""
+
+    public_key: PublicKey = Field(alias="publicKey")
+    private_key_file: KeyFile = Field(alias="privateKeyFile")
+
+
+class Wireguard(SpecModel):
+    """Encrypt traffic between endpoints on different nodes with WireGuard."""
+
+    device: IfName = Field("netx-wg", description="Name of the WireGuard device on every node.")
+    port: int = Field(51820, ge=1, le=65535, description="UDP listen port.")
+    keepalive: int = Field(0, ge=0, le=65535, description="Persistent keepalive in seconds (0: off).")
+
+
+class Encryption(SpecModel):
+    wireguard: Wireguard = Field(description="WireGuard between all nodes.")
+
+
 class Node(SpecModel):
     """One node of the cluster, and what only it has."""
 
@@ -426,6 +469,7 @@ class Node(SpecModel):
     address6: IP6 | None = Field(None, description="Underlay IPv6 address (native routing of IPv6).")
     pod_cidr: Network4 = Field(alias="podCIDR", description="This node's IPv4 pod network.")
     pod_cidr6: Network6 | None = Field(None, alias="podCIDR6", description="This node's IPv6 pod network.")
+    wireguard: NodeWireguard | None = Field(None, description="Keys (with cluster.encryption).")
     interfaces: list[Interface] = Field(default_factory=list, description="Links of this node only.")
     routes: list[Route] = Field(default_factory=list, description="Routes of this node only.")
     rules: list[Rule] = Field(default_factory=list, description="Rules of this node only.")
@@ -441,6 +485,7 @@ class Cluster(SpecModel):
     pod_cidr6: Network6 | None = Field(None, alias="podCIDR6", description="The cluster's IPv6 pod range.")
     routing: Routing = Field(default_factory=Routing, description="tunnel or native.")
     underlay: Underlay = Field(default_factory=Underlay, description="The nodes' shared network.")
+    encryption: Encryption | None = Field(None, description="Encrypt traffic between nodes.")
     nodes: list[Node] = Field(min_length=1, description="The nodes.")
 
 

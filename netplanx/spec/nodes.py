@@ -69,7 +69,9 @@ def cluster_links(spec: Spec, node: Node) -> dict[str, list[IfNetwork]]:
         links[underlay.device].append(ipaddress.ip_interface(f"{node.address}/{underlay.prefix_length}").network)
     if underlay.prefix_length6 and node.address6:
         links[underlay.device].append(ipaddress.ip_interface(f"{node.address6}/{underlay.prefix_length6}").network)
-    if cluster.routing.mode == "tunnel":
+    if cluster.encryption is not None:
+        links[cluster.encryption.wireguard.device] = []
+    elif cluster.routing.mode == "tunnel":
         links[cluster.routing.tunnel.device] = []
     return links
 
@@ -80,7 +82,9 @@ def cluster_managed_links(spec: Spec, node: Node) -> set[str]:
     if cluster is None:
         return set()
     managed = {host_interface(e) for e in endpoints_of(spec, node)}
-    if cluster.routing.mode == "tunnel":
+    if cluster.encryption is not None:
+        managed.add(cluster.encryption.wireguard.device)
+    elif cluster.routing.mode == "tunnel":
         managed.add(cluster.routing.tunnel.device)
     if cluster.underlay.prefix_length or cluster.underlay.prefix_length6:
         managed.add(cluster.underlay.device)

@@ -8,20 +8,20 @@ from typing import ClassVar
 
 from netplanx.engine.resource import Resource
 from netplanx.providers.kernel.base import OnLinkType
-from netplanx.providers.kernel.names import NETX_PROTOCOL
+from netplanx.providers.kernel.names import NETX_PROTOCOL, live_meta
 
 KERNEL_PROTOCOLS = (1, 2, 3)  # IFAPROT_KERNEL_LO, _RA, _LL
 IFA_F_NODAD = 0x02
 LOOPBACK_DEFAULTS = ("127.0.0.1/8", "::1/128")
 
 
-def address_resource(dev: str, address: str, owned: bool = True, protocol: int = NETX_PROTOCOL,
+def address_resource(dev: str, address: str, owned: bool = True, protocol: int | None = None,
                      nodad: bool = False) -> Resource:
     """``address.br0.10.0.0.1/24``; ``nodad`` skips IPv6 duplicate address detection (usable at once)."""
     attrs = {"dev": dev, "address": address}
     if nodad:
         attrs["nodad"] = True
-    return Resource("address", f"address.{dev}.{address}", attrs, owned, {"protocol": protocol})
+    return Resource("address", f"address.{dev}.{address}", attrs, owned, live_meta(protocol))
 
 
 class AddressType(OnLinkType):

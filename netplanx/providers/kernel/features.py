@@ -22,6 +22,7 @@ PROBES = {
     "macvlan": None,  # needs a parent: made from a probe veth below
     "vxlan": {"vxlan_id": 1, "vxlan_port": 4789},
     "geneve": {"geneve_id": 1, "geneve_remote": "192.0.2.1"},
+    "wireguard": {},
 }
 
 

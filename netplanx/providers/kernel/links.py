@@ -101,6 +101,7 @@ class LinkType(KernelType):
         messages = list(self.ctx.ipr.get_links())
         names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in messages}
         links = [r for r in desired if r.kind == self.kind]
+        tunnels = set(self.ctx.store.load("wireguard")) | {r.attrs["name"] for r in desired if r.kind == "wireguard"}
         primaries = {r.attrs["name"] for r in links if r.attrs.get("type") == "veth"}
         declared = {r.attrs["name"] for r in links}
         peers_named = {r.attrs["peer"]["name"] for r in links if r.attrs.get("type") == "veth"} - declared
@@ -112,6 +113,8 @@ class LinkType(KernelType):
             info = message.get_attr("IFLA_LINKINFO")
             kind = info.get_attr("IFLA_INFO_KIND") if info else None
             name = names[message["index"]]
+            if kind == "wireguard" or name in tunnels:
+                continue  # WireGuard devices are the wireguard provider's resources
             if kind == "veth" and name not in declared and _folded(message, names, messages, primaries, peers_named):
                 continue  # this end is part of its pair's resource
             resources.append(self._resource(message, kind, names, nsids))

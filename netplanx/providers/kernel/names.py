@@ -27,3 +27,8 @@ def table_name(number: int) -> str:
 
 def protocol_name(number: int) -> str:
     return PROTOCOL_NAMES.get(number, str(number))
+
+
+def live_meta(protocol: int | None) -> dict[str, int]:
+    """A read object carries the protocol it had (to write it back unchanged); a desired one none."""
+    return {} if protocol is None else {"protocol": protocol}

@@ -12,15 +12,15 @@ from typing import ClassVar
 
 from netplanx.engine.resource import Resource
 from netplanx.providers.kernel.base import OnLinkType
-from netplanx.providers.kernel.names import NETX_PROTOCOL
+from netplanx.providers.kernel.names import NETX_PROTOCOL, live_meta
 
 NUD_PERMANENT = 0x80
 
 
-def neighbour_resource(dev: str, ip: str, lladdr: str, owned: bool = True, protocol: int = NETX_PROTOCOL) -> Resource:
+def neighbour_resource(dev: str, ip: str, lladdr: str, owned: bool = True, protocol: int | None = None) -> Resource:
     """``neigh.vxlan0.10.244.2.0``."""
     return Resource("neighbour", f"neigh.{dev}.{ip}", {"dev": dev, "ip": ip, "lladdr": lladdr}, owned,
-                    {"protocol": protocol})
+                    live_meta(protocol))
 
 
 class NeighbourType(OnLinkType):

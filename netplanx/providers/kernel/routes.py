@@ -16,6 +16,7 @@ from netplanx.providers.kernel.names import (
     ROUTE_TYPES,
     SCOPE_NAMES,
     SCOPES,
+    live_meta,
     table_name,
 )
 from netplanx.providers.kernel.netlink import (
@@ -62,7 +63,7 @@ def default_scope(family: int, kind: str, via: str | None, nexthops: Sequence[Ma
 def route_resource(*, table: int, to: str, metric: int | None, kind: str, via: str | None, dev: str | None,
                    src: str | None, scope: str | None, onlink: bool, nexthops: list[dict[str, Any]],
                    encap: dict[str, Any] | None = None, owned: bool = True,
-                   protocol: int = NETX_PROTOCOL) -> Resource:
+                   protocol: int | None = None) -> Resource:
     """Build a route resource in its canonical form (shared by the spec compiler and the reader)."""
     family = 6 if ":" in to else 4
     metric = DEFAULT_METRIC[family] if metric is None else metric
@@ -73,7 +74,7 @@ def route_resource(*, table: int, to: str, metric: int | None, kind: str, via: s
         "scope": scope or default_scope(family, kind, via, nexthops), "onlink": onlink, "nexthops": nexthops,
         "encap": encap,
     }
-    return Resource("route", route_address(table, to, metric, family), attrs_, owned, {"protocol": protocol})
+    return Resource("route", route_address(table, to, metric, family), attrs_, owned, live_meta(protocol))
 
 
 class RouteType(KernelType):

@@ -11,7 +11,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from netplanx.engine.resource import Resource
 from netplanx.providers.kernel.base import KernelType
-from netplanx.providers.kernel.names import NETX_PROTOCOL, RULE_ACTION_NAMES, RULE_ACTIONS
+from netplanx.providers.kernel.names import NETX_PROTOCOL, RULE_ACTION_NAMES, RULE_ACTIONS, live_meta
 
 PROTO_KERNEL = 2
 FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
@@ -21,12 +21,12 @@ ALL_MASK = 0xFFFFFFFF
 
 def rule_resource(*, family: str, priority: int, action: str, table: int | None, from_: str | None,
                   to: str | None, iif: str | None, oif: str | None, fwmark: int | None, fwmask: int | None,
-                  owned: bool = True, protocol: int = NETX_PROTOCOL) -> Resource:
+                  owned: bool = True, protocol: int | None = None) -> Resource:
     """``rule.ipv4.100`` (a foreign rule that shares the priority is read as ``rule.ipv4.100#1``...)."""
     attrs = {"family": family, "priority": priority, "action": action, "table": table, "from": from_, "to": to,
              "iif": iif, "oif": oif, "fwmark": fwmark,
              "fwmask": (ALL_MASK if fwmask is None else fwmask) if fwmark is not None else None}
-    return Resource("rule", f"rule.{family}.{priority}", attrs, owned, {"protocol": protocol})
+    return Resource("rule", f"rule.{family}.{priority}", attrs, owned, live_meta(protocol))
 
 
 class RuleType(KernelType):
