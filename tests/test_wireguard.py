@@ -30,10 +30,12 @@ class SecretWatch:
     def __init__(self) -> None:
         self.outputs: list[str] = []
         self.secrets: list[bytes] = []
+        self.publics: list[str] = []
 
     def add_keys(self, keys: dict[str, tuple[str, Path]]) -> None:
-        for _public, path in keys.values():
+        for public, path in keys.values():
             self.secrets.append(decode(path.read_text()))
+            self.publics.append(public)
 
     def check(self, state_dir: Path) -> None:
         texts = self.outputs + [p.read_bytes().decode(errors="replace") for p in state_dir.rglob("*") if p.is_file()]
@@ -41,6 +43,8 @@ class SecretWatch:
         for secret in self.secrets:
             for form in (encode(secret), secret.hex(), base64.b64encode(secret).decode().rstrip("=")):
                 assert not any(form in text for text in texts), "private key material in netx's output or state"
+        for public in self.publics:  # public keys are shown as fingerprints only
+            assert not any(public in text for text in self.outputs), "a full public key in netx's output"
 
 
 @pytest.fixture
@@ -95,6 +99,7 @@ def test_traffic_between_nodes_is_only_wireguard_on_the_underlay(lab, mode):
     shown = json.loads(lab.netx("node-a", "show", "-o", "json").stdout)
     peers = [r for r in shown if r["kind"] == "wgpeer"]
     assert len(peers) == 2 and any(p["meta"]["status"]["latest_handshake"] > 0 for p in peers)
+    assert all(p["attrs"]["key"].startswith("wg:") and "_public_key" not in p["meta"] for p in peers)
     assert any(p["meta"]["status"]["rx_bytes"] > 0 for p in peers)
     table = lab.netx("node-a", "show").stdout
     assert "latest_handshake=" in table and "rx_bytes=" in table

@@ -176,7 +176,7 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
         with os.fdopen(fd, "w") as handle:
             json.dump(plan.to_json(), handle, indent=1)
     if args.json:
-        sys.stdout.write(json.dumps(plan.to_json(), indent=1) + "\n")
+        sys.stdout.write(json.dumps(plan.to_json(display=True), indent=1) + "\n")
     else:
         render_plan(plan, sys.stdout)
         if args.out:
@@ -212,7 +212,7 @@ def cmd_apply(args: argparse.Namespace, out: Output) -> int:
 def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan) -> int:
     if plan.empty:
         if args.json:
-            _print_json({"result": "no-changes", "writes": session.writes, "plan": plan.to_json()})
+            _print_json({"result": "no-changes", "writes": session.writes, "plan": plan.to_json(display=True)})
         else:
             render_plan(plan, sys.stdout)
         return EXIT_OK
@@ -224,7 +224,8 @@ def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan
     steps = session.apply(plan)
     summary = plan.summary()
     if args.json:
-        _print_json({"result": "applied", "steps": steps, "writes": session.writes, "plan": plan.to_json()})
+        _print_json({"result": "applied", "steps": steps, "writes": session.writes,
+                     "plan": plan.to_json(display=True)})
     else:
         out.print(f"\nApply complete! Resources: {summary['add']} added, {summary['change']} changed, "
                   f"{summary['destroy']} destroyed ({steps} steps, verified).")
@@ -253,7 +254,7 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
     finally:
         session.close()
     if args.output == "json":
-        _print_json([r.to_json() for r in live])
+        _print_json([r.to_json(display=True) for r in live])
     elif args.output == "yaml":
         sys.stdout.write(dump_spec(live_to_spec(live), schema_location()))
     else:

@@ -27,13 +27,13 @@ class Change:
     disruption: str = "hitless"
     reason: str = ""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, display: bool = False) -> dict[str, Any]:
         return {
             "address": self.address, "kind": self.kind, "action": self.action,
             "changed": list(self.changed), "forces_replacement": list(self.forces_replacement),
             "disruption": self.disruption, "reason": self.reason,
-            "before": self.before.to_json() if self.before else None,
-            "after": self.after.to_json() if self.after else None,
+            "before": self.before.to_json(display) if self.before else None,
+            "after": self.after.to_json(display) if self.after else None,
         }
 
     @classmethod
@@ -77,13 +77,14 @@ class Plan:
             "destroy": actions.count("delete") + actions.count("replace"),
         }
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, display: bool = False) -> dict[str, Any]:
+        """The netx-plan/1 document; ``display`` leaves out what only a saved plan needs."""
         return {
             "format": PLAN_FORMAT,
             "netns": self.netns,
             "spec_digest": self.spec_digest,
             "summary": self.summary(),
-            "changes": [c.to_json() for c in self.changes],
+            "changes": [c.to_json(display) for c in self.changes],
             "steps": [{"operation": s.operation, "address": s.change.address} for s in self.steps],
             "warnings": self.warnings,
             "unmanaged": self.unmanaged,

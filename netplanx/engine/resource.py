@@ -30,9 +30,11 @@ class Resource(NamedTuple):
     owned: bool = True
     meta: Mapping[str, Any] = MappingProxyType({})
 
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "address": self.address, "attrs": dict(self.attrs),
-                "owned": self.owned, "meta": dict(self.meta)}
+    def to_json(self, display: bool = False) -> dict[str, Any]:
+        """Plain data; for ``display``, without the meta keys starting with '_' (kept only in saved plans)."""
+        meta = {k: v for k, v in self.meta.items() if not (display and k.startswith("_"))}
+        return {"kind": self.kind, "address": self.address, "attrs": dict(self.attrs), "owned": self.owned,
+                "meta": meta}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Resource:

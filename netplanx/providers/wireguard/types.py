@@ -1,7 +1,9 @@
 """WireGuard as resources: the device (``wireguard.DEV``) and its peers (``wgpeer.DEV.NODE``).
 
-Resources hold public keys only, shown as fingerprints; the private key stays in its file and is read
-just before it is written to the device. A device netx started is recorded, and its peers are netx's.
+Resources hold public keys only: compared and shown as fingerprints, the full key carried in
+``meta['_public_key']`` (meta keys starting with '_' are kept in saved plans, never displayed). The
+private key stays in its file and is read just before it is written to the device. A device netx
+started is recorded, and its peers are netx's.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def device_resource(name: str, *, port: int, public: str, private_key_file: str,
                     owned: bool = True) -> Resource:
     return Resource("wireguard", f"wireguard.{name}",
                     {"name": name, "port": port, "key": fingerprint(public), "mtu": mtu}, owned,
-                    {"private_key_file": private_key_file, "public_key": public})
+                    {"private_key_file": private_key_file, "_public_key": public})
 
 
 def peer_resource(device: str, node: str, *, public: str, endpoint: str | None, allowed_ips: Sequence[str],
@@ -39,7 +41,7 @@ def peer_resource(device: str, node: str, *, public: str, endpoint: str | None, 
     return Resource("wgpeer", f"wgpeer.{device}.{node}",
                     {"device": device, "key": fingerprint(public), "endpoint": endpoint,
                      "allowed_ips": sorted(allowed_ips), "keepalive": keepalive}, owned,
-                    {"public_key": public, "node": node, "status": dict(status or {})})
+                    {"_public_key": public, "node": node, "status": dict(status or {})})
 
 
 class WireguardContext:
@@ -93,7 +95,7 @@ class WireguardType(KernelType):
             except NetxError as exc:
                 problems.append(f"{res.address}: {exc}")
                 continue
-            if encode(public_key(private)) != res.meta["public_key"]:
+            if encode(public_key(private)) != res.meta["_public_key"]:
                 problems.append(f"{res.address}: the private key in {res.meta['private_key_file']} does not "
                                 f"belong to this node's public key {res.attrs['key']} (allowed: the key pair made "
                                 "with netx keygen)")
@@ -179,7 +181,7 @@ class PeerType(KernelType):
         devices = {r.attrs["device"] for r in wanted} | set(ours)
         recorded = self.ctx.store.load(PEERS)
         nodes = {(device, key): node for device, keys in recorded.items() for key, node in keys.items()}
-        nodes.update({(r.attrs["device"], r.meta["public_key"]): r.meta["node"] for r in wanted})
+        nodes.update({(r.attrs["device"], r.meta["_public_key"]): r.meta["node"] for r in wanted})
         found = []
         for device in sorted(devices):
             if not self.wg.driver.exists(device):
@@ -198,7 +200,7 @@ class PeerType(KernelType):
 
     def _set(self, res: Resource) -> None:
         self.wg.driver.set_peer(res.attrs["device"], _peer(res))
-        self._name(res.attrs["device"], res.meta["public_key"], res.meta["node"])
+        self._name(res.attrs["device"], res.meta["_public_key"], res.meta["node"])
 
     def _name(self, device: str, public: str, node: str | None) -> None:
         recorded = self.ctx.store.load(PEERS)
@@ -212,16 +214,16 @@ class PeerType(KernelType):
     def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
         """A peer whose key changed (rotation) is a new peer for WireGuard: the old one is removed first."""
         def change(before: Resource, after: Resource) -> None:
-            if before.meta["public_key"] != after.meta["public_key"]:
-                self.wg.driver.remove_peer(before.attrs["device"], before.meta["public_key"])
-                self._name(before.attrs["device"], before.meta["public_key"], None)
+            if before.meta["_public_key"] != after.meta["_public_key"]:
+                self.wg.driver.remove_peer(before.attrs["device"], before.meta["_public_key"])
+                self._name(before.attrs["device"], before.meta["_public_key"], None)
             self._set(after)
         return [self._guard(lambda b=before, a=after: change(b, a)) for before, after in pairs]
 
     def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
         def remove(res: Resource) -> None:
-            self.wg.driver.remove_peer(res.attrs["device"], res.meta["public_key"])
-            self._name(res.attrs["device"], res.meta["public_key"], None)
+            self.wg.driver.remove_peer(res.attrs["device"], res.meta["_public_key"])
+            self._name(res.attrs["device"], res.meta["_public_key"], None)
         return [self._guard(lambda r=r: remove(r)) for r in resources]
 
     def _guard(self, operation: Any) -> Exception | None:
@@ -235,5 +237,5 @@ class PeerType(KernelType):
 
 def _peer(res: Resource) -> PeerState:
     a = res.attrs
-    return PeerState(public_key=res.meta["public_key"], endpoint=a["endpoint"], allowed_ips=list(a["allowed_ips"]),
+    return PeerState(public_key=res.meta["_public_key"], endpoint=a["endpoint"], allowed_ips=list(a["allowed_ips"]),
                      keepalive=a["keepalive"])
