@@ -6,10 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
-packages=(iproute2 python3-venv python3-pip python3-dev util-linux procps)
+# wireguard-go: netx's WireGuard driver where the kernel has no WireGuard (as on these VMs)
+packages=(iproute2 python3-venv python3-pip python3-dev util-linux mount procps wireguard-go)
 if [ "${1:-}" = "--test" ]; then
     extras="[test]"
-    packages+=(iputils-ping tcpdump)   # traffic and captures in the cluster tests
+    packages+=(iputils-ping tcpdump wireguard-tools)   # traffic, captures and a second opinion on keys
 fi
 missing=()
 for package in "${packages[@]}"; do
