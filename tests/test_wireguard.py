@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -250,3 +251,46 @@ def test_kernel_driver_against_the_kernel(tmp_path):  # pragma: no cover - needs
     finally:
         subprocess.run(["ip", "netns", "del", namespace], check=False)
 
+
+
+def test_failure_at_every_step_of_turning_encryption_on_rolls_back(lab):
+    """WireGuard in the fault campaign: the daemon, its peers and the re-pointed routes are undone too."""
+    from tests.conftest import snapshot
+
+    lab, watch = lab
+    keys = lab.keys()
+    watch.add_keys(keys)
+    lab.apply(lab_spec(lab.name, lab.nodes, "tunnel", ENDPOINTS))
+    before = snapshot(lab.netns("node-a"))
+    path = lab.write(encrypted(lab, keys), "encrypted.yaml")
+    steps = len(lab.plan(encrypted(lab, keys), "node-a")["steps"])
+    assert steps >= 10
+    env = {**os.environ, "NETX_STATE_DIR": str(lab.state_dir)}
+    for step in range(1, steps + 1):
+        failed = subprocess.run([sys.executable, "-m", "netplanx", "apply", str(path), "--auto-approve", "--node",
+                                 "node-a", "--netns", lab.netns("node-a")], capture_output=True, text=True,
+                                env={**env, "NETX_FAILPOINT_STEP": str(step)}, timeout=120)
+        watch.outputs += [failed.stdout, failed.stderr]
+        assert failed.returncode == 1 and "back where it was (verified)" in failed.stderr, failed.stderr
+        assert snapshot(lab.netns("node-a")) == before, f"step {step}"
+        assert not list((drivers.SOCKET_ROOT / lab.netns("node-a")).glob("*.sock")), "wireguard-go left running"
+    assert ping(lab.endpoint_netns("web-a"), WEB_B)
+
+
+def test_a_wireguard_device_netx_did_not_start_is_left_alone(lab):
+    """Ownership: a wireguard-go device someone else runs in the namespace is not netx's to stop."""
+    lab, watch = lab
+    keys = lab.keys()
+    watch.add_keys(keys)
+    foreign = drivers.UserspaceDriver(lab.netns("node-a"))
+    from netplanx.providers.kernel import netns
+
+    netns.call_inside(lab.netns("node-a"), lambda: foreign.start("wg-foreign"))
+    try:
+        lab.apply(encrypted(lab, keys))
+        lab.apply(lab_spec(lab.name, lab.nodes, "tunnel", ENDPOINTS))
+        assert foreign.exists("wg-foreign") and ip_json(lab.netns("node-a"), "link", "show", "wg-foreign")
+        shown = {r["address"]: r["owned"] for r in json.loads(lab.netx("node-a", "show", "-o", "json").stdout)}
+        assert shown["link.wg-foreign"] is False and "wireguard.netx-wg" not in shown
+    finally:
+        foreign.stop("wg-foreign")
