@@ -35,6 +35,7 @@ CRASHPOINT_VARIABLE = "NETX_FAILPOINT_KILL"  # tests only: with "1", SIGKILL the
 class Desired:
     resources: list[Resource]
     digest: str
+    text: str = ""
 
 
 def load_desired(path: Path, node: str, cache: SpecCache | None = None) -> Desired:
@@ -43,20 +44,24 @@ def load_desired(path: Path, node: str, cache: SpecCache | None = None) -> Desir
     Raises SpecError (or PlanError for a node the cluster does not have). With a cache, a spec whose bytes
     were compiled for this node by this very code before is not parsed again.
     """
-    text = read_text(path)
+    return desired_from_text(read_text(path), str(path), node, cache)
+
+
+def desired_from_text(text: str, source: str, node: str, cache: SpecCache | None = None) -> Desired:
+    """As load_desired, for spec text that ``source`` names in error messages."""
     digest = spec_digest(text)
     key = spec_digest(f"{digest}/{node}")
     cached = cache.get(key) if cache else None
     if cached is not None:
-        return Desired(cached, digest)
+        return Desired(cached, digest, text)
     from netplanx.spec.compile import compile_spec  # pydantic and the model: only on a cache miss
     from netplanx.spec.validate import parse_spec
 
-    spec, _document = parse_spec(text, str(path))
+    spec, _document = parse_spec(text, source)
     resources = compile_spec(spec, node)
     if cache:
         cache.put(key, resources)
-    return Desired(resources, digest)
+    return Desired(resources, digest, text)
 
 
 class Session:

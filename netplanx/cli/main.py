@@ -19,7 +19,8 @@ from netplanx.errors import ApplyError, NetxError, PlanError, SpecError
 from netplanx.render.human import painter, render_live, render_plan
 
 if TYPE_CHECKING:
-    from netplanx.workflow import Session
+    from netplanx.history import History
+    from netplanx.workflow import Desired, Session
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXAMPLES = """examples:
@@ -70,6 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("schema", help="print the JSON schema of the spec")
 
+    drift = commands.add_parser("drift", parents=[common], help="plan for drift: exit 0 none, 2 drift, 1 error",
+                                description="Compare the live state with a spec, classify the differences "
+                                            "(changed, missing, extra, unmanaged) and optionally write them as "
+                                            "Prometheus metrics for node_exporter's textfile collector.")
+    drift.add_argument("spec", type=Path)
+    drift.add_argument("--textfile", type=Path, metavar="PATH", help="write metrics here (atomically)")
+    drift.add_argument("--json", action="store_true", help="print the counts as JSON")
+
+    history = commands.add_parser("history", parents=[common], help="list the applies recorded on this namespace")
+    history.add_argument("--json", action="store_true")
+
+    rollback = commands.add_parser("rollback", parents=[common], help="apply the previous recorded spec again")
+    rollback.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    rollback.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+    rollback.add_argument("--json", action="store_true")
+
+    commands.add_parser("doctor", help="check what this host offers netx, and what to fix")
+
     keygen = commands.add_parser("keygen", help="write a WireGuard private key file (0600), print its public key",
                                  description="Write a new WireGuard private key to FILE with mode 0600 and print "
                                              "the public key to put in the cluster spec.")
@@ -85,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Output(sys.stderr)
     handlers: dict[str, Callable[[argparse.Namespace, Output], int]] = {
         "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "show": cmd_show, "schema": cmd_schema,
-        "keygen": cmd_keygen,
+        "keygen": cmd_keygen, "drift": cmd_drift, "history": cmd_history, "rollback": cmd_rollback,
+        "doctor": cmd_doctor,
     }
     try:
         return handlers[args.command](args, out)
@@ -139,6 +159,88 @@ def cmd_schema(_args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_drift(args: argparse.Namespace, out: Output) -> int:
+    import time
+
+    from netplanx.history import History
+    from netplanx.render.metrics import drift_counts, metrics_text, write_textfile
+    from netplanx.spec.cache import SpecCache
+    from netplanx.workflow import load_desired
+
+    _require_root()
+    started = time.perf_counter()
+    desired = load_desired(args.spec, args.node, SpecCache(args.state_dir))
+    session = _session(args)
+    try:
+        plan = session.plan(desired)
+        entries = History(args.state_dir, session.store.scope).entries()
+    finally:
+        session.close()
+    duration = time.perf_counter() - started
+    counts = drift_counts(plan)
+    if args.textfile:
+        last_success = next((e for e in reversed(entries) if e.result in ("applied", "no-changes")), None)
+        write_textfile(args.textfile, metrics_text(plan, duration, entries[-1] if entries else None, last_success))
+    if args.json:
+        _print_json({"drift": not plan.empty, "resources": [{"kind": k, "class": c, "count": n}
+                                                             for (k, c), n in sorted(counts.items())]})
+    else:
+        by_class: dict[str, int] = {}
+        for (_kind, klass), count in counts.items():
+            by_class[klass] = by_class.get(klass, 0) + count
+        out.print("drift: " + ", ".join(f"{by_class.get(k, 0)} {k}" for k in ("changed", "missing", "extra",
+                                                                              "unmanaged")))
+        for change in plan.changes:
+            out.print(f"  {change.action:<8} {change.address}")
+    return EXIT_OK if plan.empty else EXIT_CHANGES
+
+
+def cmd_history(args: argparse.Namespace, out: Output) -> int:
+    from netplanx.history import History, as_json
+
+    entries = History(args.state_dir, args.netns or "host").entries()
+    if args.json:
+        _print_json(as_json(entries))
+        return EXIT_OK
+    out.print(f"{'#':>5}  {'time':<19}  {'user':<10} {'result':<11} {'plan':<12} {'spec':<12}  file")
+    for entry in entries:
+        out.print(entry.line())
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
+    from netplanx.history import History
+    from netplanx.workflow import desired_from_text
+
+    _require_root()
+    history = History(args.state_dir, args.netns or "host")
+    previous = history.previous_spec()
+    text = history.spec_text(previous.spec_digest) if previous else None
+    if previous is None or text is None:
+        raise NetxError("no earlier spec to roll back to: the history holds fewer than two applied specs")
+    args.node = previous.node
+    args.spec = Path(f"history #{previous.number} ({previous.spec_path})")
+    if not args.json:
+        out.print(f"Rolling back to the spec applied in #{previous.number} ({previous.spec_path}, "
+                  f"{previous.spec_digest[:12]}).")
+    return _apply(args, out, desired_from_text(text, str(args.spec), previous.node))
+
+
+def cmd_doctor(_args: argparse.Namespace, out: Output) -> int:
+    from netplanx.doctor import checks
+
+    failed = 0
+    for check in checks():
+        mark = out.paint("ok", "32") if check.ok else out.paint("missing" if check.required else "absent", "31"
+                                                                 if check.required else "33")
+        out.print(f"  {check.name:<34} {mark:<8} {check.detail}")
+        if not check.ok and check.fix:
+            out.print(f"  {'':<34} fix: {check.fix}")
+        failed += int(check.required and not check.ok)
+    out.print("netx can run here." if not failed else f"{failed} required piece(s) missing.")
+    return EXIT_OK if not failed else EXIT_ERROR
+
+
 def cmd_keygen(args: argparse.Namespace, out: Output) -> int:
     from netplanx.providers.wireguard.keys import generate
 
@@ -186,12 +288,22 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_apply(args: argparse.Namespace, out: Output) -> int:
     from netplanx.spec.cache import SpecCache
-    from netplanx.workflow import is_saved_plan, load_desired, load_saved_plan
+    from netplanx.workflow import is_saved_plan, load_desired
 
     _require_root()
     saved = is_saved_plan(args.spec)
     desired = None if saved else load_desired(args.spec, args.node, SpecCache(args.state_dir))
+    return _apply(args, out, desired)
+
+
+def _apply(args: argparse.Namespace, out: Output, desired: Desired | None) -> int:
+    """Plan (or load the saved plan) under the lock, then execute it; every outcome goes to the history."""
+    from netplanx.history import History
+    from netplanx.workflow import load_saved_plan
+
     session = _session(args)
+    history = History(args.state_dir, session.store.scope)
+    plan: Plan | None = None
     try:
         with session.lock(args.lock_timeout) as waited:
             if waited and not args.json:
@@ -204,9 +316,24 @@ def cmd_apply(args: argparse.Namespace, out: Output) -> int:
                 session.check_fresh(plan)
             else:
                 plan = session.plan(desired)
-            return _execute(args, out, session, plan)
+            try:
+                code = _execute(args, out, session, plan)
+            except ApplyError as exc:
+                _remember(history, args, desired, plan, "rolled-back" if exc.restored else "failed", str(exc))
+                raise
+            if code == EXIT_OK:
+                _remember(history, args, desired, plan, "no-changes" if plan.empty else "applied")
+            return code
     finally:
         session.close()
+
+
+def _remember(history: History, args: argparse.Namespace, desired: Desired | None, plan: Plan, result: str,
+              message: str = "") -> None:
+    history.record(netns=args.netns, node=args.node, spec_path=str(args.spec),
+                   spec_digest=desired.digest if desired else plan.spec_digest,
+                   spec_text=desired.text if desired else None, summary=plan.summary(), result=result,
+                   message=message.splitlines()[0] if message else "")
 
 
 def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan) -> int:

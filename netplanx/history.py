@@ -1,0 +1,95 @@
+"""Apply history: every apply is recorded (time, user, spec digest and text, plan summary, result), so
+``netx history`` can list them and ``netx rollback`` can apply the previous spec again."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+KEEP = 200
+
+
+@dataclass
+class Entry:
+    number: int
+    time: float
+    user: str
+    netns: str | None
+    node: str
+    spec_path: str
+    spec_digest: str
+    summary: dict[str, int]
+    result: str  # applied | no-changes | failed | rolled-back
+    message: str = ""
+
+    def line(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.time))
+        s = self.summary
+        plan = f"+{s.get('add', 0)} ~{s.get('change', 0)} -{s.get('destroy', 0)}"
+        return f"{self.number:>5}  {when}  {self.user:<10} {self.result:<11} {plan:<12} {self.spec_digest[:12]}  " \
+               f"{self.spec_path}"
+
+
+class History:
+    """One folder per namespace under the state directory; each entry and its spec text 0600."""
+
+    def __init__(self, state_dir: Path, scope: str):
+        self.folder = state_dir / "history" / scope
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        os.makedirs(self.folder.parent, mode=0o700, exist_ok=True)
+        os.makedirs(self.folder, mode=0o700, exist_ok=True)
+
+    def entries(self) -> list[Entry]:
+        found = []
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                found.append(Entry(**json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError):
+                continue
+        return sorted(found, key=lambda e: e.number)
+
+    def record(self, *, netns: str | None, node: str, spec_path: str, spec_digest: str, spec_text: str | None,
+               summary: dict[str, int], result: str, message: str = "") -> Entry:
+        entries = self.entries()
+        number = entries[-1].number + 1 if entries else 1
+        entry = Entry(number, time.time(), _user(), netns, node, spec_path, spec_digest, summary, result, message)
+        if spec_text is not None and not (self.folder / f"{spec_digest}.yaml").exists():
+            _write(self.folder / f"{spec_digest}.yaml", spec_text)
+        _write(self.folder / f"{number:08d}.json", json.dumps(asdict(entry), indent=1))
+        for old in entries[:-KEEP]:
+            (self.folder / f"{old.number:08d}.json").unlink(missing_ok=True)
+        return entry
+
+    def spec_text(self, digest: str) -> str | None:
+        try:
+            return (self.folder / f"{digest}.yaml").read_text()
+        except OSError:
+            return None
+
+    def previous_spec(self) -> Entry | None:
+        """The successful apply before the last successful one: what ``netx rollback`` goes back to."""
+        applied = [e for e in self.entries() if e.result in ("applied", "no-changes")]
+        digests: list[Entry] = []
+        for entry in applied:
+            if not digests or digests[-1].spec_digest != entry.spec_digest:
+                digests.append(entry)
+        return digests[-2] if len(digests) >= 2 else None
+
+
+def _user() -> str:
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _write(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def as_json(entries: list[Entry]) -> list[dict[str, Any]]:
+    return [asdict(e) for e in entries]

@@ -1,0 +1,108 @@
+"""Operating netx: drift metrics, history and rollback, doctor, and the systemd units."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import ROOT, ip, ip_json
+
+SPEC = """\
+apiVersion: netx/v1
+interfaces:
+  - {name: br0, type: bridge, mtu: 1400, addresses: [10.0.0.1/24]}
+routes:
+  - {to: 198.51.100.0/24, via: 10.0.0.254}
+  - {to: 203.0.113.0/24, via: 10.0.0.254}
+"""
+
+
+def metrics(path: Path) -> dict[tuple[str, tuple], float]:
+    found = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_drift_is_classified_and_published_for_node_exporter(netx, netns, tmp_path):
+    netx.apply(SPEC)
+    textfile = tmp_path / "netx.prom"
+    clean = netx("drift", "--textfile", str(textfile), spec=SPEC)
+    assert clean.code == 0 and clean.out.startswith("drift: 0 changed, 0 missing, 0 extra")
+    values = metrics(textfile)
+    assert values[("netx_drift", ())] == 0 and values[("netx_last_apply_success", ())] == 1
+    assert values[("netx_last_apply_success_timestamp_seconds", ())] > 0
+    assert values[("netx_plan_duration_seconds", ())] > 0
+    # someone changes the MTU, deletes a route netx made and adds one of their own
+    ip("-n", netns, "link", "set", "br0", "mtu", "1300")
+    ip("-n", netns, "route", "del", "203.0.113.0/24")
+    ip("-n", netns, "route", "add", "192.0.2.0/24", "dev", "br0", "proto", "static")
+    drifted = netx("drift", "--textfile", str(textfile), spec=SPEC)
+    assert drifted.code == 2 and "1 changed, 1 missing" in drifted.out
+    values = metrics(textfile)
+    assert values[("netx_drift", ())] == 1
+    assert values[("netx_drift_resources", (("class", "changed"), ("kind", "link")))] == 1
+    assert values[("netx_drift_resources", (("class", "missing"), ("kind", "route")))] == 1
+    assert values[("netx_drift_resources", (("class", "unmanaged"), ("kind", "route")))] == 1
+    extra = netx("drift", "--json", spec=SPEC.replace("  - {to: 198.51.100.0/24, via: 10.0.0.254}\n", ""))
+    assert extra.code == 2 and {"kind": "route", "class": "extra", "count": 1} in extra.json["resources"]
+
+
+def test_history_and_rollback_round_trip(netx, netns):
+    first = SPEC
+    second = SPEC.replace("mtu: 1400", "mtu: 1280").replace("203.0.113.0/24", "192.0.2.128/25")
+    netx.apply(first)
+    netx.apply(first)  # no changes: recorded, the same spec
+    netx.apply(second)
+    failed = netx("apply", "--auto-approve", spec=second.replace("mtu: 1280", "mtu: 1200"),
+                  env={"NETX_FAILPOINT_STEP": "1"})
+    assert failed.code == 1
+    entries = netx("history", "--json").json
+    assert [e["result"] for e in entries] == ["applied", "no-changes", "applied", "rolled-back"]
+    assert entries[0]["spec_digest"] == entries[1]["spec_digest"] != entries[2]["spec_digest"]
+    assert all(e["user"] for e in entries) and entries[2]["summary"] == {"add": 1, "change": 1, "destroy": 1}
+    table = netx("history").out.splitlines()
+    assert len(table) == 5 and "rolled-back" in table[-1]
+    rolled = netx("rollback", "--auto-approve")
+    assert rolled.code == 0, rolled.err
+    assert "Rolling back to the spec applied in #1" in rolled.out
+    assert ip_json(netns, "link", "show", "br0")[0]["mtu"] == 1400
+    assert netx.plan(first)["changes"] == []
+    assert netx("history", "--json").json[-1]["spec_path"].startswith("history #1")
+
+
+def test_rollback_without_history_is_a_clear_error(netx):
+    result = netx("rollback", "--auto-approve")
+    assert result.code == 1 and "no earlier spec to roll back to" in result.err
+
+
+def test_doctor_names_what_is_missing_and_how_to_fix_it():
+    run = subprocess.run([sys.executable, "-m", "netplanx", "doctor"], capture_output=True, text=True, cwd=ROOT)
+    lines = run.stdout.splitlines()
+    assert any(line.strip().startswith("kernel: veth links") and " ok " in line for line in lines)
+    geneve = next(i for i, line in enumerate(lines) if "kernel: geneve links" in line)
+    if "kernel lacks geneve" in lines[geneve]:  # this machine: reported, with what to do
+        assert lines[geneve + 1].strip().startswith("fix: ")
+    assert run.returncode == (0 if run.stdout.rstrip().endswith("netx can run here.") else 1)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_units_verify(tmp_path):
+    """The units as shipped, with ExecStart pointed at this checkout's netx (verify checks the binary)."""
+    netx = Path(sys.executable).with_name("netx")
+    units = []
+    for unit in sorted((ROOT / "examples" / "systemd").iterdir()):
+        text = unit.read_text().replace("/opt/netx/.venv/bin/netx", str(netx))
+        (tmp_path / unit.name).write_text(text)
+        units.append(str(tmp_path / unit.name))
+    assert {Path(u).name for u in units} == {"netx-apply.service", "netx-drift.service", "netx-drift.timer"}
+    run = subprocess.run(["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
+    apply_unit = (tmp_path / "netx-apply.service").read_text()
+    assert "Before=network.target network-online.target" in apply_unit and "--auto-approve" in apply_unit
