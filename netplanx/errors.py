@@ -41,3 +41,7 @@ class ApplyError(NetxError):
     def __init__(self, message: str, restored: bool):
         super().__init__(message)
         self.restored = restored
+
+
+class NotConfirmed(ApplyError):
+    """An apply with --confirm-timeout was not confirmed in time; the watchdog restored (and recorded) it."""

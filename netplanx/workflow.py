@@ -9,7 +9,7 @@ import json
 import os
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ class Desired:
     resources: list[Resource]
     digest: str
     text: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_desired(path: Path, node: str, cache: SpecCache | None = None) -> Desired:
@@ -53,15 +54,15 @@ def desired_from_text(text: str, source: str, node: str, cache: SpecCache | None
     key = spec_digest(f"{digest}/{node}")
     cached = cache.get(key) if cache else None
     if cached is not None:
-        return Desired(cached, digest, text)
-    from netplanx.spec.compile import compile_spec  # pydantic and the model: only on a cache miss
+        return Desired(cached[0], digest, text, cached[1])
+    from netplanx.spec.compile import compile_checks, compile_spec  # pydantic and the model: on a cache miss
     from netplanx.spec.validate import parse_spec
 
     spec, _document = parse_spec(text, source)
-    resources = compile_spec(spec, node)
+    resources, checks = compile_spec(spec, node), compile_checks(spec)
     if cache:
-        cache.put(key, resources)
-    return Desired(resources, digest, text)
+        cache.put(key, resources, checks)
+    return Desired(resources, digest, text, checks)
 
 
 class Session:
@@ -114,11 +115,16 @@ class Session:
         """Serialise applies on this namespace (yields whether we had to wait)."""
         return exclusive(self.store.lock_path, timeout)
 
-    def apply(self, plan: Plan) -> int:
-        """Execute a plan (verified, rolled back on failure); returns the number of steps executed."""
+    def applier(self) -> Applier:
         failpoint = os.environ.get(FAILPOINT_VARIABLE)
         return Applier(self.types, self.read_live, self.store, int(failpoint) if failpoint else None,
-                       crash=os.environ.get(CRASHPOINT_VARIABLE) == "1").apply(plan)
+                       crash=os.environ.get(CRASHPOINT_VARIABLE) == "1")
+
+    def apply(self, plan: Plan, checks: Sequence[dict[str, Any]] = ()) -> int:
+        """Execute a plan (verified, post-conditions checked, rolled back on failure); the steps executed."""
+        from netplanx.checks import run_checks
+
+        return self.applier().apply(plan, (lambda: run_checks(self, checks)) if checks else None)
 
     def check_fresh(self, plan: Plan) -> None:
         """Refuse a saved plan when any resource it touches changed since it was computed."""

@@ -10,12 +10,12 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from netplanx import __version__
 from netplanx.engine.plan import Plan
 from netplanx.engine.state import DEFAULT_STATE_DIR
-from netplanx.errors import ApplyError, NetxError, PlanError, SpecError
+from netplanx.errors import ApplyError, NetxError, NotConfirmed, PlanError, SpecError
 from netplanx.render.human import painter, render_live, render_plan
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from netplanx.workflow import Desired, Session
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_PENDING = -1  # internal: applied, waiting for a confirmation
 EXAMPLES = """examples:
   netx validate examples/host.yaml
   netx plan examples/host.yaml --netns lab
@@ -64,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
                        help="how long to wait for another netx on this namespace (default 60)")
     apply.add_argument("--json", action="store_true", help="print the plan and the result as JSON")
+    apply.add_argument("--confirm-timeout", type=float, metavar="SECONDS",
+                       help="keep the change only if confirmed (Enter, or 'netx confirm') or the spec's checks "
+                            "pass within SECONDS; else a detached watchdog restores the previous state")
+
+    confirm = commands.add_parser("confirm", parents=[common], help="keep a change applied with --confirm-timeout")
+    confirm.set_defaults(command="confirm")
+    watchdog = commands.add_parser("_watchdog", parents=[common])
+    watchdog.set_defaults(command="_watchdog")
 
     show = commands.add_parser("show", parents=[common], help="list live objects and who owns them")
     show.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
@@ -105,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, Output], int]] = {
         "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "show": cmd_show, "schema": cmd_schema,
         "keygen": cmd_keygen, "drift": cmd_drift, "history": cmd_history, "rollback": cmd_rollback,
-        "doctor": cmd_doctor,
+        "doctor": cmd_doctor, "confirm": cmd_confirm, "_watchdog": cmd_watchdog,
     }
     try:
         return handlers[args.command](args, out)
@@ -317,13 +326,15 @@ def _apply(args: argparse.Namespace, out: Output, desired: Desired | None) -> in
             else:
                 plan = session.plan(desired)
             try:
-                code = _execute(args, out, session, plan)
+                code = _execute(args, out, session, plan, desired.checks if desired else [])
             except ApplyError as exc:
                 _remember(history, args, desired, plan, "rolled-back" if exc.restored else "failed", str(exc))
                 raise
-            if code == EXIT_OK:
-                _remember(history, args, desired, plan, "no-changes" if plan.empty else "applied")
-            return code
+        if code == EXIT_PENDING:  # outside the lock: the watchdog needs it to revert
+            code = _await_confirmation(args, out, session)  # NotConfirmed: the watchdog recorded the revert
+        if code == EXIT_OK:
+            _remember(history, args, desired, plan, "no-changes" if plan.empty else "applied")
+        return code
     finally:
         session.close()
 
@@ -336,7 +347,8 @@ def _remember(history: History, args: argparse.Namespace, desired: Desired | Non
                    message=message.splitlines()[0] if message else "")
 
 
-def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan) -> int:
+def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan,
+             checks: list[dict[str, Any]]) -> int:
     if plan.empty:
         if args.json:
             _print_json({"result": "no-changes", "writes": session.writes, "plan": plan.to_json(display=True)})
@@ -348,7 +360,10 @@ def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan
     if not args.auto_approve and not _confirmed(out):
         out.print("Apply cancelled; nothing was changed.")
         return EXIT_ERROR
-    steps = session.apply(plan)
+    timeout = getattr(args, "confirm_timeout", None)
+    if timeout:
+        return _try(args, out, session, plan, checks, timeout)
+    steps = session.apply(plan, checks)
     summary = plan.summary()
     if args.json:
         _print_json({"result": "applied", "steps": steps, "writes": session.writes,
@@ -356,6 +371,71 @@ def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan
     else:
         out.print(f"\nApply complete! Resources: {summary['add']} added, {summary['change']} changed, "
                   f"{summary['destroy']} destroyed ({steps} steps, verified).")
+    return EXIT_OK
+
+
+def _try(args: argparse.Namespace, out: Output, session: Session, plan: Plan, checks: list[dict[str, Any]],
+         timeout: float) -> int:
+    """Apply, then keep the change only if it is confirmed in time (or the post-conditions pass)."""
+    from netplanx import confirm
+
+    confirm.arm(session.store, plan, timeout, args.netns)
+    try:
+        session.apply(plan, checks)
+    except ApplyError:
+        confirm.settle(session.store, confirm.CANCELLED)
+        raise
+    if checks:
+        confirm.settle(session.store, confirm.CONFIRMED)
+        out.print("Applied; the post-conditions hold: confirmed.")
+        return EXIT_OK
+    return EXIT_PENDING
+
+
+def _await_confirmation(args: argparse.Namespace, out: Output, session: Session) -> int:
+    from netplanx import confirm
+
+    timeout = args.confirm_timeout
+    deadline = confirm.start_clock(session.store)
+    where = f" --netns {args.netns}" if args.netns else ""
+    out.print(f"Applied. Keep it: press Enter, or run 'netx confirm{where}' within {timeout:g}s; otherwise the "
+              "previous state is restored.")
+    decision = confirm.wait_for_decision(session.store, deadline, sys.stdin.fileno() if sys.stdin.isatty() else None)
+    if decision == confirm.CONFIRMED:
+        out.print("Confirmed: the change is kept.")
+        return EXIT_OK
+    record = confirm.pending(session.store)
+    if decision == confirm.REVERTED:
+        raise NotConfirmed(f"not confirmed within {timeout:g}s: reverted, the host is back where it was "
+                           "(verified).", restored=True)
+    raise NotConfirmed(f"not confirmed within {timeout:g}s and the revert is INCOMPLETE: "
+                     f"{', '.join(record.get('leftover', [])) or decision}", restored=False)
+
+
+def cmd_confirm(args: argparse.Namespace, out: Output) -> int:
+    from netplanx import confirm
+    from netplanx.engine.state import StateStore
+
+    _require_root()
+    out.print(confirm.confirm(StateStore(args.state_dir, args.netns)))
+    return EXIT_OK
+
+
+def cmd_watchdog(args: argparse.Namespace, _out: Output) -> int:
+    """The detached process behind --confirm-timeout (not for people)."""
+    from netplanx import confirm
+    from netplanx.engine.plan import Plan
+    from netplanx.engine.state import StateStore
+    from netplanx.history import History
+
+    store = StateStore(args.state_dir, args.netns)
+    result = confirm.watchdog(store, lambda: _session(args))
+    if result in (confirm.REVERTED, confirm.REVERT_FAILED):
+        plan = Plan.from_json(confirm.pending(store)["plan"])
+        History(args.state_dir, store.scope).record(
+            netns=args.netns, node=args.node, spec_path="(not confirmed)", spec_digest=plan.spec_digest,
+            spec_text=None, summary=plan.summary(), result="rolled-back" if result == confirm.REVERTED else "failed",
+            message=f"not confirmed in time: {result}")
     return EXIT_OK
 
 

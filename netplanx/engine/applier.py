@@ -47,8 +47,9 @@ class Applier:
         self.failpoint = failpoint
         self.crash = crash
 
-    def apply(self, plan: Plan) -> int:
-        """Execute every step, then verify; return the number of steps executed, or raise ApplyError."""
+    def apply(self, plan: Plan, post_check: Callable[[], list[str]] | None = None) -> int:
+        """Execute every step, verify, then check the post-conditions; return the number of steps executed,
+        or roll back and raise ApplyError."""
         self._journal({"pid": os.getpid(), "started": time.time(), "spec_digest": plan.spec_digest,
                        "steps": len(plan.steps), "done": 0,
                        "creates": [s.change.address for s in plan.steps if s.operation == "create"]})
@@ -58,6 +59,9 @@ class Applier:
             if problems:
                 message = "verification after apply failed: " + "; ".join(problems)
                 raise self._rollback(plan, done, message)
+            failed_checks = post_check() if post_check else []
+            if failed_checks:
+                raise self._rollback(plan, done, "post-condition failed: " + "; ".join(failed_checks))
         else:
             raise self._rollback(plan, done, failure.describe(len(plan.steps)))
         self._journal(None)
@@ -112,14 +116,20 @@ class Applier:
                     problems.append(f"{change.address} differs in {', '.join(differing)}")
         return problems
 
-    def _rollback(self, plan: Plan, done: Sequence[Step], cause: str) -> ApplyError:
-        """Bring every address the plan touches back to its before-state, then check that it is."""
+    def restore(self, plan: Plan) -> tuple[Plan, StepFailure | None, Plan]:
+        """Bring every address the plan touches back to its before-state; the undo plan, the first failure
+        and what still differs afterwards (empty when the host is back where it was)."""
         before = [c.before for c in plan.changes if c.before is not None]
         scope = {c.address for c in plan.changes}
         interest = _resources_of(plan)
         undo = make_plan(self.types, before, self.read_live(interest), scope)
         _, failure = self._execute(undo.steps, forward=False)
         residual = make_plan(self.types, before, self.read_live(interest), scope)
+        return undo, failure, residual
+
+    def _rollback(self, plan: Plan, done: Sequence[Step], cause: str) -> ApplyError:
+        """Restore the before-states and say how that went."""
+        undo, failure, residual = self.restore(plan)
         if failure is None and residual.empty:
             self._journal(None)
             return ApplyError(f"{cause}\nRolled back {len(undo.steps)} step(s) undoing {len(done)} completed "

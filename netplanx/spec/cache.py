@@ -14,6 +14,7 @@ import marshal
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from netplanx import __version__
 from netplanx.engine.resource import Resource
@@ -39,14 +40,15 @@ class SpecCache:
     def _path(self, digest: str) -> Path:
         return self.root / f"{digest}-{_code_fingerprint()}.marshal"
 
-    def get(self, digest: str) -> list[Resource] | None:
+    def get(self, digest: str) -> tuple[list[Resource], list[dict[str, Any]]] | None:
+        """The compiled resources and post-conditions of a spec seen before."""
         try:
-            data = marshal.loads(self._path(digest).read_bytes())
+            entries, checks = marshal.loads(self._path(digest).read_bytes())
         except (OSError, ValueError, EOFError, TypeError):
             return None
-        return [Resource(*entry) for entry in data]
+        return [Resource(*entry) for entry in entries], checks
 
-    def put(self, digest: str, resources: list[Resource]) -> None:
+    def put(self, digest: str, resources: list[Resource], checks: list[dict[str, Any]]) -> None:
         try:
             os.makedirs(self.root.parent, mode=0o700, exist_ok=True)
             os.makedirs(self.root, mode=0o700, exist_ok=True)
@@ -54,7 +56,8 @@ class SpecCache:
             temporary = target.with_suffix(f".{os.getpid()}.tmp")
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
-                marshal.dump([(r.kind, r.address, dict(r.attrs), r.owned, dict(r.meta)) for r in resources], handle)
+                marshal.dump(([(r.kind, r.address, dict(r.attrs), r.owned, dict(r.meta)) for r in resources],
+                              checks), handle)
             os.replace(temporary, target)
             self._prune()
         except OSError:

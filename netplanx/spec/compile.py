@@ -13,7 +13,7 @@ from netplanx.providers.kernel.routes import route_resource
 from netplanx.providers.kernel.rules import rule_resource
 from netplanx.providers.kernel.sysctls import sysctl_resource
 from netplanx.spec.cluster import cluster_resources
-from netplanx.spec.model import Bridge, Device, Geneve, Interface, Macvlan, Route, Rule, Spec, Veth, Vxlan
+from netplanx.spec.model import Bridge, Device, Geneve, Interface, Macvlan, PingCheck, Route, Rule, Spec, Veth, Vxlan
 from netplanx.spec.nodes import find_node, node_view
 from netplanx.spec.semantic import veth_primaries
 
@@ -27,6 +27,19 @@ def compile_spec(spec: Spec, node_name: str | None = None) -> list[Resource]:
         raise PlanError([f"node '{node_name}' is not in cluster {spec.cluster.name} (nodes: "
                          f"{', '.join(n.name for n in spec.cluster.nodes)}); choose one with --node"])
     return _compile_local(node_view(spec, node)) + cluster_resources(spec, node)
+
+
+def compile_checks(spec: Spec) -> list[dict[str, Any]]:
+    """The post-conditions as plain data (they travel with the compiled resources)."""
+    found: list[dict[str, Any]] = []
+    for check in spec.checks:
+        if isinstance(check, PingCheck):
+            found.append({"type": "ping", "address": str(check.ping), "count": check.count,
+                          "timeout": check.timeout})
+        else:
+            found.append({"type": "wireguard-handshake", "peer": check.wireguard_handshake.peer,
+                          "within": check.wireguard_handshake.within})
+    return found
 
 
 def _compile_local(spec: Spec) -> list[Resource]:

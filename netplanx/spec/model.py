@@ -499,6 +499,25 @@ class Endpoint(SpecModel):
     labels: dict[str, str] = Field(default_factory=dict, description="Labels (policies select endpoints by them).")
 
 
+class PingCheck(SpecModel):
+    """The address must answer ping from the namespace after apply."""
+
+    ping: IP = Field(description="Address to ping.")
+    count: int = Field(3, ge=1, le=20, description="Echo requests; one answer is enough.")
+    timeout: int = Field(2, ge=1, le=30, description="Seconds to wait for each answer.")
+
+
+class Handshake(SpecModel):
+    peer: Name = Field(description="The node whose WireGuard peer must have shaken hands.")
+    within: int = Field(60, ge=1, le=86400, description="Maximum age of the latest handshake, in seconds.")
+
+
+class HandshakeCheck(SpecModel):
+    """A WireGuard peer must have a recent handshake after apply."""
+
+    wireguard_handshake: Handshake = Field(alias="wireguardHandshake")
+
+
 class Spec(SpecModel):
     """A node's desired networking, or a cluster's (each node derives its own)."""
 
@@ -511,3 +530,5 @@ class Spec(SpecModel):
         json_schema_extra={"propertyNames": {"pattern": SYSCTL_PATTERN}})
     cluster: Cluster | None = Field(None, description="Nodes, pod networks and routing mode.")
     endpoints: list[Endpoint] = Field(default_factory=list, description="Workloads, each on one node.")
+    checks: list[PingCheck | HandshakeCheck] = Field(
+        default_factory=list, description="Post-conditions: after apply they must hold, or the change is undone.")

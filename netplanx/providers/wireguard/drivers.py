@@ -6,19 +6,19 @@ do not know which one runs.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import select
 import signal
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from netplanx.errors import ProviderError
+from netplanx.inotify import FolderWatch
 from netplanx.providers.wireguard.keys import decode, encode
 
 SOCKET_ROOT = Path("/run/netx/wireguard")
@@ -146,11 +146,16 @@ class UserspaceDriver:
     def start(self, device: str) -> None:
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         script = 'mkdir -p /var/run/wireguard && mount --bind "$0" /var/run/wireguard && exec wireguard-go -f "$1"'
-        with _watch(self.folder) as created:
+        with FolderWatch(self.folder) as watch:
             process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
                                         str(self.folder), device], stdin=subprocess.DEVNULL,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            if not created(self._socket(device).name, process):
+            exited = os.pidfd_open(process.pid)
+            try:
+                ready = watch.wait(lambda: self.exists(device), time.time() + 10, also=(exited,))
+            finally:
+                os.close(exited)
+            if not ready:
                 raise ProviderError(f"wireguard-go could not start {device} (exit status {process.poll()})")
         fd = os.open(self._pidfile(device), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -202,41 +207,6 @@ def _wait_exit(pidfd: int, timeout: float = 10.0) -> None:
     poller.register(pidfd, select.POLLIN)
     if not poller.poll(timeout * 1000):
         raise ProviderError("wireguard-go did not exit after SIGTERM")
-
-
-IN_CREATE, IN_NONBLOCK = 0x100, 0o4000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-@contextmanager
-def _watch(folder: Path, timeout: float = 10.0) -> Iterator[Callable[[str, subprocess.Popen[bytes]], bool]]:
-    """inotify on ``folder``: yields ``created(name, process)``, which waits until the file ``name``
-    appears (True) or the process exits first or the time runs out (False)."""
-    fd = _libc.inotify_init1(IN_NONBLOCK)
-    if fd < 0 or _libc.inotify_add_watch(fd, str(folder).encode(), IN_CREATE) < 0:
-        raise ProviderError(f"inotify on {folder}: {os.strerror(ctypes.get_errno())}")
-
-    def created(name: str, process: subprocess.Popen[bytes]) -> bool:
-        target = folder / name
-        pidfd = os.pidfd_open(process.pid)
-        try:
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)
-            poller.register(pidfd, select.POLLIN)
-            while not target.exists():
-                events = poller.poll(timeout * 1000)
-                if not events or (any(ready == pidfd for ready, _ in events) and not target.exists()):
-                    return target.exists()
-                with suppress(BlockingIOError):
-                    os.read(fd, 65536)
-            return True
-        finally:
-            os.close(pidfd)
-
-    try:
-        yield created
-    finally:
-        os.close(fd)
 
 
 # --- kernel WireGuard (generic netlink through pyroute2) -----------------------------------------------
