@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,11 +120,12 @@ class Session:
         return Applier(self.types, self.read_live, self.store, int(failpoint) if failpoint else None,
                        crash=os.environ.get(CRASHPOINT_VARIABLE) == "1")
 
-    def apply(self, plan: Plan, checks: Sequence[dict[str, Any]] = ()) -> int:
+    def apply(self, plan: Plan, checks: Sequence[dict[str, Any]] = (),
+              progress: Callable[[int, int], None] | None = None) -> int:
         """Execute a plan (verified, post-conditions checked, rolled back on failure); the steps executed."""
         from netplanx.checks import run_checks
 
-        return self.applier().apply(plan, (lambda: run_checks(self, checks)) if checks else None)
+        return self.applier().apply(plan, (lambda: run_checks(self, checks)) if checks else None, progress)
 
     def check_fresh(self, plan: Plan) -> None:
         """Refuse a saved plan when any resource it touches changed since it was computed."""

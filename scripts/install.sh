@@ -10,7 +10,7 @@ extras=""
 packages=(iproute2 python3-venv python3-pip python3-dev util-linux mount procps wireguard-go)
 if [ "${1:-}" = "--test" ]; then
     extras="[test]"
-    packages+=(iputils-ping tcpdump wireguard-tools)   # traffic, captures and a second opinion on keys
+    packages+=(iputils-ping tcpdump wireguard-tools gobgpd)   # traffic, captures, keys, the gobgpd unit check
 fi
 missing=()
 for package in "${packages[@]}"; do

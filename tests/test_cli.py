@@ -111,3 +111,38 @@ def test_apply_on_a_terminal_asks_and_only_yes_applies(netx, netns):
     assert accepted.returncode == 0 and "Apply complete!" in accepted.stdout
     assert "\x1b[" in accepted.stdout  # colour on a terminal
     assert netx.plan(SPEC)["changes"] == []
+
+
+def test_every_command_has_help_with_examples():
+    from netplanx.cli.main import COMMAND_EXAMPLES
+
+    for command in COMMAND_EXAMPLES:
+        run = subprocess.run([sys.executable, "-m", "netplanx", command, "--help"], capture_output=True, text=True,
+                             cwd=ROOT)
+        assert run.returncode == 0 and "examples:" in run.stdout and f"netx {command}" in run.stdout, command
+
+
+def test_bash_completion_completes_commands_and_options(tmp_path):
+    script = subprocess.run([sys.executable, "-m", "netplanx", "completion", "bash"], capture_output=True, text=True,
+                            cwd=ROOT).stdout
+    (tmp_path / "netx.bash").write_text(script)
+    probe = (f"source {tmp_path / 'netx.bash'}; COMP_WORDS=(netx ap); COMP_CWORD=1; _netx; echo ${{COMPREPLY[@]}};"
+             " COMP_WORDS=(netx apply --conf); COMP_CWORD=2; _netx; echo ${COMPREPLY[@]}")
+    run = subprocess.run(["bash", "-c", probe], capture_output=True, text=True)
+    assert run.stdout.split("\n")[:2] == ["apply", "--confirm-timeout"], run.stdout + run.stderr
+
+
+def test_quiet_apply_prints_only_the_outcome(netx):
+    result = netx("apply", "--auto-approve", "--quiet", spec=SPEC)
+    assert result.code == 0 and result.out.strip().startswith("Apply complete!") and "+ link" not in result.out
+    again = netx("apply", "--auto-approve", "--quiet", spec=SPEC)
+    assert again.out.strip() == "No changes."
+
+
+def test_long_apply_shows_progress_on_a_terminal(netx, netns):
+    routes = "".join(f"  - {{to: 10.{i // 256}.{i % 256}.0/24, via: 10.0.0.254}}\n" for i in range(1, 301))
+    path = netx.write(SPEC + routes)
+    command = f"{sys.executable} -m netplanx apply {path} --netns {netns} --auto-approve"
+    run = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "NETX_STATE_DIR": str(netx.state_dir)}, timeout=120)
+    assert run.returncode == 0 and "applying: 303/303 steps" in run.stdout

@@ -19,7 +19,9 @@ from netplanx.spec.validate import parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schema" / "netx.schema.json"
-EXAMPLES = sorted(p for p in (ROOT / "examples").rglob("*") if p.suffix in (".yaml", ".yml"))
+# netx specs among the examples (the Ansible playbook and inventory are YAML of another kind)
+EXAMPLES = sorted(p for p in (ROOT / "examples").rglob("*") if p.suffix in (".yaml", ".yml")
+                  and "apiVersion: netx/" in p.read_text())
 MODELINE = re.compile(r"# yaml-language-server: \$schema=(?P<path>\S+)\s*")
 REGENERATE = ".venv/bin/netx schema > schema/netx.schema.json"
 

@@ -35,6 +35,29 @@ EXAMPLES = """examples:
 """
 
 
+COMMAND_EXAMPLES = {
+    "validate": ["netx validate examples/host.yaml", "netx validate examples/cluster/cluster.yaml"],
+    "plan": ["netx plan examples/host.yaml --netns lab", "netx plan spec.yaml --json",
+             "netx plan spec.yaml -o plan.json   # then: netx apply plan.json",
+             "netx plan spec.yaml --detailed-exitcode   # 0 no changes, 1 error, 2 changes",
+             "netx plan examples/cluster/cluster.yaml --node node-b"],
+    "apply": ["netx apply spec.yaml", "netx apply spec.yaml --auto-approve --lock-timeout 30",
+              "netx apply plan.json   # exactly a saved plan, refused if stale",
+              "netx apply spec.yaml --confirm-timeout 120   # then Enter or 'netx confirm', else reverted",
+              "netx apply spec.yaml --auto-approve --quiet"],
+    "confirm": ["netx confirm", "netx confirm --netns lab"],
+    "show": ["netx show", "netx show -o json", "netx show -o yaml > adopted.yaml   # adoption"],
+    "schema": ["netx schema > schema/netx.schema.json"],
+    "drift": ["netx drift /etc/netx/netx.yaml",
+              "netx drift spec.yaml --textfile /var/lib/prometheus/node-exporter/netx.prom"],
+    "history": ["netx history", "netx history --json --netns lab"],
+    "rollback": ["netx rollback", "netx rollback --auto-approve --netns lab"],
+    "doctor": ["netx doctor"],
+    "keygen": ["netx keygen /etc/netx/wg.key", "netx keygen /etc/netx/wg.key --force   # key rotation"],
+    "completion": ["netx completion bash > /etc/bash_completion.d/netx"],
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netx", description="Declarative host networking: plan, then apply.",
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,62 +70,69 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where netx keeps its records (default /var/lib/netx, or $NETX_STATE_DIR)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    validate = commands.add_parser("validate", parents=[common], help="check a spec without touching the host",
-                                   description="Check a spec; every problem is reported as FILE:LINE:COL.")
+    def command(name: str, summary: str, description: str = "", shared: bool = True) -> argparse.ArgumentParser:
+        examples = "examples:\n" + "\n".join(f"  {e}" for e in COMMAND_EXAMPLES[name])
+        return commands.add_parser(name, parents=[common] if shared else [], help=summary,
+                                   description=description or summary[:1].upper() + summary[1:] + ".",
+                                   epilog=examples, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    validate = command("validate", "check a spec without touching the host",
+                       "Check a spec (every node of a cluster spec); every problem is reported as FILE:LINE:COL.")
     validate.add_argument("spec", type=Path)
 
-    plan = commands.add_parser("plan", parents=[common], help="show what apply would change",
-                               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan = command("plan", "show what apply would change")
     plan.add_argument("spec", type=Path)
     plan.add_argument("--json", action="store_true", help="print the plan as JSON (format netx-plan/1)")
     plan.add_argument("-o", "--out", type=Path, metavar="FILE", help="save the plan for 'netx apply FILE'")
     plan.add_argument("--detailed-exitcode", action="store_true", help="exit 0: no changes, 1: error, 2: changes")
 
-    apply = commands.add_parser("apply", parents=[common], help="make the live state match a spec or saved plan",
-                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    apply = command("apply", "make the live state match a spec or saved plan")
     apply.add_argument("spec", type=Path, help="a spec file, or a plan saved with 'netx plan -o'")
     apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     apply.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
                        help="how long to wait for another netx on this namespace (default 60)")
-    apply.add_argument("--json", action="store_true", help="print the plan and the result as JSON")
+    output = apply.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the plan and the result as JSON")
+    output.add_argument("-q", "--quiet", action="store_true", help="print only the outcome (and errors)")
     apply.add_argument("--confirm-timeout", type=float, metavar="SECONDS",
                        help="keep the change only if confirmed (Enter, or 'netx confirm') or the spec's checks "
                             "pass within SECONDS; else a detached watchdog restores the previous state")
 
-    confirm = commands.add_parser("confirm", parents=[common], help="keep a change applied with --confirm-timeout")
-    confirm.set_defaults(command="confirm")
-    watchdog = commands.add_parser("_watchdog", parents=[common])
-    watchdog.set_defaults(command="_watchdog")
+    command("confirm", "keep a change applied with --confirm-timeout")
+    commands.add_parser("_watchdog", parents=[common])  # the detached process behind --confirm-timeout
 
-    show = commands.add_parser("show", parents=[common], help="list live objects and who owns them")
+    show = command("show", "list live objects and who owns them")
     show.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
                       help="yaml writes the live state as a spec (adoption)")
 
-    commands.add_parser("schema", help="print the JSON schema of the spec")
+    command("schema", "print the JSON schema of the spec", shared=False)
 
-    drift = commands.add_parser("drift", parents=[common], help="plan for drift: exit 0 none, 2 drift, 1 error",
-                                description="Compare the live state with a spec, classify the differences "
-                                            "(changed, missing, extra, unmanaged) and optionally write them as "
-                                            "Prometheus metrics for node_exporter's textfile collector.")
+    drift = command("drift", "plan for drift: exit 0 none, 2 drift, 1 error",
+                    "Compare the live state with a spec, classify the differences (changed, missing, extra, "
+                    "unmanaged) and optionally write them as Prometheus metrics for node_exporter's textfile "
+                    "collector.")
     drift.add_argument("spec", type=Path)
     drift.add_argument("--textfile", type=Path, metavar="PATH", help="write metrics here (atomically)")
     drift.add_argument("--json", action="store_true", help="print the counts as JSON")
 
-    history = commands.add_parser("history", parents=[common], help="list the applies recorded on this namespace")
+    history = command("history", "list the applies recorded on this namespace")
     history.add_argument("--json", action="store_true")
 
-    rollback = commands.add_parser("rollback", parents=[common], help="apply the previous recorded spec again")
+    rollback = command("rollback", "apply the previous recorded spec again")
     rollback.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     rollback.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
     rollback.add_argument("--json", action="store_true")
 
-    commands.add_parser("doctor", help="check what this host offers netx, and what to fix")
+    command("doctor", "check what this host offers netx, and what to fix", shared=False)
 
-    keygen = commands.add_parser("keygen", help="write a WireGuard private key file (0600), print its public key",
-                                 description="Write a new WireGuard private key to FILE with mode 0600 and print "
-                                             "the public key to put in the cluster spec.")
+    keygen = command("keygen", "write a WireGuard private key file (0600), print its public key",
+                     "Write a new WireGuard private key to FILE with mode 0600 and print the public key to put in "
+                     "the cluster spec.", shared=False)
     keygen.add_argument("file", type=Path)
     keygen.add_argument("--force", action="store_true", help="replace an existing key file (key rotation)")
+
+    completion = command("completion", "print a shell completion script", shared=False)
+    completion.add_argument("shell", choices=("bash",))
     return parser
 
 
@@ -114,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, Output], int]] = {
         "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "show": cmd_show, "schema": cmd_schema,
         "keygen": cmd_keygen, "drift": cmd_drift, "history": cmd_history, "rollback": cmd_rollback,
-        "doctor": cmd_doctor, "confirm": cmd_confirm, "_watchdog": cmd_watchdog,
+        "doctor": cmd_doctor, "confirm": cmd_confirm, "_watchdog": cmd_watchdog, "completion": cmd_completion,
     }
     try:
         return handlers[args.command](args, out)
@@ -250,6 +280,37 @@ def cmd_doctor(_args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK if not failed else EXIT_ERROR
 
 
+def cmd_completion(_args: argparse.Namespace, out: Output) -> int:
+    """Bash completion built from this very parser: commands, their options, and files for arguments."""
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    cases = []
+    for name, sub in subparsers.choices.items():
+        if name.startswith("_"):
+            continue
+        options = " ".join(o for a in sub._actions for o in a.option_strings)
+        cases.append(f'        {name}) opts="{options}" ;;')
+    names = " ".join(n for n in subparsers.choices if not n.startswith("_"))
+    out.print("\n".join([
+        "# bash completion for netx: netx completion bash > /etc/bash_completion.d/netx",
+        "_netx() {",
+        "    local cur=${COMP_WORDS[COMP_CWORD]} opts",
+        "    if [ \"$COMP_CWORD\" -eq 1 ]; then",
+        f"        COMPREPLY=($(compgen -W \"{names} --help --version\" -- \"$cur\")); return",
+        "    fi",
+        "    case ${COMP_WORDS[1]} in",
+        *cases,
+        "    esac",
+        "    case $cur in",
+        "        -*) COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\")) ;;",
+        "        *) COMPREPLY=($(compgen -f -- \"$cur\")) ;;",
+        "    esac",
+        "}",
+        "complete -o filenames -F _netx netx",
+    ]))
+    return EXIT_OK
+
+
 def cmd_keygen(args: argparse.Namespace, out: Output) -> int:
     from netplanx.providers.wireguard.keys import generate
 
@@ -349,13 +410,16 @@ def _remember(history: History, args: argparse.Namespace, desired: Desired | Non
 
 def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan,
              checks: list[dict[str, Any]]) -> int:
+    quiet = getattr(args, "quiet", False)
     if plan.empty:
         if args.json:
             _print_json({"result": "no-changes", "writes": session.writes, "plan": plan.to_json(display=True)})
+        elif quiet:
+            out.print("No changes.")
         else:
             render_plan(plan, sys.stdout)
         return EXIT_OK
-    if not args.json:
+    if not args.json and not quiet:
         render_plan(plan, sys.stdout)
     if not args.auto_approve and not _confirmed(out):
         out.print("Apply cancelled; nothing was changed.")
@@ -363,7 +427,7 @@ def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan
     timeout = getattr(args, "confirm_timeout", None)
     if timeout:
         return _try(args, out, session, plan, checks, timeout)
-    steps = session.apply(plan, checks)
+    steps = session.apply(plan, checks, _progress(args))
     summary = plan.summary()
     if args.json:
         _print_json({"result": "applied", "steps": steps, "writes": session.writes,
@@ -374,6 +438,18 @@ def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan
     return EXIT_OK
 
 
+def _progress(args: argparse.Namespace) -> Callable[[int, int], None] | None:
+    """A step counter on the terminal for applies long enough to want one."""
+    if args.json or getattr(args, "quiet", False) or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if total >= 100:
+            sys.stderr.write(f"\r  applying: {done}/{total} steps" + ("\n" if done == total else ""))
+            sys.stderr.flush()
+    return show
+
+
 def _try(args: argparse.Namespace, out: Output, session: Session, plan: Plan, checks: list[dict[str, Any]],
          timeout: float) -> int:
     """Apply, then keep the change only if it is confirmed in time (or the post-conditions pass)."""
@@ -381,7 +457,7 @@ def _try(args: argparse.Namespace, out: Output, session: Session, plan: Plan, ch
 
     confirm.arm(session.store, plan, timeout, args.netns)
     try:
-        session.apply(plan, checks)
+        session.apply(plan, checks, _progress(args))
     except ApplyError:
         confirm.settle(session.store, confirm.CANCELLED)
         raise

@@ -17,6 +17,7 @@ from netplanx.errors import ApplyError
 
 ReadLive = Callable[[Sequence[Resource]], list[Resource]]
 JOURNAL = "journal"
+CHUNK = 1024  # steps per provider call: large enough to batch, small enough to show progress
 
 
 class InjectedFault(Exception):
@@ -47,13 +48,14 @@ class Applier:
         self.failpoint = failpoint
         self.crash = crash
 
-    def apply(self, plan: Plan, post_check: Callable[[], list[str]] | None = None) -> int:
+    def apply(self, plan: Plan, post_check: Callable[[], list[str]] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> int:
         """Execute every step, verify, then check the post-conditions; return the number of steps executed,
         or roll back and raise ApplyError."""
         self._journal({"pid": os.getpid(), "started": time.time(), "spec_digest": plan.spec_digest,
                        "steps": len(plan.steps), "done": 0,
                        "creates": [s.change.address for s in plan.steps if s.operation == "create"]})
-        done, failure = self._execute(plan.steps, forward=True)
+        done, failure = self._execute(plan.steps, forward=True, progress=progress)
         if failure is None:
             problems = self._verify(plan)
             if problems:
@@ -67,12 +69,14 @@ class Applier:
         self._journal(None)
         return len(done)
 
-    def _execute(self, steps: Sequence[Step], forward: bool) -> tuple[list[Step], StepFailure | None]:
+    def _execute(self, steps: Sequence[Step], forward: bool,
+                 progress: Callable[[int, int], None] | None = None) -> tuple[list[Step], StepFailure | None]:
         done: list[Step] = []
         position = 0
         cut = self.failpoint - 1 if forward and self.failpoint else None
-        for (kind, operation, _), group in itertools.groupby(
-                enumerate(steps), key=lambda item: (item[1].change.kind, item[1].operation, item[0] == cut)):
+        groups = itertools.groupby(enumerate(steps), key=lambda item: (
+            item[1].change.kind, item[1].operation, item[0] == cut, item[0] // CHUNK))
+        for (kind, operation, _, _), group in groups:
             batch = [step for _, step in group]
             if position == cut:
                 if self.crash:
@@ -88,6 +92,8 @@ class Applier:
             position += len(batch)
             if forward:
                 self._journal_progress(len(done))
+            if progress:
+                progress(position, len(steps))
             if failure is not None:
                 return done, failure
         return done, None
