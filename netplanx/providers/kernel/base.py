@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pyroute2.netlink.exceptions import NetlinkError
 
 from netplanx.engine.resource import Dependency, Resource, ResourceType
+from netplanx.errors import NetxError
 from netplanx.providers.kernel.context import KernelContext
 
 
@@ -16,6 +17,37 @@ class KernelType(ResourceType):
 
     def __init__(self, ctx: KernelContext):
         self.ctx = ctx
+
+
+class StepwiseType(KernelType):
+    """Resources written one at a time by ``_create``, ``_update`` and ``_delete``; an error of one of
+    them becomes that resource's result instead of stopping the others."""
+
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return [_guarded(self._create, r) for r in resources]
+
+    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
+        return [_guarded(self._update, before, after) for before, after in pairs]
+
+    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return [_guarded(self._delete, r) for r in resources]
+
+    def _create(self, res: Resource) -> None:
+        raise NotImplementedError
+
+    def _update(self, before: Resource, after: Resource) -> None:
+        raise NotImplementedError
+
+    def _delete(self, res: Resource) -> None:
+        raise NotImplementedError
+
+
+def _guarded(operation: Callable[..., None], *resources: Resource) -> Exception | None:
+    try:
+        operation(*resources)
+    except (NetlinkError, NetxError, OSError) as exc:
+        return exc
+    return None
 
 
 class OnLinkType(KernelType):

@@ -17,7 +17,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from netplanx.engine.resource import Dependency, Resource
 from netplanx.providers.kernel import netns
 from netplanx.providers.kernel.addresses import IFA_F_NODAD
-from netplanx.providers.kernel.base import KernelType
+from netplanx.providers.kernel.base import StepwiseType
 from netplanx.providers.kernel.namespaces import owned_namespaces
 
 PURPOSE = "endpoint "
@@ -34,7 +34,7 @@ def endpoint_resource(name: str, *, netns_name: str, host_interface: str, interf
                     {"host_interface": host_interface, "labels": dict(labels or {})})
 
 
-class EndpointType(KernelType):
+class EndpointType(StepwiseType):
     kind = "endpoint"
     rank = 1
     disruption_of: ClassVar[Mapping[str, str]] = {
@@ -88,21 +88,14 @@ class EndpointType(KernelType):
                     if r["dst_len"] == 0 and r.get_attr("RTA_OIF") == index and r.get_attr("RTA_GATEWAY")]
         return {"mtu": link.get_attr("IFLA_MTU"), "addresses": addresses, "gateways": gateways}
 
-    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._guard(self._configure, r) for r in resources]
+    def _create(self, res: Resource) -> None:
+        self._configure(res)
 
-    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
-        return [self._guard(self._configure, after) for _before, after in pairs]
+    def _update(self, before: Resource, after: Resource) -> None:
+        self._configure(after)
 
-    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._guard(self._clear, r) for r in resources]
-
-    def _guard(self, operation: Any, res: Resource) -> Exception | None:
-        try:
-            operation(res)
-        except (NetlinkError, OSError) as exc:
-            return exc
-        return None
+    def _delete(self, res: Resource) -> None:
+        self._clear(res)
 
     def _configure(self, res: Resource) -> None:
         a = res.attrs

@@ -17,7 +17,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from netplanx.engine.resource import Dependency, Resource
 from netplanx.providers.kernel import netns
-from netplanx.providers.kernel.base import KernelType
+from netplanx.providers.kernel.base import StepwiseType
 from netplanx.providers.kernel.features import link_kind_error
 from netplanx.providers.kernel.names import NETX_ALIAS
 
@@ -38,7 +38,7 @@ def link_address(name: str) -> str:
     return f"link.{name}"
 
 
-class LinkType(KernelType):
+class LinkType(StepwiseType):
     kind = "link"
     rank = 0
     disruption_of: ClassVar[Mapping[str, str]] = {
@@ -184,22 +184,6 @@ class LinkType(KernelType):
         return {"name": peer[0].get_attr("IFLA_IFNAME") if peer else f"if{index}", "netns": where}
 
     # writing
-
-    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._guard(self._create, r) for r in resources]
-
-    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
-        return [self._guard(self._update, before, after) for before, after in pairs]
-
-    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._guard(self._delete, r) for r in resources]
-
-    def _guard(self, operation: Any, *args: Resource) -> Exception | None:
-        try:
-            operation(*args)
-        except (NetlinkError, OSError) as exc:
-            return exc
-        return None
 
     def _index(self, name: str) -> int:
         found = self.ctx.ipr.link_lookup(ifname=name)

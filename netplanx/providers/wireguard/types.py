@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from netplanx.engine.resource import Dependency, Resource
-from netplanx.errors import NetxError, ProviderError
-from netplanx.providers.kernel.base import KernelType
+from netplanx.errors import NetxError
+from netplanx.providers.kernel.base import StepwiseType
 from netplanx.providers.kernel.context import KernelContext
 from netplanx.providers.kernel.features import link_kind_error
 from netplanx.providers.wireguard.drivers import Driver, KernelDriver, PeerState, UserspaceDriver
@@ -68,7 +68,7 @@ class WireguardContext:
         return self._driver
 
 
-class WireguardType(KernelType):
+class WireguardType(StepwiseType):
     kind = "wireguard"
     rank = -1
     disruption_of: ClassVar[Mapping[str, str]] = {
@@ -118,21 +118,8 @@ class WireguardType(KernelType):
                                          mtu=mtu, owned=name in ours))
         return found
 
-    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._guard(self._create, r) for r in resources]
-
-    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
-        return [self._guard(self._configure, after) for _before, after in pairs]
-
-    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._guard(self._delete, r) for r in resources]
-
-    def _guard(self, operation: Any, res: Resource) -> Exception | None:
-        try:
-            operation(res)
-        except (ProviderError, NetxError, OSError) as exc:
-            return exc
-        return None
+    def _update(self, before: Resource, after: Resource) -> None:
+        self._configure(after)
 
     def _create(self, res: Resource) -> None:
         name = res.attrs["name"]
@@ -161,7 +148,7 @@ class WireguardType(KernelType):
         self.ctx.count_write()
 
 
-class PeerType(KernelType):
+class PeerType(StepwiseType):
     kind = "wgpeer"
     rank = 1
     disruption_of: ClassVar[Mapping[str, str]] = {
@@ -195,14 +182,24 @@ class PeerType(KernelType):
                                            owned=device in ours, status=status))
         return found
 
-    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._guard(lambda r=r: self._set(r)) for r in resources]
-
-    def _set(self, res: Resource) -> None:
+    def _create(self, res: Resource) -> None:
         self.wg.driver.set_peer(res.attrs["device"], _peer(res))
         self._name(res.attrs["device"], res.meta["_public_key"], res.meta["node"])
+        self.ctx.count_write()
+
+    def _update(self, before: Resource, after: Resource) -> None:
+        """A peer whose key changed (rotation) is a new peer for WireGuard: the old one is removed first."""
+        if before.meta["_public_key"] != after.meta["_public_key"]:
+            self._delete(before)
+        self._create(after)
+
+    def _delete(self, res: Resource) -> None:
+        self.wg.driver.remove_peer(res.attrs["device"], res.meta["_public_key"])
+        self._name(res.attrs["device"], res.meta["_public_key"], None)
+        self.ctx.count_write()
 
     def _name(self, device: str, public: str, node: str | None) -> None:
+        """Remember which node a peer's key belongs to (None: forget it)."""
         recorded = self.ctx.store.load(PEERS)
         keys = recorded.setdefault(device, {})
         if node is None:
@@ -210,29 +207,6 @@ class PeerType(KernelType):
         else:
             keys[public] = node
         self.ctx.store.save(PEERS, recorded)
-
-    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
-        """A peer whose key changed (rotation) is a new peer for WireGuard: the old one is removed first."""
-        def change(before: Resource, after: Resource) -> None:
-            if before.meta["_public_key"] != after.meta["_public_key"]:
-                self.wg.driver.remove_peer(before.attrs["device"], before.meta["_public_key"])
-                self._name(before.attrs["device"], before.meta["_public_key"], None)
-            self._set(after)
-        return [self._guard(lambda b=before, a=after: change(b, a)) for before, after in pairs]
-
-    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        def remove(res: Resource) -> None:
-            self.wg.driver.remove_peer(res.attrs["device"], res.meta["_public_key"])
-            self._name(res.attrs["device"], res.meta["_public_key"], None)
-        return [self._guard(lambda r=r: remove(r)) for r in resources]
-
-    def _guard(self, operation: Any) -> Exception | None:
-        try:
-            operation()
-            self.ctx.count_write()
-        except (ProviderError, OSError) as exc:
-            return exc
-        return None
 
 
 def _peer(res: Resource) -> PeerState:
