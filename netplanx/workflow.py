@@ -102,6 +102,11 @@ class Session:
             return None
         return record
 
+    def forget_interrupted(self) -> None:
+        """The live state matches the spec: an interrupted apply's journal has nothing left to tell."""
+        if self.interrupted() is not None:
+            self.store.remove(JOURNAL)
+
     def interrupted_apply(self) -> str | None:
         """A warning when an earlier apply died before finishing (its journal is still there)."""
         record = self.interrupted()

@@ -412,6 +412,7 @@ def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan
              checks: list[dict[str, Any]]) -> int:
     quiet = getattr(args, "quiet", False)
     if plan.empty:
+        session.forget_interrupted()
         if args.json:
             _print_json({"result": "no-changes", "writes": session.writes, "plan": plan.to_json(display=True)})
         elif quiet:
