@@ -31,7 +31,9 @@ def inside(netns: str, *command: str) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{netns}", *command]
 
 
-def ping(netns: str, address: str, count: int = 1) -> bool:
+def ping(netns: str, address: str, count: int = 3) -> bool:
+    """Whether any of ``count`` echo requests is answered (the first may wait on IPv6 neighbour discovery
+    while a brand-new veth's link-local address is still tentative)."""
     done = subprocess.run(inside(netns, "ping", "-c", str(count), "-W", "2", "-i", "0.2", address),
                           capture_output=True, text=True)
     return done.returncode == 0
