@@ -20,11 +20,6 @@ def parse_ip(text: str) -> tuple[int, bytes]:
     raise ValueError(text)
 
 
-def canonical_ip(text: str) -> str:
-    version, packed = parse_ip(text)
-    return socket.inet_ntop(socket.AF_INET if version == 4 else socket.AF_INET6, packed)
-
-
 def canonical_network(text: str) -> tuple[str, int]:
     """(canonical ``address/prefix``, version) of a network; ValueError when host bits are set or it is invalid."""
     address, slash, length_text = text.partition("/")

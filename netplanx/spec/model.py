@@ -237,7 +237,7 @@ class Nexthop(SpecModel):
     weight: int = Field(1, ge=1, le=256, description="Relative weight (1-256).")
 
     @model_validator(mode="after")
-    def _something(self) -> Nexthop:
+    def _has_a_hop(self) -> Nexthop:
         if self.via is None and self.dev is None:
             raise ValueError("a nexthop needs via or dev (allowed: via, dev or both)")
         return self

@@ -13,8 +13,6 @@ ROUTE_TYPES = {"unicast": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}
 ROUTE_TYPE_NAMES = {number: name for name, number in ROUTE_TYPES.items()}
 RULE_ACTIONS = {"lookup": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}
 RULE_ACTION_NAMES = {number: name for name, number in RULE_ACTIONS.items()}
-PROTOCOL_NAMES = {0: "unspec", 2: "kernel", 3: "boot", 4: "static", 12: "bird", 16: "dhcp", 186: "bgp",
-                  NETX_PROTOCOL: "netx"}
 
 
 def table_number(table: str | int) -> int:
@@ -23,10 +21,6 @@ def table_number(table: str | int) -> int:
 
 def table_name(number: int) -> str:
     return TABLE_NAMES.get(number, str(number))
-
-
-def protocol_name(number: int) -> str:
-    return PROTOCOL_NAMES.get(number, str(number))
 
 
 def live_meta(protocol: int | None) -> dict[str, int]:
