@@ -114,7 +114,7 @@ def test_apply_on_a_terminal_asks_and_only_yes_applies(netx, netns):
 
 
 def test_every_command_has_help_with_examples():
-    from netplanx.cli.main import COMMAND_EXAMPLES
+    from netplanx.cli.parser import COMMAND_EXAMPLES
 
     for command in COMMAND_EXAMPLES:
         run = subprocess.run([sys.executable, "-m", "netplanx", command, "--help"], capture_output=True, text=True,

@@ -1,0 +1,203 @@
+"""``netx apply``, ``confirm`` and ``rollback``: plan under the lock, execute, confirm or revert, record."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from netplanx.engine.plan import Plan
+from netplanx.errors import ApplyError, NetxError, NotConfirmed
+from netplanx.render.human import render_plan
+
+if TYPE_CHECKING:
+    from netplanx.history import History
+    from netplanx.workflow import Desired, Session
+from netplanx.cli.common import EXIT_ERROR, EXIT_OK, EXIT_PENDING, Output, open_session, print_json, require_root
+
+
+def cmd_apply(args: argparse.Namespace, out: Output) -> int:
+    from netplanx.spec.cache import SpecCache
+    from netplanx.workflow import is_saved_plan, load_desired
+
+    require_root()
+    saved = is_saved_plan(args.spec)
+    desired = None if saved else load_desired(args.spec, args.node, SpecCache(args.state_dir))
+    return _apply(args, out, desired)
+
+
+def _apply(args: argparse.Namespace, out: Output, desired: Desired | None) -> int:
+    """Plan (or load the saved plan) under the lock, then execute it; every outcome goes to the history."""
+    from netplanx.history import History
+    from netplanx.workflow import load_saved_plan
+
+    session = open_session(args)
+    history = History(args.state_dir, session.store.scope)
+    plan: Plan | None = None
+    try:
+        with session.lock(args.lock_timeout) as waited:
+            if waited and not args.json:
+                out.print("Waited for another netx to finish on this namespace.")
+            warning = session.interrupted_apply()
+            if warning and not args.json:
+                out.print(f"{out.paint('Warning:', '33')} {warning}")
+            if desired is None:
+                plan = load_saved_plan(args.spec)
+                session.check_fresh(plan)
+            else:
+                plan = session.plan(desired)
+            try:
+                code = _execute(args, out, session, plan, desired.checks if desired else [])
+            except ApplyError as exc:
+                _remember(history, args, desired, plan, "rolled-back" if exc.restored else "failed", str(exc))
+                raise
+        if code == EXIT_PENDING:  # outside the lock: the watchdog needs it to revert
+            code = _await_confirmation(args, out, session)  # NotConfirmed: the watchdog recorded the revert
+        if code == EXIT_OK:
+            _remember(history, args, desired, plan, "no-changes" if plan.empty else "applied")
+        return code
+    finally:
+        session.close()
+
+
+def _remember(history: History, args: argparse.Namespace, desired: Desired | None, plan: Plan, result: str,
+              message: str = "") -> None:
+    history.record(netns=args.netns, node=args.node, spec_path=str(args.spec),
+                   spec_digest=desired.digest if desired else plan.spec_digest,
+                   spec_text=desired.text if desired else None, summary=plan.summary(), result=result,
+                   message=message.splitlines()[0] if message else "")
+
+
+def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan,
+             checks: list[dict[str, Any]]) -> int:
+    quiet = getattr(args, "quiet", False)
+    if plan.empty:
+        session.forget_interrupted()
+        if args.json:
+            print_json({"result": "no-changes", "writes": session.writes, "plan": plan.to_json(display=True)})
+        elif quiet:
+            out.print("No changes.")
+        else:
+            render_plan(plan, sys.stdout)
+        return EXIT_OK
+    if not args.json and not quiet:
+        render_plan(plan, sys.stdout)
+    if not args.auto_approve and not _confirmed(out):
+        out.print("Apply cancelled; nothing was changed.")
+        return EXIT_ERROR
+    timeout = getattr(args, "confirm_timeout", None)
+    if timeout:
+        return _try(args, out, session, plan, checks, timeout)
+    steps = session.apply(plan, checks, _progress(args))
+    summary = plan.summary()
+    if args.json:
+        print_json({"result": "applied", "steps": steps, "writes": session.writes,
+                     "plan": plan.to_json(display=True)})
+    else:
+        out.print(f"\nApply complete! Resources: {summary['add']} added, {summary['change']} changed, "
+                  f"{summary['destroy']} destroyed ({steps} steps, verified).")
+    return EXIT_OK
+
+
+def _progress(args: argparse.Namespace) -> Callable[[int, int], None] | None:
+    """A step counter on the terminal for applies long enough to want one."""
+    if args.json or getattr(args, "quiet", False) or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if total >= 100:
+            sys.stderr.write(f"\r  applying: {done}/{total} steps" + ("\n" if done == total else ""))
+            sys.stderr.flush()
+    return show
+
+
+def _try(args: argparse.Namespace, out: Output, session: Session, plan: Plan, checks: list[dict[str, Any]],
+         timeout: float) -> int:
+    """Apply, then keep the change only if it is confirmed in time (or the post-conditions pass)."""
+    from netplanx import confirm
+
+    confirm.arm(session.store, plan, timeout, args.netns)
+    try:
+        session.apply(plan, checks, _progress(args))
+    except ApplyError:
+        confirm.settle(session.store, confirm.CANCELLED)
+        raise
+    if checks:
+        confirm.settle(session.store, confirm.CONFIRMED)
+        out.print("Applied; the post-conditions hold: confirmed.")
+        return EXIT_OK
+    return EXIT_PENDING
+
+
+def _await_confirmation(args: argparse.Namespace, out: Output, session: Session) -> int:
+    from netplanx import confirm
+
+    timeout = args.confirm_timeout
+    deadline = confirm.start_clock(session.store)
+    where = f" --netns {args.netns}" if args.netns else ""
+    out.print(f"Applied. Keep it: press Enter, or run 'netx confirm{where}' within {timeout:g}s; otherwise the "
+              "previous state is restored.")
+    decision = confirm.wait_for_decision(session.store, deadline, sys.stdin.fileno() if sys.stdin.isatty() else None)
+    if decision == confirm.CONFIRMED:
+        out.print("Confirmed: the change is kept.")
+        return EXIT_OK
+    record = confirm.pending(session.store)
+    if decision == confirm.REVERTED:
+        raise NotConfirmed(f"not confirmed within {timeout:g}s: reverted, the host is back where it was "
+                           "(verified).", restored=True)
+    raise NotConfirmed(f"not confirmed within {timeout:g}s and the revert is INCOMPLETE: "
+                     f"{', '.join(record.get('leftover', [])) or decision}", restored=False)
+
+
+def cmd_confirm(args: argparse.Namespace, out: Output) -> int:
+    from netplanx import confirm
+    from netplanx.engine.state import StateStore
+
+    require_root()
+    out.print(confirm.confirm(StateStore(args.state_dir, args.netns)))
+    return EXIT_OK
+
+
+def cmd_watchdog(args: argparse.Namespace, _out: Output) -> int:
+    """The detached process behind --confirm-timeout (not for people)."""
+    from netplanx import confirm
+    from netplanx.engine.plan import Plan
+    from netplanx.engine.state import StateStore
+    from netplanx.history import History
+
+    store = StateStore(args.state_dir, args.netns)
+    result = confirm.watchdog(store, lambda: open_session(args))
+    if result in (confirm.REVERTED, confirm.REVERT_FAILED):
+        plan = Plan.from_json(confirm.pending(store)["plan"])
+        History(args.state_dir, store.scope).record(
+            netns=args.netns, node=args.node, spec_path="(not confirmed)", spec_digest=plan.spec_digest,
+            spec_text=None, summary=plan.summary(), result="rolled-back" if result == confirm.REVERTED else "failed",
+            message=f"not confirmed in time: {result}")
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
+    from netplanx.history import History
+    from netplanx.workflow import desired_from_text
+
+    require_root()
+    history = History(args.state_dir, args.netns or "host")
+    previous = history.previous_spec()
+    text = history.spec_text(previous.spec_digest) if previous else None
+    if previous is None or text is None:
+        raise NetxError("no earlier spec to roll back to: the history holds fewer than two applied specs")
+    args.node = previous.node
+    args.spec = Path(f"history #{previous.number} ({previous.spec_path})")
+    if not args.json:
+        out.print(f"Rolling back to the spec applied in #{previous.number} ({previous.spec_path}, "
+                  f"{previous.spec_digest[:12]}).")
+    return _apply(args, out, desired_from_text(text, str(args.spec), previous.node))
+
+
+def _confirmed(out: Output) -> bool:
+    if not sys.stdin.isatty():
+        raise NetxError("refusing to apply without confirmation: stdin is not a terminal (use --auto-approve)")
+    out.print("\nDo you want to perform these actions? Only 'yes' will be accepted.")
+    return input("  Enter a value: ").strip() == "yes"
