@@ -184,6 +184,8 @@ class UserspaceDriver:
                 os.waitpid(pid, os.WNOHANG)  # reap it when it was our own child
         self._socket(device).unlink(missing_ok=True)
         self._pidfile(device).unlink(missing_ok=True)
+        with suppress(OSError):
+            self.folder.rmdir()  # the last device of this namespace: leave nothing behind
 
     def get(self, device: str) -> DeviceState:
         return uapi_parse(self._talk(device, "get=1\n\n"))
