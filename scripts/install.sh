@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
 # wireguard-go: netx's WireGuard driver where the kernel has no WireGuard (as on these VMs)
-packages=(iproute2 python3-venv python3-pip python3-dev util-linux mount procps wireguard-go)
+packages=(iproute2 python3-venv python3-pip python3-dev util-linux mount procps wireguard-go
+          golang-github-osrg-gobgp-dev)   # GoBGP's .proto files: the gRPC stubs are generated from them
 if [ "${1:-}" = "--test" ]; then
     extras="[test]"
     packages+=(iputils-ping tcpdump wireguard-tools gobgpd)   # traffic, captures, keys, the gobgpd unit check
@@ -26,6 +27,7 @@ if [ ! -x .venv/bin/python ]; then
     /usr/bin/python3 -m venv --system-site-packages .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+.venv/bin/python scripts/gen_gobgp_api.py
 
 # "ip route" shows netx's routes as "proto netx" instead of "proto 78"
 mkdir -p /etc/iproute2/rt_protos.d

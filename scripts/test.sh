@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --test
-.venv/bin/ruff check netplanx tests benchmarks examples
+.venv/bin/ruff check netplanx tests benchmarks examples scripts
 .venv/bin/python -m pytest -n 4 -q "$@"
