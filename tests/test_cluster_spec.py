@@ -8,7 +8,6 @@ fd00:244:0:i::/64; endpoint k of a node gets host .1k of it.
 
 from __future__ import annotations
 
-import textwrap
 from collections import Counter
 from typing import Any
 
@@ -21,6 +20,8 @@ from netplanx.spec.compile import compile_spec
 from netplanx.spec.model import Spec
 from netplanx.spec.nodes import find_node, node_view, tunnel_mac
 from netplanx.spec.validate import parse_spec
+from tests.specs import problems_of as problems
+from tests.specs import spec
 
 SOURCE = "cluster.yaml"
 NODES = ["node-a", "node-b", "node-c"]
@@ -29,16 +30,8 @@ NAME_RULE = "(allowed: 1-40 lower-case letters, digits and '-', starting and end
 LONG = "n" * 41
 
 
-def spec(text: str) -> str:
-    return textwrap.dedent(text)
-
-
 def problems_of(text: str) -> list[str]:
-    """The problems parse_spec reports for ``text``; fails the test when the text is valid."""
-    with pytest.raises(SpecError) as caught:
-        parse_spec(text, SOURCE)
-    assert caught.value.problems, "a SpecError must carry at least one problem"
-    return caught.value.problems
+    return problems(text, SOURCE)
 
 
 # (text, line, col, distinctive part of the message); exactly one problem is expected for each.

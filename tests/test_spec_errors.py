@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -17,23 +16,16 @@ import pytest
 from netplanx.errors import SpecError
 from netplanx.spec import loader
 from netplanx.spec.validate import load_spec, parse_spec
+from tests.specs import problems_of as problems
+from tests.specs import spec
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "host.yaml"
 SOURCE = "spec.yaml"
 
 
-def spec(text: str) -> str:
-    return textwrap.dedent(text)
-
-
 def problems_of(text: str) -> list[str]:
-    """The problems parse_spec reports for ``text``; fails the test when the text is valid."""
-    with pytest.raises(SpecError) as caught:
-        parse_spec(text, SOURCE)
-    assert caught.value.problems, "a SpecError must carry at least one problem"
-    assert str(caught.value) == "\n".join(caught.value.problems)
-    return caught.value.problems
+    return problems(text, SOURCE)
 
 
 # (text, line, col, distinctive part of the message); exactly one problem is expected for each.

@@ -1,0 +1,23 @@
+"""Helpers for tests of spec text: dedented specs, and the problems a spec is refused with."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from netplanx.errors import SpecError
+from netplanx.spec.validate import parse_spec
+
+
+def spec(text: str) -> str:
+    return textwrap.dedent(text)
+
+
+def problems_of(text: str, source: str) -> list[str]:
+    """The problems parse_spec reports for ``text`` (named ``source``); fails the test when it is valid."""
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, source)
+    assert caught.value.problems, "a SpecError must carry at least one problem"
+    assert str(caught.value) == "\n".join(caught.value.problems)
+    return caught.value.problems
