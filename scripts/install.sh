@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 extras=""
 # wireguard-go: netx's WireGuard driver where the kernel has no WireGuard (as on these VMs)
 packages=(iproute2 python3-venv python3-pip python3-dev util-linux mount procps wireguard-go
-          golang-github-osrg-gobgp-dev)   # GoBGP's .proto files: the gRPC stubs are generated from them
+          golang-github-osrg-gobgp-dev    # GoBGP's .proto files: the gRPC stubs are generated from them
+          python3-bpfcc linux-headers-amd64 bpftool)   # the eBPF datapath: bcc compiles bpf/ at apply
 if [ "${1:-}" = "--test" ]; then
     extras="[test]"
-    packages+=(iputils-ping tcpdump wireguard-tools gobgpd)   # traffic, captures, keys, the gobgpd unit check
+    packages+=(iputils-ping tcpdump wireguard-tools gobgpd bird2 iptables ethtool)   # traffic, captures, keys, BGP peers, baselines
 fi
 missing=()
 for package in "${packages[@]}"; do
@@ -28,6 +29,18 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
 .venv/bin/python scripts/gen_gobgp_api.py
+
+# bcc compiles against /lib/modules/$(uname -r)/build; on kernels without a Debian package for that
+# exact release, point it at Debian's headers (networking programs use only UAPI structures)
+modules="/lib/modules/$(uname -r)"
+if [ ! -e "$modules/build" ]; then
+    headers=$(ls -d /usr/src/linux-headers-*-amd64 | sort -V | tail -1)
+    mkdir -p "$modules"
+    ln -sfn "$headers" "$modules/build"
+    ln -sfn "${headers%-amd64}-common" "$modules/source"
+fi
+# netx pins its BPF maps and programs under /sys/fs/bpf/netx
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 # "ip route" shows netx's routes as "proto netx" instead of "proto 78"
 mkdir -p /etc/iproute2/rt_protos.d
