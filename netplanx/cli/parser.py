@@ -32,7 +32,8 @@ COMMAND_EXAMPLES = {
               "netx apply spec.yaml --confirm-timeout 120   # then Enter or 'netx confirm', else reverted",
               "netx apply spec.yaml --auto-approve --quiet"],
     "confirm": ["netx confirm", "netx confirm --netns lab"],
-    "show": ["netx show", "netx show -o json", "netx show -o yaml > adopted.yaml   # adoption"],
+    "show": ["netx show", "netx show -o json", "netx show -o yaml > adopted.yaml   # adoption",
+             "netx show services --netns NS"],
     "schema": ["netx schema > schema/netx.schema.json"],
     "drift": ["netx drift /etc/netx/netx.yaml",
               "netx drift spec.yaml --textfile /var/lib/prometheus/node-exporter/netx.prom"],
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("_watchdog", parents=[common])  # the detached process behind --confirm-timeout
 
     show = command("show", "list live objects and who owns them")
+    show.add_argument("what", nargs="?", choices=("services",),
+                      help="services: the load balancer's services, backends and packet counters")
     show.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
                       help="yaml writes the live state as a spec (adoption)")
 
