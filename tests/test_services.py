@@ -210,6 +210,13 @@ def test_a_hand_corrupted_entry_is_drift_and_apply_repairs_it(lab):
     lab.apply(spec)
     assert lab.plan(spec, "node-a")["changes"] == []
     assert "?" not in maglev_row(lab)
+    # the frontend entry deleted by hand: the service is missing, apply recreates it with the same id
+    subprocess.run(["bpftool", "map", "delete", "pinned", str(folder / "lb_svc"), "key", "10", "96", "0", "10", "0",
+                    "80", "6", "0"], check=True)
+    assert plan_change(lab.plan(spec, "node-a"), "service.web")["action"] == "create"
+    lab.apply(spec)
+    assert lab.plan(spec, "node-a")["changes"] == []
+    assert sorted(backend_names(lab).values()) == ["web-1", "web-2"]  # no orphaned backends
     with backend_servers(lab, ("web-1", "web-2")):
         assert set(connect_many(lab.endpoint_netns("client"), VIP, 80, 40)) == {"web-1", "web-2"}
 

@@ -242,7 +242,8 @@ class ServiceType(StepwiseType):
 
     def _allocation(self, maps: LbMaps) -> _Ids:
         if self._ids is None:
-            self._ids = _Ids({v.id for _, v in maps.svc.items()}, dict(maps.be.items()))
+            names = {entry.name.decode(): number for number, entry in maps.names.items()}
+            self._ids = _Ids({v.id for _, v in maps.svc.items()}, dict(maps.be.items()), names)
         return self._ids
 
     def _write(self, res: Resource, before: Resource | None) -> None:
@@ -255,9 +256,10 @@ class ServiceType(StepwiseType):
         ids = self._allocation(maps)
         attrs = res.attrs
         key = SvcKey(addr_in(attrs["vip"]), port_in(attrs["port"]), PROTOCOLS[attrs["protocol"]])
+        name = res.meta.get("name", res.address.removeprefix("service."))
         svc_id = before.meta.get("_id") if before is not None else None
-        if svc_id is None:
-            svc_id = ids.service()
+        if svc_id is None:  # a service whose frontend entry went missing keeps its id, backends and row
+            svc_id = ids.service(name)
         if before is not None:
             old = before.attrs
             old_key = SvcKey(addr_in(old["vip"]), port_in(old["port"]), PROTOCOLS[old["protocol"]])
@@ -282,7 +284,7 @@ class ServiceType(StepwiseType):
             if table:
                 row.update_batch([(slot, written[order[index]]) for slot, index in enumerate(table)])
             maps.maglev.update(svc_id, row.fd)  # the swap is atomic: flows see the old row or the new one
-        maps.names.update(svc_id, Name(res.meta.get("name", res.address.removeprefix("service.")).encode()))
+        maps.names.update(svc_id, Name(name.encode()))
         flags = AFFINITY_CLIENT_IP if attrs["affinity"] == "clientIP" else 0
         maps.svc.update(key, SvcVal(svc_id, len(written), size, flags))
         for stale in mine.values():  # backends that left (or were corrupted into another address)
@@ -309,13 +311,19 @@ class ServiceType(StepwiseType):
 class _Ids:
     """Service and backend ids in use (read once per batch of writes), handing out the lowest free ones."""
 
-    def __init__(self, services: set[int], backends: dict[int, BackendVal]):
+    def __init__(self, services: set[int], backends: dict[int, BackendVal], names: dict[str, int]):
         self.services = services
         self.backends = backends
+        self.names = names
         self._next_service = self._next_backend = 1
 
-    def service(self) -> int:
-        while self._next_service in self.services:
+    def service(self, name: str) -> int:
+        """The id ``name`` had (when its frontend entry was lost), else the lowest free one."""
+        known = self.names.get(name)
+        if known is not None and known not in self.services:
+            self.services.add(known)
+            return known
+        while self._next_service in self.services or self._next_service in self.names.values():
             self._next_service += 1
         self.services.add(self._next_service)
         return self._next_service
