@@ -207,6 +207,7 @@ def test_a_hand_corrupted_entry_is_drift_and_apply_repairs_it(lab):
                     "value", "99", "0", "0", "0"], check=True)
     change = plan_change(lab.plan(spec, "node-a"), "service.web")
     assert "maglev" in change["changed"]
+    assert "Maglev table repaired" in change["disruption"] and "1 of 16381 Maglev slots move" in change["disruption"]
     lab.apply(spec)
     assert lab.plan(spec, "node-a")["changes"] == []
     assert "?" not in maglev_row(lab)

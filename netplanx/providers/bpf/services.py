@@ -172,9 +172,11 @@ class ServiceType(StepwiseType):
         notes += [f"backend {k} removed" for k in old if k not in new]
         notes += [f"backend {k} weight {old[k]} -> {new[k]}" for k in new if k in old and old[k] != new[k]]
         size_before, size_after = before.attrs["maglev"]["size"], after.attrs["maglev"]["size"]
-        moved = _moved(old, new, size_before, size_after)
-        if not notes and before.attrs["maglev"] != after.attrs["maglev"] and moved == 0:
-            notes.append("Maglev table rewritten (the live one differs)")
+        live = self._live_row(before)
+        moved = (_moved(old, new, size_before, size_after) if live is None
+                 else _moved_from(live, new, size_after))
+        if not notes and before.attrs["maglev"] != after.attrs["maglev"]:
+            notes.append("Maglev table repaired (the live one differs from its backends)")
         for key in ("vip", "port", "protocol", "affinity"):
             if key in changed:
                 notes.append(f"{key} {before.attrs.get(key)} -> {after.attrs.get(key)}")
@@ -214,6 +216,19 @@ class ServiceType(StepwiseType):
                 return f"inconsistent: row of {row.info.max_entries} slots"
             order = {members[member][0]: index for index, member in enumerate(sorted(members))}
             return _table_digest([order.get(bid, -1) for _, bid in sorted(row.items())])
+
+    def _live_row(self, res: Resource) -> list[str] | None:
+        """The live Maglev row as backend keys (None when it cannot be read): the plan's slot figure
+        compares what the map holds now, drift included, with what apply will write."""
+        maps = self.lb.maps()
+        if maps is None or "_id" not in res.meta:
+            return None
+        inner_id = maps.maglev.lookup(res.meta["_id"])
+        if inner_id is None:
+            return None
+        names = {bid: key for key, bid in res.meta.get("backend_ids", {}).items()}
+        with BpfMap.by_id(inner_id, u32, u32) as row:
+            return [names.get(bid, f"id {bid}") for _, bid in sorted(row.items())]
 
     def slot_counts(self, res: Resource) -> dict[str, int]:
         """How many slots of the live Maglev row each backend ("ADDRESS:PORT") holds."""
@@ -340,6 +355,15 @@ def _moved(old: Mapping[str, int], new: Mapping[str, int], size_before: int, siz
     if not before or not after:
         return size_after if (before or after) else 0
     return slots_moved(before, after, backend_order(list(old.items())), backend_order(list(new.items())))
+
+
+def _moved_from(live: Sequence[str], new: Mapping[str, int], size: int) -> int:
+    """Slots whose backend differs between the live row (as keys) and the table apply will write."""
+    table = maglev_table(list(new.items()), size)
+    if not table or len(table) != len(live):
+        return size if (table or live) else 0
+    order = backend_order(list(new.items()))
+    return sum(current != order[index] for current, index in zip(live, table, strict=True))
 
 
 def backend_counters(maps: LbMaps, backend_ids: Mapping[str, int]) -> dict[str, dict[str, int]]:
