@@ -44,5 +44,5 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 # "ip route" shows netx's routes as "proto netx" instead of "proto 78"
 mkdir -p /etc/iproute2/rt_protos.d
-echo "78 netx" > /etc/iproute2/rt_protos.d/netx.conf
+printf "78 netx\n79 netx-bgp\n" > /etc/iproute2/rt_protos.d/netx.conf
 echo "netx installed: $(.venv/bin/netx --version) in $(pwd)/.venv (run .venv/bin/netx)"

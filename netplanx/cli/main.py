@@ -8,16 +8,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
-from netplanx.errors import ApplyError, NetxError, PlanError, SpecError
-from netplanx.render.human import render_live, render_plan
-
-if TYPE_CHECKING:
-    pass
 from netplanx.cli.apply import cmd_apply, cmd_confirm, cmd_rollback, cmd_watchdog
+from netplanx.cli.bgp import cmd_bgp
 from netplanx.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Output, open_session, print_json, require_root
 from netplanx.cli.parser import build_parser
+from netplanx.errors import ApplyError, NetxError, PlanError, SpecError
+from netplanx.render.human import render_live, render_plan
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "show": cmd_show, "schema": cmd_schema,
         "keygen": cmd_keygen, "drift": cmd_drift, "history": cmd_history, "rollback": cmd_rollback,
         "doctor": cmd_doctor, "confirm": cmd_confirm, "_watchdog": cmd_watchdog, "completion": cmd_completion,
+        "bgp": cmd_bgp,
     }
     try:
         return handlers[args.command](args, out)

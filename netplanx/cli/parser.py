@@ -41,6 +41,9 @@ COMMAND_EXAMPLES = {
     "doctor": ["netx doctor"],
     "keygen": ["netx keygen /etc/netx/wg.key", "netx keygen /etc/netx/wg.key --force   # key rotation"],
     "completion": ["netx completion bash > /etc/bash_completion.d/netx"],
+    "bgp": ["netx bgp sync   # follows gobgpd at 127.0.0.1:50051, see examples/systemd/netx-bgp-sync.service",
+            "netx bgp sync --api 127.0.0.1:50051 --table main --netns node-a",
+            "netx bgp sync --once   # reconcile the kernel with gobgpd's table, then exit"],
 }
 
 
@@ -92,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="yaml writes the live state as a spec (adoption)")
 
     command("schema", "print the JSON schema of the spec", shared=False)
+
+    bgp = command("bgp", "BGP services: 'sync' installs the routes peers announce",
+                  "sync: follow gobgpd's best paths and keep the kernel routes of the learned ones (protocol "
+                  "netx-bgp) equal to them; reconciles fully on start and within milliseconds of a change.")
+    bgp.add_argument("action", choices=("sync",))
+    bgp.add_argument("--api", default="127.0.0.1:50051", metavar="HOST:PORT", help="gobgpd's gRPC API")
+    bgp.add_argument("--table", default="main", help="kernel table for learned routes (default main)")
+    bgp.add_argument("--once", action="store_true", help="reconcile once and exit")
 
     drift = command("drift", "plan for drift: exit 0 none, 2 drift, 1 error",
                     "Compare the live state with a spec, classify the differences (changed, missing, extra, "

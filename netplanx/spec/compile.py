@@ -12,6 +12,7 @@ from netplanx.providers.kernel.names import table_number
 from netplanx.providers.kernel.routes import route_resource
 from netplanx.providers.kernel.rules import rule_resource
 from netplanx.providers.kernel.sysctls import sysctl_resource
+from netplanx.spec.bgp import bgp_resources
 from netplanx.spec.cluster import cluster_resources
 from netplanx.spec.model import Bridge, Device, Geneve, Interface, Macvlan, PingCheck, Route, Rule, Spec, Veth, Vxlan
 from netplanx.spec.nodes import find_node, node_view
@@ -21,12 +22,12 @@ from netplanx.spec.semantic import veth_primaries
 def compile_spec(spec: Spec, node_name: str | None = None) -> list[Resource]:
     """Every resource the spec asks of this node (``node_name``: which node of the cluster), in spec order."""
     if spec.cluster is None:
-        return _compile_local(spec)
+        return _compile_local(spec) + bgp_resources(spec, None)
     node = find_node(spec, node_name or "")
     if node is None:
         raise PlanError([f"node '{node_name}' is not in cluster {spec.cluster.name} (nodes: "
                          f"{', '.join(n.name for n in spec.cluster.nodes)}); choose one with --node"])
-    return _compile_local(node_view(spec, node)) + cluster_resources(spec, node)
+    return _compile_local(node_view(spec, node)) + cluster_resources(spec, node) + bgp_resources(spec, node)
 
 
 def compile_checks(spec: Spec) -> list[dict[str, Any]]:
