@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -53,16 +54,22 @@ def spawn(netns: str, argv: Sequence[str], folder: Path, name: str) -> Daemon:
     return Daemon(process, pidfile)
 
 
-def stop_recorded(folder: Path) -> None:
-    """Stop every daemon recorded in ``folder`` whose PID still runs the program recorded with it."""
+def stop_recorded(folder: Path, timeout: float = 10) -> None:
+    """Stop every daemon recorded in ``folder`` whose PID still runs the program recorded with it, and
+    wait until each has exited."""
     for pidfile in folder.glob("*.pid"):
         record = json.loads(pidfile.read_text())
         try:
             command = Path(f"/proc/{record['pid']}/cmdline").read_bytes().split(b"\0")
+            handle = os.pidfd_open(record["pid"])
         except OSError:
-            command = []
+            command, handle = [], -1
         if any(Path(part.decode(errors="replace")).name == record["program"] for part in command):
-            os.kill(record["pid"], signal.SIGTERM)
+            signal.pidfd_send_signal(handle, signal.SIGTERM)
+            if not select.select([handle], [], [], timeout)[0]:
+                signal.pidfd_send_signal(handle, signal.SIGKILL)
+        if handle >= 0:
+            os.close(handle)
         pidfile.unlink(missing_ok=True)
 
 
@@ -144,6 +151,7 @@ class Bird:
     def __init__(self, netns: str, folder: Path, config: str, name: str = "bird"):
         self.netns = netns
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.config_path = folder / f"{name}-{netns}.conf"
         self.socket = folder / f"{name}-{netns}.ctl"
         self.config_path.write_text(config)

@@ -29,6 +29,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
 .venv/bin/python scripts/gen_gobgp_api.py
+# byte-compile now: netx is a short-lived command, and PYTHONDONTWRITEBYTECODE would keep it compiling
+.venv/bin/python -m compileall -q netplanx
 
 # bcc compiles against /lib/modules/$(uname -r)/build; on kernels without a Debian package for that
 # exact release, point it at Debian's headers (networking programs use only UAPI structures)

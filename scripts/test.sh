@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --test
 .venv/bin/ruff check netplanx tests benchmarks examples scripts
-.venv/bin/python -m pytest -n 4 --dist loadgroup -q "$@"
+.venv/bin/python -m pytest -n 4 -q "$@"

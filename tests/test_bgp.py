@@ -1,6 +1,6 @@
 """BGP through gobgpd, against BIRD 2: peers and paths as resources, learned routes in the kernel.
 
-One topology for the module (xdist group "bgp"): namespace ROUTER runs BIRD (AS 65000, 192.0.2.1) and
+Each test builds its own topology (about a second): namespace ROUTER runs BIRD (AS 65000, 192.0.2.1) and
 NODE runs gobgpd (AS 65001, 192.0.2.11), joined by a veth. BIRD dials (gobgpd's peers are passive), so
 sessions come up in about a second instead of gobgpd's 5-9 s dial delay.
 """
@@ -19,8 +19,7 @@ import pytest
 from netplanx.lab_bgp import Bird, BirdNeighbour, Daemon, bird_config, gobgp, start_gobgpd, start_sync, wait_until
 from tests.conftest import IS_ROOT, Netx, ip, ip_json, new_netns
 
-pytestmark = [pytest.mark.xdist_group("bgp"),
-              pytest.mark.skipif(not IS_ROOT, reason="needs root: creates network namespaces")]
+pytestmark = pytest.mark.skipif(not IS_ROOT, reason="needs root: creates network namespaces")
 ROUTER_ADDRESS, NODE_ADDRESS = "192.0.2.1", "192.0.2.11"
 ANNOUNCED = "203.0.113.0/24"  # what BIRD announces
 
@@ -41,6 +40,12 @@ class Topology:
     def established(self) -> bool:
         return self.bird.established("node")
 
+    def converged(self) -> None:
+        """The default spec applied, the session up and BIRD holding the advertised prefixes."""
+        self.netx.apply(node_spec())
+        wait_until(self.established, 20, "BIRD's session with gobgpd")
+        wait_until(lambda: {"198.51.100.0/24", "198.51.100.128/25"} <= self.bird.routes(), 10, "BIRD learning")
+
     def restart_gobgpd(self) -> None:
         self.gobgpd.stop()
         self.gobgpd = start_gobgpd(self.node, self.folder)
@@ -60,9 +65,9 @@ def node_spec(peers: str = "[{address: 192.0.2.1, asn: 65000, passive: true, des
         """
 
 
-@pytest.fixture(scope="module")
-def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    folder = tmp_path_factory.mktemp("bgp")
+@pytest.fixture
+def topo(tmp_path: Path) -> Iterator[Topology]:
+    folder = tmp_path
     router, node = new_netns("netx-r"), new_netns("netx-n")
     daemons: list[Daemon | Bird] = []
     try:
@@ -93,9 +98,7 @@ def test_apply_configures_gobgpd_and_bird_learns_the_prefixes(topo: Topology):
     plan = topo.netx.plan(node_spec())
     assert changes(plan) == {"bgp.global": "create", "bgppeer.192.0.2.1": "create",
                              "bgppath.198.51.100.0/24": "create", "bgppath.198.51.100.128/25": "create"}
-    topo.netx.apply(node_spec())
-    wait_until(topo.established, 20, "BIRD's session with gobgpd")
-    wait_until(lambda: {"198.51.100.0/24", "198.51.100.128/25"} <= topo.bird.routes(), 10, "BIRD learning")
+    topo.converged()
     kernel = {r["dst"]: r for r in ip_json(topo.router, "route", "show", "proto", "bird")}
     assert kernel["198.51.100.0/24"]["gateway"] == NODE_ADDRESS  # BIRD put it in its namespace's kernel
     community = topo.bird.birdc("show", "route", "198.51.100.0/24", "all")
@@ -107,6 +110,7 @@ def test_apply_configures_gobgpd_and_bird_learns_the_prefixes(topo: Topology):
 
 
 def test_show_reports_the_session_and_its_counters(topo: Topology):
+    topo.converged()
     shown = topo.netx("show", "-o", "json")
     assert shown.code == 0, shown.err
     peer = next(r for r in shown.json if r["address"] == "bgppeer.192.0.2.1")
@@ -117,6 +121,7 @@ def test_show_reports_the_session_and_its_counters(topo: Topology):
 
 
 def test_sync_installs_learned_routes_and_withdraws_them(topo: Topology):
+    topo.converged()
     sync = start_sync(topo.node, topo.folder, topo.netx.state_dir)
     try:
         route = wait_until(lambda: ip_json(topo.node, "route", "show", ANNOUNCED), 5, "learned route")
@@ -143,6 +148,7 @@ def test_sync_installs_learned_routes_and_withdraws_them(topo: Topology):
 
 
 def test_hand_added_peer_is_unmanaged_and_kept(topo: Topology):
+    topo.converged()
     added = gobgp(topo.node, "neighbor", "add", "192.0.2.99", "as", "65099")
     assert added.returncode == 0, added.stderr
     try:
@@ -155,6 +161,7 @@ def test_hand_added_peer_is_unmanaged_and_kept(topo: Topology):
 
 
 def test_password_change_resets_the_session_with_the_new_password(topo: Topology):
+    topo.converged()
     password = topo.folder / "bgp.pw"
     secret = "s3cret-one"
     fd = os.open(password, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -185,6 +192,7 @@ def test_password_change_resets_the_session_with_the_new_password(topo: Topology
 
 
 def test_gobgpd_restart_is_drift_and_apply_restores_it(topo: Topology):
+    topo.converged()
     topo.restart_gobgpd()
     drift = topo.netx("drift", spec=node_spec())
     assert drift.code == 2, drift.err + drift.out
@@ -197,6 +205,7 @@ def test_gobgpd_restart_is_drift_and_apply_restores_it(topo: Topology):
 
 
 def test_removing_the_peer_tears_the_session_down(topo: Topology):
+    topo.converged()
     topo.netx.apply(node_spec(peers="[]", prefixes="[{prefix: 198.51.100.0/24}]"))
     wait_until(lambda: not topo.established(), 15, "session teardown")
     assert json.loads(gobgp(topo.node, "neighbor", "-j").stdout or "[]") == []
@@ -209,3 +218,29 @@ def test_unreachable_gobgpd_fails_the_plan_saying_what_to_start(topo: Topology):
     result = topo.netx("plan", spec=node_spec(port=50999))
     assert result.code == 1
     assert "gobgpd is not reachable at 127.0.0.1:50999: start it" in result.err
+
+
+def gobgpd_state(topo: Topology) -> tuple[list, list]:
+    """What gobgpd holds, read with its own tool: peers (configuration) and advertised paths."""
+    peers = json.loads(gobgp(topo.node, "neighbor", "-j").stdout or "[]")
+    rib = json.loads(gobgp(topo.node, "global", "rib", "-j").stdout or "{}")
+    paths = sorted((prefix, json.dumps(sorted(json.dumps(a, sort_keys=True) for a in route[0]["attrs"])))
+                   for prefix, route in rib.items())
+    return sorted(json.dumps(p["conf"], sort_keys=True) for p in peers), paths
+
+
+def test_a_failure_at_any_step_restores_gobgpd(topo: Topology):
+    topo.converged()
+    target = node_spec(peers="[{address: 192.0.2.1, asn: 65000, passive: true, description: renamed}, "
+                             "{address: 192.0.2.77, asn: 65077, passive: true}]",
+                       prefixes='[{prefix: 198.51.100.0/24, communities: ["65001:8"]}, {prefix: 203.0.113.128/25}]')
+    steps = len(topo.netx.plan(target)["steps"])
+    assert steps == 5  # peer renamed, peer added, path changed, path added, path withdrawn
+    before = gobgpd_state(topo)
+    for step in range(1, steps + 1):
+        failed = topo.netx("apply", "--auto-approve", spec=target, env={"NETX_FAILPOINT_STEP": str(step)})
+        assert failed.code == 1 and "Rolled back" in failed.err, failed.err
+        # a rolled-back peer change restarts its session: the paths learned from BIRD come back with it
+        wait_until(lambda: gobgpd_state(topo) == before, 15, f"gobgpd as before a failure at step {step}")
+    topo.netx.apply(target)
+    assert topo.netx.plan(target)["changes"] == []

@@ -26,15 +26,13 @@ def bgp_problems(spec: Spec) -> Iterator[ClusterProblem]:
                 yield ClusterProblem(("cluster", "nodes", index, "bgp"), f"node {node.name} has bgp settings but "
                                      "the spec has no bgp section (allowed: add bgp: with the common settings)")
         return
-    if cluster is None:
-        if spec.bgp.router_id is None:
-            yield ClusterProblem(("bgp", "asn"), "bgp needs a routerId outside a cluster (allowed: an IPv4 "
-                                                 "address of this host)", True)
-        yield from _duplicates(spec.bgp.peers, ("bgp", "peers"), spec.bgp.advertise.prefixes,
-                               ("bgp", "advertise", "prefixes"))
-        return
+    if cluster is None and spec.bgp.router_id is None:
+        yield ClusterProblem(("bgp", "asn"), "bgp needs a routerId outside a cluster (allowed: an IPv4 address of "
+                                             "this host)", True)
     yield from _duplicates(spec.bgp.peers, ("bgp", "peers"), spec.bgp.advertise.prefixes,
                            ("bgp", "advertise", "prefixes"))
+    if cluster is None:
+        return
     for index, node in enumerate(cluster.nodes):
         if node.bgp is None:
             continue
@@ -45,26 +43,29 @@ def bgp_problems(spec: Spec) -> Iterator[ClusterProblem]:
 
 
 def _duplicates(peers: Sequence[BgpPeer], peers_at: tuple[str | int, ...], prefixes: Sequence[BgpPrefix],
-                prefixes_at: tuple[str | int, ...], common_peers: int = 0,
-                common_prefixes: int = 0) -> Iterator[ClusterProblem]:
-    """Peers with one address, prefixes advertised twice (``common_*``: how many come from the common
-    section; only the node's own ones are reported here)."""
+                prefixes_at: tuple[str | int, ...], common_peers: int | None = None,
+                common_prefixes: int | None = None) -> Iterator[ClusterProblem]:
+    """Peers with one address, prefixes advertised twice. For a node, ``common_*`` say how many come first
+    from the common section: only the node's own ones are reported here (the common ones once, above)."""
+    node = common_peers is not None
+    common_peers, common_prefixes = common_peers or 0, common_prefixes or 0
     seen: dict[object, int] = {}
     for index, peer in enumerate(peers):
         first = seen.setdefault(peer.address, index)
         if first != index and index >= common_peers:
             yield ClusterProblem((*peers_at, index - common_peers, "address"),
-                                 f"peer {peer.address} is declared twice (first at {_where(first, common_peers)}; "
-                                 "allowed: one peer an address)")
+                                 f"peer {peer.address} is declared twice (first at "
+                                 f"{_where(first, common_peers, node, 'bgp.peers', 'peers')}; allowed: one peer an "
+                                 "address)")
     seen = {}
     for index, prefix in enumerate(prefixes):
         first = seen.setdefault(prefix.prefix, index)
         if first != index and index >= common_prefixes:
             yield ClusterProblem((*prefixes_at, index - common_prefixes, "prefix"),
                                  f"prefix {prefix.prefix} is advertised twice (first at "
-                                 f"{_where(first, common_prefixes, 'bgp.advertise.prefixes', 'prefixes')}; "
+                                 f"{_where(first, common_prefixes, node, 'bgp.advertise.prefixes', 'prefixes')}; "
                                  "allowed: each prefix once)")
 
 
-def _where(index: int, common: int, common_name: str = "bgp.peers", own_name: str = "peers") -> str:
-    return f"{common_name}[{index}]" if index < common else f"the node's {own_name}[{index - common}]"
+def _where(index: int, common: int, node: bool, common_name: str, own_name: str) -> str:
+    return f"the node's {own_name}[{index - common}]" if node and index >= common else f"{common_name}[{index}]"

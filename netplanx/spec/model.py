@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.functional_validators import AfterValidator, BeforeValidator
 
 from netplanx.addressing import canonical_network
+from netplanx.providers.bgp.resources import COMMUNITY_NAMES
 
 API_VERSION = "netx/v1"
 IFNAME_MAX_BYTES = 15
@@ -446,7 +447,6 @@ KeyFile = Annotated[str, BeforeValidator(_key_file), Field(description="Absolute
 
 
 ASN = Annotated[int, Field(ge=1, le=4294967295, description="Autonomous system number (1-4294967295).")]
-COMMUNITY_NAMES = {"no-export": 0xFFFFFF01, "no-advertise": 0xFFFFFF02, "no-export-subconfed": 0xFFFFFF03}
 
 
 def _community(value: Any) -> str:

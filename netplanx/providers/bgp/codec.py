@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -9,7 +10,7 @@ from google.protobuf.any_pb2 import Any as AnyMessage
 
 from netplanx.providers.bgp.api import attribute_pb2 as attribute
 from netplanx.providers.bgp.api import gobgp_pb2 as api
-from netplanx.spec.model import COMMUNITY_NAMES
+from netplanx.providers.bgp.resources import COMMUNITY_NAMES
 
 FAMILIES = {"ipv4-unicast": (api.Family.AFI_IP, api.Family.SAFI_UNICAST),
             "ipv6-unicast": (api.Family.AFI_IP6, api.Family.SAFI_UNICAST)}
@@ -85,18 +86,29 @@ def path_message(prefix: str, next_hop: str | None, communities: Sequence[str], 
     """A locally originated path (origin IGP) for ``prefix``."""
     network, length = prefix.split("/")
     nlri = _packed(attribute.IPAddressPrefix(prefix=network, prefix_len=int(length)))
-    version6 = ":" in network
-    attrs = [_packed(attribute.OriginAttribute(origin=0))]
-    if version6:
-        attrs.append(_packed(attribute.MpReachNLRIAttribute(family=family("ipv6-unicast"),
-                                                            next_hops=[next_hop or "::"], nlris=[nlri])))
-    else:
-        attrs.append(_packed(attribute.NextHopAttribute(next_hop=next_hop or "0.0.0.0")))
-    if communities:
-        attrs.append(_packed(attribute.CommunitiesAttribute(
-            communities=[community_number(c) for c in communities])))
-    return api.Path(nlri=nlri, pattrs=attrs, family=family("ipv6-unicast" if version6 else "ipv4-unicast"),
-                    is_withdraw=withdraw)
+    if ":" in network:  # IPv6: the next hop travels in MP_REACH_NLRI, with the NLRI
+        reach = _packed(attribute.MpReachNLRIAttribute(family=family("ipv6-unicast"), next_hops=[next_hop or "::"],
+                                                       nlris=[nlri]))
+        attrs = [_ORIGIN_IGP, reach, *_communities(tuple(communities))]
+        return api.Path(nlri=nlri, pattrs=attrs, family=family("ipv6-unicast"), is_withdraw=withdraw)
+    attrs = [_ORIGIN_IGP, _next_hop(next_hop or "0.0.0.0"), *_communities(tuple(communities))]
+    return api.Path(nlri=nlri, pattrs=attrs, family=_IPV4_UNICAST, is_withdraw=withdraw)
+
+
+_ORIGIN_IGP = _packed(attribute.OriginAttribute(origin=0))
+_IPV4_UNICAST = family("ipv4-unicast")
+
+
+@functools.lru_cache(maxsize=1024)
+def _next_hop(address: str) -> AnyMessage:
+    return _packed(attribute.NextHopAttribute(next_hop=address))
+
+
+@functools.lru_cache(maxsize=1024)
+def _communities(communities: tuple[str, ...]) -> tuple[AnyMessage, ...]:
+    if not communities:
+        return ()
+    return (_packed(attribute.CommunitiesAttribute(communities=[community_number(c) for c in communities])),)
 
 
 class PathView(NamedTuple):
@@ -113,12 +125,51 @@ COMMUNITIES = attribute.CommunitiesAttribute.DESCRIPTOR.full_name
 
 
 def path_view(path: api.Path) -> PathView | None:
-    """Prefix, next hop and communities of a unicast path (None for any other kind of NLRI)."""
-    nlri = attribute.IPAddressPrefix()
-    if not path.nlri.Unpack(nlri):
+    """Prefix, next hop and communities of a unicast path (None for any other kind of NLRI).
+
+    Tens of thousands of paths share a handful of attribute sets, so those are decoded once each.
+    """
+    prefix = _prefix(path.nlri)
+    if prefix is None:
         return None
-    next_hop, communities = None, []
-    for wrapped in path.pattrs:
+    key = tuple((wrapped.type_url, wrapped.value) for wrapped in path.pattrs)
+    decoded = _ATTRIBUTES.get(key)
+    if decoded is None:
+        decoded = _ATTRIBUTES[key] = _attributes(path.pattrs)
+    neighbour = None if path.neighbor_ip in NOT_A_NEIGHBOUR else path.neighbor_ip
+    return PathView(prefix, decoded[0], list(decoded[1]), neighbour, path.is_withdraw)
+
+
+_ATTRIBUTES: dict[tuple[tuple[str, bytes], ...], tuple[str | None, tuple[str, ...]]] = {}
+PREFIX_TYPE = "type.googleapis.com/" + attribute.IPAddressPrefix.DESCRIPTOR.full_name
+
+
+def _prefix(nlri: AnyMessage) -> str | None:
+    """``prefix/length`` of an IPAddressPrefix NLRI, read straight from its two protobuf fields."""
+    if nlri.type_url != PREFIX_TYPE:
+        return None
+    value = nlri.value
+    length, text, index = 0, "", 0
+    while index < len(value):
+        tag = value[index]
+        if tag == 0x08:  # field 1, varint: prefix_len (below 128 is one byte)
+            length = value[index + 1]
+            index += 2
+            if length & 0x80:
+                length = (length & 0x7F) | value[index] << 7
+                index += 1
+        elif tag == 0x12:  # field 2, length-delimited: prefix text
+            size = value[index + 1]
+            text = value[index + 2:index + 2 + size].decode()
+            index += 2 + size
+        else:
+            return None
+    return f"{text}/{length}"
+
+
+def _attributes(pattrs: Sequence[AnyMessage]) -> tuple[str | None, tuple[str, ...]]:
+    next_hop, communities = None, ()
+    for wrapped in pattrs:
         name = wrapped.TypeName()
         if name == NEXT_HOP:
             value = attribute.NextHopAttribute()
@@ -131,7 +182,5 @@ def path_view(path: api.Path) -> PathView | None:
         elif name == COMMUNITIES:
             value = attribute.CommunitiesAttribute()
             wrapped.Unpack(value)
-            communities = sorted({community_text(c) for c in value.communities})
-    neighbour = None if path.neighbor_ip in NOT_A_NEIGHBOUR else path.neighbor_ip
-    return PathView(f"{nlri.prefix}/{nlri.prefix_len}", None if next_hop in UNSET_NEXT_HOPS else next_hop,
-                    communities, neighbour, path.is_withdraw)
+            communities = tuple(sorted({community_text(c) for c in value.communities}))
+    return (None if next_hop in UNSET_NEXT_HOPS else next_hop), communities

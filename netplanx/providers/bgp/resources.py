@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from netplanx.engine.resource import Resource
 
 GLOBAL = "bgp.global"
+COMMUNITY_NAMES = {"no-export": 0xFFFFFF01, "no-advertise": 0xFFFFFF02, "no-export-subconfed": 0xFFFFFF03}
 
 
 def global_resource(*, asn: int, router_id: str, listen_port: int, api: str, owned: bool = True) -> Resource:

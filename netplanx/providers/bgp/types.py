@@ -156,9 +156,9 @@ class PeerType(BgpType):
 
     def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
                    after: Resource | None) -> str:
-        if action == "update" and set(changed) <= {"description", "owned"}:
+        if action == "update" and set(changed) <= {"owned"}:
             return "hitless"
-        return self.disruption_of[action]
+        return self.disruption_of[action]  # gobgpd restarts a session for any change of its configuration
 
     def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:
         problems = []
@@ -228,7 +228,7 @@ class PeerType(BgpType):
         client = self.bgp.connected(after)
         message = self._message(after)
         if {k for k in after.attrs if after.attrs[k] != before.attrs.get(k)} <= {"description", "password"}:
-            client.update_peer(message)  # gobgpd resets the session itself when the password changes
+            client.update_peer(message)  # gobgpd restarts the session itself (and moves the TCP MD5 key)
         else:  # gobgpd applies timers and families to a new session only: start one
             self._remove(before)
             client.add_peer(message)
