@@ -8,7 +8,6 @@ import signal
 import sys
 
 from netplanx.cli.common import EXIT_OK, Output, require_root
-from netplanx.providers.kernel.names import table_number
 
 
 def cmd_bgp(args: argparse.Namespace, out: Output) -> int:
@@ -17,6 +16,7 @@ def cmd_bgp(args: argparse.Namespace, out: Output) -> int:
     from netplanx.providers.bgp.client import GobgpClient
     from netplanx.providers.bgp.sync import KernelRoutes, RouteSync
     from netplanx.providers.kernel import netns
+    from netplanx.providers.kernel.names import table_number
 
     require_root()
     if args.netns:
