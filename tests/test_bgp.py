@@ -244,3 +244,19 @@ def test_a_failure_at_any_step_restores_gobgpd(topo: Topology):
         wait_until(lambda: gobgpd_state(topo) == before, 15, f"gobgpd as before a failure at step {step}")
     topo.netx.apply(target)
     assert topo.netx.plan(target)["changes"] == []
+
+
+def test_established_check_keeps_a_working_change_and_undoes_a_broken_one(topo: Topology):
+    topo.converged()
+    working = node_spec().rstrip(" ") + "        checks: [{bgpEstablished: {peer: 192.0.2.1, within: 20}}]\n"
+    broken = node_spec(peers="[{address: 192.0.2.1, asn: 65000, passive: true, description: router}, "
+                             "{address: 192.0.2.77, asn: 65077, passive: true}]",
+                       prefixes="[{prefix: 198.51.100.0/24}]").rstrip(" ") + \
+        "        checks: [{bgpEstablished: {peer: 192.0.2.77, within: 2}}]\n"
+    result = topo.netx("apply", "--auto-approve", spec=working)
+    assert result.code == 0 and "No changes" in result.out, result.err
+    before = gobgpd_state(topo)
+    failed = topo.netx("apply", "--auto-approve", spec=broken)
+    assert failed.code == 1, failed.out
+    assert "BGP peer 192.0.2.77: session active, not established within 2s" in failed.err, failed.err
+    assert gobgpd_state(topo) == before  # the new peer is gone, the withdrawn path is back

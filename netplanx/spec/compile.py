@@ -14,7 +14,20 @@ from netplanx.providers.kernel.rules import rule_resource
 from netplanx.providers.kernel.sysctls import sysctl_resource
 from netplanx.spec.bgp import bgp_resources
 from netplanx.spec.cluster import cluster_resources
-from netplanx.spec.model import Bridge, Device, Geneve, Interface, Macvlan, PingCheck, Route, Rule, Spec, Veth, Vxlan
+from netplanx.spec.model import (
+    Bridge,
+    Device,
+    EstablishedCheck,
+    Geneve,
+    Interface,
+    Macvlan,
+    PingCheck,
+    Route,
+    Rule,
+    Spec,
+    Veth,
+    Vxlan,
+)
 from netplanx.spec.nodes import find_node, node_view
 from netplanx.spec.semantic import veth_primaries
 
@@ -37,6 +50,9 @@ def compile_checks(spec: Spec) -> list[dict[str, Any]]:
         if isinstance(check, PingCheck):
             found.append({"type": "ping", "address": str(check.ping), "count": check.count,
                           "timeout": check.timeout})
+        elif isinstance(check, EstablishedCheck):
+            found.append({"type": "bgp-established", "peer": str(check.bgp_established.peer),
+                          "within": check.bgp_established.within})
         else:
             found.append({"type": "wireguard-handshake", "peer": check.wireguard_handshake.peer,
                           "within": check.wireguard_handshake.within})

@@ -613,6 +613,17 @@ class HandshakeCheck(SpecModel):
     wireguard_handshake: Handshake = Field(alias="wireguardHandshake")
 
 
+class Established(SpecModel):
+    peer: IP = Field(description="The BGP peer's address.")
+    within: int = Field(30, ge=1, le=600, description="Seconds the session may take to come up after apply.")
+
+
+class EstablishedCheck(SpecModel):
+    """A BGP session must be Established within some seconds of the apply."""
+
+    bgp_established: Established = Field(alias="bgpEstablished")
+
+
 class Spec(SpecModel):
     """A node's desired networking, or a cluster's (each node derives its own)."""
 
@@ -626,5 +637,5 @@ class Spec(SpecModel):
     cluster: Cluster | None = Field(None, description="Nodes, pod networks and routing mode.")
     endpoints: list[Endpoint] = Field(default_factory=list, description="Workloads, each on one node.")
     bgp: Bgp | None = Field(None, description="BGP: sessions and advertised paths, through gobgpd.")
-    checks: list[PingCheck | HandshakeCheck] = Field(
+    checks: list[PingCheck | HandshakeCheck | EstablishedCheck] = Field(
         default_factory=list, description="Post-conditions: after apply they must hold, or the change is undone.")

@@ -94,6 +94,27 @@ class GobgpClient:
     def delete_peer(self, address: str) -> None:
         self._call("DeletePeer", self.api.DeletePeerRequest(address=address))
 
+    def wait_established(self, address: str, timeout: float) -> str:
+        """Follow ``address``'s session until it is established or ``timeout`` passes; its last state."""
+        from netplanx.providers.bgp.codec import SESSION_STATES
+
+        request = self.api.WatchEventRequest(peer=self.api.WatchEventRequest.Peer())
+        call = self.stub.WatchEvent(request, timeout=timeout)
+        state = "unknown"
+        try:
+            for event in call:  # the current state of every peer first, then each change
+                peer = event.peer.peer if event.HasField("peer") else None
+                if peer is not None and peer.state.neighbor_address == address:
+                    state = SESSION_STATES.get(peer.state.session_state, "unknown")
+                    if state == "established":
+                        break
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise self._failure("WatchEvent", exc) from None
+        finally:
+            call.cancel()
+        return state
+
     def destinations(self, family: Any) -> int:
         """How many destinations the global table holds for ``family`` (a cheap count)."""
         answer = self._call("GetTable", self.api.GetTableRequest(table_type=self.api.GLOBAL, family=family))
