@@ -134,7 +134,7 @@ def test_sync_installs_learned_routes_and_withdraws_them(topo: Topology):
         withdrawn_after = time.monotonic() - started
         topo.bird.birdc("enable", "announced")
         wait_until(lambda: ip_json(topo.node, "route", "show", ANNOUNCED), 5, "re-announcement")
-        assert withdrawn_after < 5
+        assert withdrawn_after < 1  # the bound; measured here: under 10 ms
     finally:
         sync.stop()
     # a restarted sync reconciles: a stale route of its protocol goes, the learned one stays
