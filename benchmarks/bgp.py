@@ -11,25 +11,20 @@ A fresh namespace runs gobgpd (API on its loopback). Measured, best of --repeat:
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
+
+from benchlib import arguments, timed
 
 from netplanx.lab_bgp import GOBGP_API_PORT, gobgp, in_netns, start_gobgpd
 
 NETX = [sys.executable, "-m", "netplanx"]
 API = f"127.0.0.1:{GOBGP_API_PORT}"
 
-
-def timed(args: list[str], env: dict[str, str] | None = None) -> float:
-    start = time.perf_counter()
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, env=env)
-    return time.perf_counter() - start
 
 
 def prefixes(count: int) -> list[str]:
@@ -78,13 +73,7 @@ class Namespace:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prefixes", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("needs root (network namespaces)", file=sys.stderr)
-        return 1
+    args = arguments(__doc__, "prefixes")
     advertised = prefixes(args.prefixes)
     results: dict[str, list[float]] = {k: [] for k in ("startup", "apply", "noop_plan", "stream", "cli_list",
                                                        "py_list", "py_watch")}

@@ -48,24 +48,20 @@ def _duplicates(peers: Sequence[BgpPeer], peers_at: tuple[str | int, ...], prefi
     """Peers with one address, prefixes advertised twice. For a node, ``common_*`` say how many come first
     from the common section: only the node's own ones are reported here (the common ones once, above)."""
     node = common_peers is not None
-    common_peers, common_prefixes = common_peers or 0, common_prefixes or 0
+    yield from _repeated([p.address for p in peers], peers_at, "address", common_peers or 0, node,
+                         ("bgp.peers", "peers"), "peer {} is declared twice", "one peer an address")
+    yield from _repeated([p.prefix for p in prefixes], prefixes_at, "prefix", common_prefixes or 0, node,
+                         ("bgp.advertise.prefixes", "prefixes"), "prefix {} is advertised twice", "each prefix once")
+
+
+def _repeated(keys: Sequence[object], at: tuple[str | int, ...], field: str, common: int, node: bool,
+              names: tuple[str, str], what: str, allowed: str) -> Iterator[ClusterProblem]:
+    """A problem for each key seen before (``common`` keys come from the common section, named
+    ``names[0]``; the node's own, ``names[1]``, follow them)."""
     seen: dict[object, int] = {}
-    for index, peer in enumerate(peers):
-        first = seen.setdefault(peer.address, index)
-        if first != index and index >= common_peers:
-            yield ClusterProblem((*peers_at, index - common_peers, "address"),
-                                 f"peer {peer.address} is declared twice (first at "
-                                 f"{_where(first, common_peers, node, 'bgp.peers', 'peers')}; allowed: one peer an "
-                                 "address)")
-    seen = {}
-    for index, prefix in enumerate(prefixes):
-        first = seen.setdefault(prefix.prefix, index)
-        if first != index and index >= common_prefixes:
-            yield ClusterProblem((*prefixes_at, index - common_prefixes, "prefix"),
-                                 f"prefix {prefix.prefix} is advertised twice (first at "
-                                 f"{_where(first, common_prefixes, node, 'bgp.advertise.prefixes', 'prefixes')}; "
-                                 "allowed: each prefix once)")
-
-
-def _where(index: int, common: int, node: bool, common_name: str, own_name: str) -> str:
-    return f"the node's {own_name}[{index - common}]" if node and index >= common else f"{common_name}[{index}]"
+    for index, key in enumerate(keys):
+        first = seen.setdefault(key, index)
+        if first != index and index >= common:
+            where = f"the node's {names[1]}[{first - common}]" if node and first >= common else f"{names[0]}[{first}]"
+            yield ClusterProblem((*at, index - common, field),
+                                 f"{what.format(key)} (first at {where}; allowed: {allowed})")
