@@ -86,14 +86,14 @@ def main() -> int:
         for _ in range(args.repeat):
             with Namespace(folder) as ns:
                 for _ in range(2):  # the second run finds the spec in the cache
-                    results["startup"].append(timed([*NETX, "plan", str(empty), "--netns", ns.name], env))
+                    results["startup"].append(timed([*NETX, "plan", str(empty), "--netns", ns.name], env=env))
             with Namespace(folder) as ns:
                 subprocess.run([*NETX, "plan", str(full), "--netns", ns.name], env=env, check=True,
                                stdout=subprocess.DEVNULL)
                 results["apply"].append(timed([*NETX, "apply", str(full), "--netns", ns.name, "--auto-approve"],
-                                              env))
+                                              env=env))
                 results["noop_plan"].append(timed([*NETX, "plan", str(full), "--netns", ns.name,
-                                                   "--detailed-exitcode"], env))
+                                                   "--detailed-exitcode"], env=env))
                 count = gobgp(ns.name, "global", "rib", "summary").stdout
                 assert f"Destination: {args.prefixes}" in count, count
             with Namespace(folder) as ns:
