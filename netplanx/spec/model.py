@@ -518,6 +518,9 @@ class HandshakeCheck(SpecModel):
     wireguard_handshake: Handshake = Field(alias="wireguardHandshake")
 
 
+from netplanx.spec.policies import Policy  # noqa: E402  (policies build on the types above)
+
+
 class Spec(SpecModel):
     """A node's desired networking, or a cluster's (each node derives its own)."""
 
@@ -532,3 +535,5 @@ class Spec(SpecModel):
     endpoints: list[Endpoint] = Field(default_factory=list, description="Workloads, each on one node.")
     checks: list[PingCheck | HandshakeCheck] = Field(
         default_factory=list, description="Post-conditions: after apply they must hold, or the change is undone.")
+    policies: list[Policy] = Field(
+        default_factory=list, description="Network policies over the endpoints, enforced in eBPF on every node.")

@@ -1,0 +1,219 @@
+/* Network policy enforcement on an endpoint's host-side veth (tc, direct action).
+ *
+ * from_endpoint runs on the veth's ingress hook (packets the endpoint sends: its egress policy, after the
+ * service LB at prio 100 has chosen a backend); to_endpoint runs on the egress hook (packets to the
+ * endpoint: its ingress policy, before the LB's reverse NAT at prio 200). Allow is TC_ACT_UNSPEC (the
+ * next filter runs), deny is TC_ACT_SHOT. Replies of allowed connections pass through connection tracking.
+ */
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/in.h>
+#include <uapi/linux/tcp.h>
+#include <uapi/linux/udp.h>
+#include <uapi/linux/icmp.h>
+#include <uapi/linux/pkt_cls.h>
+#include "policy.h"
+
+BPF_TABLE_PINNED("hash", struct pol_key, struct pol_value, netx_pol_policy, POLICY_ENTRIES, PIN "/policy");
+BPF_TABLE_PINNED("lpm_trie", struct ip_key, struct ip_value, netx_pol_ipcache, IPCACHE_ENTRIES, PIN "/ipcache",
+                 BPF_F_NO_PREALLOC);
+BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_value, netx_pol_ct, CT_ENTRIES, PIN "/ct");
+BPF_TABLE_PINNED("percpu_array", u32, struct rule_stats, netx_pol_stats, RULE_SLOTS, PIN "/stats");
+BPF_TABLE_PINNED("hash", struct name_key, struct name_value, netx_pol_names, NAME_ENTRIES, PIN "/names");
+/* BPF_RINGBUF_OUTPUT's table, pinned like the others (bcc has no pinned ring buffer macro) */
+struct netx_pol_flows_table_t {
+    int key;
+    u32 leaf;
+    int (*ringbuf_output)(void *, u64, u64);
+    void *(*ringbuf_reserve)(u64);
+    void (*ringbuf_discard)(void *, u64);
+    void (*ringbuf_submit)(void *, u64);
+    u32 max_entries;
+};
+__attribute__((section("maps/ringbuf:" PIN "/flows")))
+struct netx_pol_flows_table_t netx_pol_flows = {.max_entries = RINGBUF_BYTES};
+
+struct tuple {
+    u32 saddr;
+    u32 daddr;
+    u16 sport;
+    u16 dport;
+    u8 protocol;
+};
+
+static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
+{
+    void *data = (void *)(long)skb->data;
+    void *end = (void *)(long)skb->data_end;
+    struct ethhdr *eth = data;
+    if ((void *)(eth + 1) > end)
+        return -1;
+    if (eth->h_proto != bpf_htons(ETH_P_IP))
+        return eth->h_proto == bpf_htons(ETH_P_IPV6) ? 6 : 0;
+    struct iphdr *ip = (void *)(eth + 1);
+    if ((void *)(ip + 1) > end || ip->ihl < 5)
+        return -1;
+    t->saddr = ip->saddr;
+    t->daddr = ip->daddr;
+    t->protocol = ip->protocol;
+    t->sport = 0;
+    t->dport = 0;
+    if (ip->frag_off & bpf_htons(0x1fff))
+        return 4;  /* a later fragment: no ports; judged by address and protocol */
+    void *l4 = (void *)ip + ip->ihl * 4;
+    if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) {
+        u16 *ports = l4;
+        if ((void *)(ports + 2) > end)
+            return -1;
+        t->sport = bpf_ntohs(ports[0]);
+        t->dport = bpf_ntohs(ports[1]);
+    } else if (ip->protocol == IPPROTO_ICMP) {
+        struct icmphdr *icmp = l4;
+        if ((void *)(icmp + 1) > end)
+            return -1;
+        if (icmp->type == ICMP_ECHO || icmp->type == ICMP_ECHOREPLY) {
+            /* the echo id on both sides, so that a reply's reversed tuple finds the request */
+            t->sport = bpf_ntohs(icmp->un.echo.id);
+            t->dport = t->sport;
+        }
+        if (icmp->type == ICMP_ECHOREPLY)
+            return 5;
+    }
+    return 4;
+}
+
+static __always_inline u32 identity_of(u32 addr)
+{
+    struct ip_key key = {.prefixlen = 32, .addr = addr};
+    struct ip_value *found = netx_pol_ipcache.lookup(&key);
+    return found ? found->identity : 2;  /* world */
+}
+
+static __always_inline struct pol_value *find(struct pol_key *key, u32 identity, u8 protocol, u16 port)
+{
+    key->identity = identity;
+    key->protocol = protocol;
+    key->port = port;
+    return netx_pol_policy.lookup(key);
+}
+
+/* Most specific first: (id, proto, port), (id, proto, *), (id, *, *), then the same with any peer. */
+static __always_inline struct pol_value *decide(u32 ifindex, u8 egress, u32 identity, u8 protocol, u16 port)
+{
+    struct pol_key key = {.ifindex = ifindex, .egress = egress};
+    struct pol_value *v;
+    if (port && (v = find(&key, identity, protocol, port)))
+        return v;
+    if ((v = find(&key, identity, protocol, 0)))
+        return v;
+    if ((v = find(&key, identity, 0, 0)))
+        return v;
+    if (port && (v = find(&key, 0, protocol, port)))
+        return v;
+    if ((v = find(&key, 0, protocol, 0)))
+        return v;
+    return find(&key, 0, 0, 0);
+}
+
+static __always_inline void count(u32 rule, u32 length)
+{
+    struct rule_stats *stats = netx_pol_stats.lookup(&rule);
+    if (stats) {
+        stats->packets += 1;
+        stats->bytes += length;
+    }
+}
+
+static __always_inline void report(struct tuple *t, u32 ifindex, u8 egress, u8 verdict, u8 reason, u32 rule,
+                                   u32 peer_identity, u32 length)
+{
+    struct flow_event ev = {};
+    ev.ts_ns = bpf_ktime_get_ns();
+    ev.saddr = t->saddr;
+    ev.daddr = t->daddr;
+    ev.sport = t->sport;
+    ev.dport = t->dport;
+    ev.protocol = t->protocol;
+    ev.verdict = verdict;
+    ev.egress = egress;
+    ev.reason = reason;
+    ev.rule = rule;
+    ev.ifindex = ifindex;
+    ev.src_identity = egress ? identity_of(t->saddr) : peer_identity;
+    ev.dst_identity = egress ? peer_identity : identity_of(t->daddr);
+    ev.length = length;
+    netx_pol_flows.ringbuf_output(&ev, sizeof(ev), 0);
+}
+
+static __always_inline int enforce(struct __sk_buff *skb, u8 egress)
+{
+    struct tuple t = {};
+    int kind = parse(skb, &t);
+    u32 ifindex = skb->ifindex;
+    if (kind == 0)
+        return TC_ACT_UNSPEC;  /* ARP and other non-IP */
+    if (kind < 0)
+        return TC_ACT_SHOT;
+    if (kind == 6) {
+        /* IPv4 policy only: IPv6 passes an open direction, else only neighbour discovery and echo */
+        struct pol_key open = {.ifindex = ifindex, .egress = egress};
+        if (netx_pol_policy.lookup(&open))
+            return TC_ACT_UNSPEC;
+        void *data = (void *)(long)skb->data;
+        void *end = (void *)(long)skb->data_end;
+        u8 *next = data + sizeof(struct ethhdr) + 6;
+        if ((void *)(next + 1) <= end && *next == 58 /* ICMPv6 */)
+            return TC_ACT_UNSPEC;
+        report(&t, ifindex, egress, 1, REASON_IPV6, RULE_DEFAULT_DENY, 0, skb->len);
+        return TC_ACT_SHOT;
+    }
+    struct ct_key ct = {.ifindex = ifindex, .saddr = t.daddr, .daddr = t.saddr, .sport = t.dport,
+                        .dport = t.sport, .protocol = t.protocol, .egress = !egress};
+    struct ct_value *seen = netx_pol_ct.lookup(&ct);
+    if (seen) {  /* a reply of a connection this endpoint's policy allowed */
+        count(seen->rule, skb->len);
+        return TC_ACT_UNSPEC;
+    }
+    if (kind == 5)
+        goto judge;  /* an echo reply without its request is judged like any packet */
+    ct.saddr = t.saddr;
+    ct.daddr = t.daddr;
+    ct.sport = t.sport;
+    ct.dport = t.dport;
+    ct.egress = egress;
+    seen = netx_pol_ct.lookup(&ct);
+    if (seen) {  /* an established connection */
+        count(seen->rule, skb->len);
+        return TC_ACT_UNSPEC;
+    }
+judge:;
+    u32 peer = identity_of(egress ? t.daddr : t.saddr);
+    struct pol_value *v = decide(ifindex, egress, peer, t.protocol, t.dport);
+    if (!v || v->deny) {
+        u32 rule = v ? v->rule : RULE_DEFAULT_DENY;
+        count(rule, skb->len);
+        report(&t, ifindex, egress, 1, v ? REASON_POLICY : REASON_DEFAULT, rule, peer, skb->len);
+        return TC_ACT_SHOT;
+    }
+    struct ct_value created = {.rule = v->rule};
+    ct.saddr = t.saddr;
+    ct.daddr = t.daddr;
+    ct.sport = t.sport;
+    ct.dport = t.dport;
+    ct.egress = egress;
+    netx_pol_ct.update(&ct, &created);
+    count(v->rule, skb->len);
+    report(&t, ifindex, egress, 0, REASON_POLICY, v->rule, peer, skb->len);
+    return TC_ACT_UNSPEC;
+}
+
+int from_endpoint(struct __sk_buff *skb)
+{
+    return enforce(skb, 1);
+}
+
+int to_endpoint(struct __sk_buff *skb)
+{
+    return enforce(skb, 0);
+}
