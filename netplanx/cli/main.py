@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 from netplanx.cli.apply import cmd_apply, cmd_confirm, cmd_rollback, cmd_watchdog
 from netplanx.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Output, open_session, print_json, require_root
 from netplanx.cli.parser import build_parser
+from netplanx.policy.cli import cmd_flows, cmd_show_policies
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "show": cmd_show, "schema": cmd_schema,
         "keygen": cmd_keygen, "drift": cmd_drift, "history": cmd_history, "rollback": cmd_rollback,
         "doctor": cmd_doctor, "confirm": cmd_confirm, "_watchdog": cmd_watchdog, "completion": cmd_completion,
+        "flows": cmd_flows,
     }
     try:
         return handlers[args.command](args, out)
@@ -98,6 +100,8 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
     from netplanx.spec.adopt import adoption_interest, dump_spec, live_to_spec
     from netplanx.spec.schema import schema_location
 
+    if args.what == "policies":
+        return cmd_show_policies(args, out)
     require_root()
     session = open_session(args)
     try:

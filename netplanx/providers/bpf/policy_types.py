@@ -19,6 +19,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from netplanx.engine.resource import Dependency, Resource
 from netplanx.errors import NetxError
+from netplanx.policy.compile import BUILTIN_RULES
 from netplanx.policy.resources import DATAPATH, datapath_resource, entries_from_meta, ipcache_resource, policy_resource
 from netplanx.providers.bpf import policy_maps as pm
 from netplanx.providers.kernel.base import StepwiseType
@@ -158,6 +159,9 @@ class DatapathType(StepwiseType):
         for old in folder.glob("prog-*"):
             if not old.name.endswith(digest):
                 old.unlink()
+        with pm.open_map(self.pol.scope, "names") as names:
+            for number, text in BUILTIN_RULES.items():
+                names.put(*pm.pack_name(pm.NAME_RULE, number, text))
         for index in self._attached():
             self.pol.attach(index)  # replace-filter: the new program takes over without a gap
         program.cleanup()
