@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from netplanx.policy.checks import policy_problems
 from netplanx.providers.kernel.names import TABLES
 from netplanx.spec.cluster_checks import cluster_problems
 from netplanx.spec.model import Bridge, Device, IfNetwork, Macvlan, Spec, Veth, Vxlan
@@ -43,7 +44,7 @@ def semantic_problems(spec: Spec) -> list[Problem]:
                 problem = Problem(view_path(spec, index, problem.path), _in_file(spec, index, problem.text),
                                   problem.at_key)
             found.setdefault((problem.path, problem.text), problem)
-    return [*found.values(), *(Problem(*p) for p in cluster_problems(spec))]
+    return [*found.values(), *(Problem(*p) for p in (*cluster_problems(spec), *policy_problems(spec)))]
 
 
 def _in_file(spec: Spec, node_index: int, text: str) -> str:
