@@ -107,7 +107,7 @@ CASES = [
         - apiVersion: netx/v1
         """), 1, 1,
         "the spec must be a mapping (allowed: apiVersion, interfaces, routes, rules, sysctl, cluster, endpoints, "
-        "checks)",
+        "checks, policies)",
         id="spec-not-a-mapping"),
     pytest.param(spec("""\
         apiVersion: netx/v1
