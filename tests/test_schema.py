@@ -110,7 +110,8 @@ def test_unknown_key_is_named_by_both() -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec(text, "bad.yaml")
     assert caught.value.problems == [
-        "bad.yaml:6:1: unknown key 'colour' (allowed: interfaces, routes, rules, sysctl, cluster, endpoints, checks, policies)"]
+        "bad.yaml:6:1: unknown key 'colour' (allowed: interfaces, routes, rules, sysctl, cluster, endpoints, checks, "
+        "policies)"]
     assert schema_errors(load_document(text, "bad.yaml").data) == [
         "[]: Additional properties are not allowed ('colour' was unexpected)",
     ]
