@@ -15,12 +15,12 @@
 #include <uapi/linux/pkt_cls.h>
 #include "policy.h"
 
-BPF_TABLE_PINNED("hash", struct pol_key, struct pol_value, netx_pol_policy, POLICY_ENTRIES, PIN "/policy");
-BPF_TABLE_PINNED("lpm_trie", struct ip_key, struct ip_value, netx_pol_ipcache, IPCACHE_ENTRIES, PIN "/ipcache",
+BPF_TABLE_PINNED("hash", struct pol_key, struct pol_value, netx_pol_policy, POLICY_ENTRIES, PIN_DIR "/policy");
+BPF_TABLE_PINNED("lpm_trie", struct ip_key, struct ip_value, netx_pol_ipcache, IPCACHE_ENTRIES, PIN_DIR "/ipcache",
                  BPF_F_NO_PREALLOC);
-BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_value, netx_pol_ct, CT_ENTRIES, PIN "/ct");
-BPF_TABLE_PINNED("percpu_array", u32, struct rule_stats, netx_pol_stats, RULE_SLOTS, PIN "/stats");
-BPF_TABLE_PINNED("hash", struct name_key, struct name_value, netx_pol_names, NAME_ENTRIES, PIN "/names");
+BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_value, netx_pol_ct, CT_ENTRIES, PIN_DIR "/ct");
+BPF_TABLE_PINNED("percpu_array", u32, struct rule_stats, netx_pol_stats, RULE_SLOTS, PIN_DIR "/stats");
+BPF_TABLE_PINNED("hash", struct name_key, struct name_value, netx_pol_names, NAME_ENTRIES, PIN_DIR "/names");
 /* BPF_RINGBUF_OUTPUT's table, pinned like the others (bcc has no pinned ring buffer macro) */
 struct netx_pol_flows_table_t {
     int key;
@@ -31,7 +31,7 @@ struct netx_pol_flows_table_t {
     void (*ringbuf_submit)(void *, u64);
     u32 max_entries;
 };
-__attribute__((section("maps/ringbuf:" PIN "/flows")))
+__attribute__((section("maps/ringbuf:" PIN_DIR "/flows")))
 struct netx_pol_flows_table_t netx_pol_flows = {.max_entries = RINGBUF_BYTES};
 
 struct tuple {

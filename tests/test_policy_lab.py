@@ -13,11 +13,11 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from netplanx.lab import Lab, lab_spec
+from netplanx.providers.bpf.policy_maps import map_path, scope_dir
 from netplanx.providers.kernel import netns as namespaces
 from tests.conftest import IS_ROOT, ip
 from tests.policy_traffic import echo_servers, probe_all
@@ -132,23 +132,33 @@ def test_connectivity_matrix_and_idempotence(lab):
         assert plan_changes(lab, spec(), node) == {}, node
 
 
-def test_flows_show_drops_with_the_deciding_rule_and_counters_count(lab):
-    command = [sys.executable, "-m", "netplanx", "flows", "--netns", lab.netns("node-a"), "--verdict", "dropped",
-               "--json", "--count", "2", "--duration", "20"]
+def watch_one(lab: Lab, *filters: str) -> subprocess.Popen:
+    """``netx flows`` on node-a printing the first flow that passes ``filters``, once it is listening."""
+    command = [sys.executable, "-m", "netplanx", "flows", "--netns", lab.netns("node-a"), "--json", "--count", "1",
+               "--duration", "20", *filters]
     env = {**os.environ, "NETX_STATE_DIR": str(lab.state_dir)}
     watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        assert watcher.stderr is not None
-        assert "watching" in watcher.stderr.readline()
-        assert run_matrix(lab, [("other-b", "web-a", 8080, "tcp", "deny", "default deny")]) == []
-        assert run_matrix(lab, [("client-b", "web-a", 8081, "tcp", "deny", "deny rule")]) == []
-        out, err = watcher.communicate(timeout=30)
-    finally:
-        watcher.kill()
-    flows = [json.loads(line) for line in out.splitlines()]
+    assert watcher.stderr is not None
+    assert "watching" in watcher.stderr.readline()
+    return watcher
+
+
+def test_flows_show_drops_with_the_deciding_rule_and_counters_count(lab):
+    flows = []
+    for filters, row in (
+            (["--verdict", "dropped", "--endpoint", "other-b"], ("other-b", "web-a", 8080, "tcp", "deny", "default")),
+            (["--verdict", "dropped", "--policy", "web"], ("client-b", "web-a", 8081, "tcp", "deny", "deny rule"))):
+        watcher = watch_one(lab, *filters)
+        try:
+            assert run_matrix(lab, [row]) == []
+            out, err = watcher.communicate(timeout=30)
+        finally:
+            watcher.kill()
+        assert out, err
+        flows.append(json.loads(out))
     assert [(f["source"], f["destination"], f["destination_port"], f["verdict"], f["rule"]) for f in flows] == [
         ("other-b", "web-a", 8080, "dropped", "default-deny"),
-        ("client-b", "web-a", 8081, "dropped", "web/ingressDeny[0]")], err
+        ("client-b", "web-a", 8081, "dropped", "web/ingressDeny[0]")]
     assert flows[0]["endpoint"] == "web-a" and flows[0]["direction"] == "ingress"
     shown = lab.netx("node-a", "show", "policies", "-o", "json")
     rules = {r["rule"]: r for r in json.loads(shown.stdout)["rules"]}
@@ -157,7 +167,7 @@ def test_flows_show_drops_with_the_deciding_rule_and_counters_count(lab):
 
 
 def pinned(lab: Lab, node: str, name: str) -> str:
-    return f"/sys/fs/bpf/netx/{lab.netns(node)}/policy-v1/{name}"
+    return str(map_path(lab.netns(node), name))
 
 
 def bpftool_dump(path: str) -> list[dict]:
@@ -200,7 +210,7 @@ def test_policy_change_keeps_an_allowed_connection_and_cleanup_leaves_nothing(la
         connection.close()
     lab.apply(spec(""))
     for node in NODES:
-        assert not Path(f"/sys/fs/bpf/netx/{lab.netns(node)}/policy-v1").exists()
+        assert not scope_dir(lab.netns(node)).exists()
         assert plan_changes(lab, spec(""), node) == {}
     for endpoint, node in ENDPOINTS.items():
         for hook in ("ingress", "egress"):

@@ -111,7 +111,7 @@ def test_unknown_key_is_named_by_both() -> None:
         parse_spec(text, "bad.yaml")
     assert caught.value.problems == [
         "bad.yaml:6:1: unknown key 'colour' (allowed: interfaces, routes, rules, sysctl, cluster, endpoints, checks, "
-        "policies)"]
+        "services, policies)"]
     assert schema_errors(load_document(text, "bad.yaml").data) == [
         "[]: Additional properties are not allowed ('colour' was unexpected)",
     ]

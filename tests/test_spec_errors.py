@@ -72,7 +72,7 @@ CASES = [
           - name: eth0
             type: device
         """), 2, 1, "unknown key 'interface' (allowed: interfaces, routes, rules, sysctl, cluster, endpoints, checks, "
-                    "policies)",
+                    "services, policies)",
         id="unknown-top-key"),
     pytest.param(spec("""\
         apiVersion: netx/v1
@@ -108,7 +108,7 @@ CASES = [
         - apiVersion: netx/v1
         """), 1, 1,
         "the spec must be a mapping (allowed: apiVersion, interfaces, routes, rules, sysctl, cluster, endpoints, "
-        "checks, policies)",
+        "checks, services, policies)",
         id="spec-not-a-mapping"),
     pytest.param(spec("""\
         apiVersion: netx/v1
@@ -675,7 +675,7 @@ def test_all_model_problems_are_reported_at_once_sorted_by_position() -> None:
     # pydantic reports interfaces before routes and the unknown key last; lines 10+ must sort after line 9
     assert problems_of(text) == [
         f"{SOURCE}:2:1: unknown key 'colour' (allowed: interfaces, routes, rules, sysctl, cluster, endpoints, checks, "
-        "policies)",
+        "services, policies)",
         f"{SOURCE}:4:9: '10.0.0.1/8' has host bits set (allowed: the network address, 10.0.0.0/8)",
         f"{SOURCE}:7:11: interface name 'uplink-to-core01' is 16 bytes long (allowed: at most 15 bytes)",
         f"{SOURCE}:9:10: mtu 10 is too small (allowed: at least 68)",

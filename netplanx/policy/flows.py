@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TextIO
 
 from netplanx.errors import NetxError
 from netplanx.policy.compile import BUILTIN_RULES, DIRECTIONS, PROTOCOL_NAMES
 from netplanx.policy.identity import identity_name
 from netplanx.providers.bpf import policy_maps as pm
+from netplanx.providers.bpf.maps import obj_get
 
 REASONS = {0: "policy", 1: "default-deny", 2: "ipv6"}
 
@@ -69,9 +70,8 @@ class Namer:
         self.ipcache: dict[bytes, str] = {}
         with pm.open_map(self.scope, "ipcache") as ipcache:
             for key, value in ipcache.items():
-                _identity, name = pm.unpack_ip_value(value)
-                if pm.unpack_prefix(key).endswith("/32"):
-                    self.ipcache[pm.IP_KEY.unpack(key)[1]] = name
+                if key.prefixlen == 32:
+                    self.ipcache[bytes(key.addr)] = value.name.decode(errors="replace")
 
     def address(self, raw: bytes, identity: int) -> str:
         return self.ipcache.get(raw) or identity_name(identity, self.identities)
@@ -117,10 +117,10 @@ def watch(scope: str, namer: Namer, ready: Callable[[], None], deadline: float |
     """Flows as the datapath reports them, until ``deadline`` (monotonic seconds) or forever."""
     from bcc import libbcc
 
-    path = pm.pin_dir(scope) / "flows"
-    if not Path(path).exists():
+    path = pm.map_path(scope, "flows")
+    if not path.exists():
         raise NetxError(f"no policy datapath in this namespace ({path} is missing); apply a spec with policies")
-    fd = pm.obj_get(path)
+    fd = obj_get(path)
     pending: list[bytes] = []
 
     def received(_ctx: int, data: int, size: int) -> int:
@@ -145,6 +145,7 @@ def watch(scope: str, namer: Namer, ready: Callable[[], None], deadline: float |
                 yield None  # a tick: aggregation flushes on time even when nothing happens
     finally:
         libbcc.lib.bpf_free_ringbuf(ring)
+        os.close(fd)
 
 
 class Aggregator:

@@ -67,7 +67,7 @@ def ipcache_resource(cidr: str, identity: int, name: str, identity_label: str) -
                     {"cidr": cidr, "identity_name": identity_label})
 
 
-def datapath_resource(program: str, maps: list[str]) -> Resource:
+def datapath_resource(program: str, maps: str) -> Resource:
     return Resource("policydp", DATAPATH, {"program": program, "maps": maps})
 
 
@@ -76,9 +76,9 @@ def policy_resources(spec: Spec, node: Node) -> list[Resource]:
     compiled: Compiled = compile_policies(spec, node)
     if not compiled.endpoints and not compiled.ipcache:
         return []
-    from netplanx.providers.bpf.policy_maps import MAPS, source_digest
+    from netplanx.providers.bpf.policy_maps import POLICY
 
-    resources = [datapath_resource(source_digest(), list(MAPS))]
+    resources = [datapath_resource(POLICY.version, POLICY.map_version)]
     for cidr, (identity, name) in sorted(compiled.ipcache.items()):
         resources.append(ipcache_resource(cidr, identity, name, identity_name(identity, compiled.identities)))
     interfaces = {e.name: host_interface(e) for e in spec.endpoints}

@@ -17,6 +17,7 @@ from netplanx.spec.cluster import cluster_resources
 from netplanx.spec.model import Bridge, Device, Geneve, Interface, Macvlan, PingCheck, Route, Rule, Spec, Veth, Vxlan
 from netplanx.spec.nodes import find_node, node_view
 from netplanx.spec.semantic import veth_primaries
+from netplanx.spec.services_compile import service_resources
 
 
 def compile_spec(spec: Spec, node_name: str | None = None) -> list[Resource]:
@@ -27,7 +28,8 @@ def compile_spec(spec: Spec, node_name: str | None = None) -> list[Resource]:
     if node is None:
         raise PlanError([f"node '{node_name}' is not in cluster {spec.cluster.name} (nodes: "
                          f"{', '.join(n.name for n in spec.cluster.nodes)}); choose one with --node"])
-    return _compile_local(node_view(spec, node)) + cluster_resources(spec, node) + policy_resources(spec, node)
+    return (_compile_local(node_view(spec, node)) + cluster_resources(spec, node) + service_resources(spec, node)
+            + policy_resources(spec, node))
 
 
 def compile_checks(spec: Spec) -> list[dict[str, Any]]:
