@@ -14,7 +14,7 @@ from netplanx.errors import ApplyError, NetxError, PlanError, SpecError
 from netplanx.render.human import render_live, render_plan
 
 if TYPE_CHECKING:
-    pass
+    from netplanx.workflow import Session
 from netplanx.cli.apply import cmd_apply, cmd_confirm, cmd_rollback, cmd_watchdog
 from netplanx.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Output, open_session, print_json, require_root
 from netplanx.cli.parser import build_parser
@@ -104,6 +104,8 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
         return cmd_show_policies(args, out)
     require_root()
     session = open_session(args)
+    if args.what == "services":
+        return _show_services(session, args.output)
     try:
         live = session.read_live(adoption_interest() if args.output == "yaml" else ())
     finally:
@@ -114,6 +116,20 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
         sys.stdout.write(dump_spec(live_to_spec(live), schema_location()))
     else:
         render_live(live, sys.stdout)
+    return EXIT_OK
+
+
+def _show_services(session: Session, output: str) -> int:
+    from netplanx.providers.bpf.show import render_services, service_report
+
+    try:
+        report = service_report(session.types["service"])
+    finally:
+        session.close()
+    if output == "table":
+        render_services(report, sys.stdout)
+    else:
+        print_json(report)
     return EXIT_OK
 
 

@@ -33,6 +33,7 @@ COMMAND_EXAMPLES = {
               "netx apply spec.yaml --auto-approve --quiet"],
     "confirm": ["netx confirm", "netx confirm --netns lab"],
     "show": ["netx show", "netx show -o json", "netx show -o yaml > adopted.yaml   # adoption",
+             "netx show services --netns NS",
              "netx show policies --netns node-a   # policy entries and per-rule counters"],
     "flows": ["netx flows --netns node-a", "netx flows --verdict dropped --endpoint web-1",
               "netx flows --policy web --json", "netx flows --aggregate 10"],
@@ -91,9 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("_watchdog", parents=[common])  # the detached process behind --confirm-timeout
 
     show = command("show", "list live objects and who owns them")
+    show.add_argument("what", nargs="?", choices=("services", "policies"),
+                      help="services: the load balancer's services, backends and packet counters; "
+                           "policies: per-endpoint policy entries and per-rule counters")
     show.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
                       help="yaml writes the live state as a spec (adoption)")
-    show.add_argument("what", nargs="?", choices=("policies",), help="policies: entries and per-rule counters")
 
     from netplanx.policy.cli import add_flows_options
     add_flows_options(command("flows", "print the policy datapath's verdicts live",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -154,7 +155,7 @@ class ServiceType(StepwiseType):
             count = len(after.attrs["backends"]) if after else 0
             return f"hitless: new service, {count} backend(s)"
         if action == "delete":
-            return "traffic loss: new connections to the VIP are no longer balanced (established ones keep going)"
+            return "traffic loss: connections to the VIP are no longer balanced"
         if before is None or after is None:
             return "hitless"
         old, new = before.attrs["backends"], after.attrs["backends"]
@@ -204,6 +205,17 @@ class ServiceType(StepwiseType):
                 return f"inconsistent: row of {row.info.max_entries} slots"
             order = {members[member][0]: index for index, member in enumerate(sorted(members))}
             return _table_digest([order.get(bid, -1) for _, bid in sorted(row.items())])
+
+    def slot_counts(self, res: Resource) -> dict[str, int]:
+        """How many slots of the live Maglev row each backend ("ADDRESS:PORT") holds."""
+        maps = self.lb.maps()
+        inner_id = maps.maglev.lookup(res.meta["_id"]) if maps is not None else None
+        if inner_id is None:
+            return {}
+        names = {bid: key for key, bid in res.meta["backend_ids"].items()}
+        with BpfMap.by_id(inner_id, u32, u32) as row:
+            counts = Counter(bid for _, bid in row.items())
+        return {names.get(bid, f"id {bid}"): number for bid, number in counts.items()}
 
     def _create(self, res: Resource) -> None:
         self._write(res, None)
