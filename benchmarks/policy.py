@@ -74,8 +74,8 @@ def spec_text(endpoints: int, policies: int) -> str:
     lines.append("policies:")
     for i in range(policies):
         lines += [f"  - name: p{i}", f"    selector: {{app: a{i % apps}}}", "    ingress:",
-                  f"      - from: [{{labels: {{app: a{(i * 7 + 1) % apps}}}}}]",
-                  f"        ports: [{{port: {8000 + i % 100}}}, {{port: 53, protocol: udp}}]"]
+                  f"      - from: [{{labels: {{app: a{(i * 7 + i // apps) % apps}}}}}]",
+                  f"        ports: [{{port: {8000 + i % 1000}}}, {{port: 53, protocol: udp}}]"]
         if i % 10 == 0:
             lines += ["    ingressDeny:", f"      - ports: [{{port: {9000 + i % 100}}}]"]
     return "\n".join(lines) + "\n"
