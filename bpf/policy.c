@@ -79,6 +79,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
         }
         if (icmp->type == ICMP_ECHOREPLY)
             return 5;
+        if (icmp->type == ICMP_ECHO)
+            return 7;  /* a request is never a reply, even when an echo with its id went the other way */
     }
     return 4;
 }
@@ -170,7 +172,7 @@ static __always_inline int enforce(struct __sk_buff *skb, u8 egress)
     }
     struct ct_key ct = {.ifindex = ifindex, .saddr = t.daddr, .daddr = t.saddr, .sport = t.dport,
                         .dport = t.sport, .protocol = t.protocol, .egress = !egress};
-    struct ct_value *seen = netx_pol_ct.lookup(&ct);
+    struct ct_value *seen = kind == 7 ? 0 : netx_pol_ct.lookup(&ct);
     if (seen) {  /* a reply of a connection this endpoint's policy allowed */
         count(seen->rule, skb->len);
         return TC_ACT_UNSPEC;

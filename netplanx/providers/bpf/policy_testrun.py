@@ -21,7 +21,7 @@ class _TestRunAttr(ctypes.Structure):
                 ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32), ("batch_size", ctypes.c_uint32)]
 
 
-def test_run(prog_fd: int, packet: bytes, repeat: int = 1) -> tuple[int, int]:
+def prog_test_run(prog_fd: int, packet: bytes, repeat: int = 1) -> tuple[int, int]:
     """(return value as a signed int, mean nanoseconds per run)."""
     data = ctypes.create_string_buffer(packet, len(packet))
     out = ctypes.create_string_buffer(len(packet) + 256)
