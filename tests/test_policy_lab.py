@@ -190,6 +190,31 @@ def test_a_hand_edited_map_entry_is_drift_and_apply_repairs_it(lab):
     assert plan_changes(lab, spec(), "node-a") == {}
 
 
+def test_egress_policy_sees_the_backend_the_load_balancer_chose(lab):
+    """tc chaining: on the client's veth the LB (prio 100) DNATs before the policy (prio 200) judges, so an
+    egress policy allowing the backend allows the service; the VIP itself is not an allowed peer."""
+    with_service = POLICIES + """  - name: other-out
+    selector: {app: other}
+    egress:
+      - to: [{labels: {app: client}}]
+        ports: [{port: 8080}]
+services:
+  - {name: svc, vip: 10.96.0.10, port: 80, backends: [{endpoint: client-a, port: 8080}]}
+"""
+    lab.apply(spec(with_service))
+    try:
+        assert run_matrix(lab, [
+            ("other-b", "10.96.0.10", 80, "tcp", "allow", "the VIP, DNATed to client-a:8080 before the policy"),
+            ("other-b", "client-a", 8080, "tcp", "allow", "the backend directly"),
+            ("other-b", "client-a", 8081, "tcp", "deny", "another port of the backend"),
+            ("other-b", "db-c", 5432, "tcp", "deny", "egress default deny")]) == []
+        filters = subprocess.run(["tc", "-n", lab.netns("node-b"), "filter", "show", "dev", "ep-other-b", "ingress"],
+                                 capture_output=True, text=True).stdout
+        assert filters.index("pref 100") < filters.index("pref 200") and "netx-pol-egress" in filters
+    finally:
+        lab.apply(spec())
+
+
 def test_policy_change_keeps_an_allowed_connection_and_cleanup_leaves_nothing(lab):
     connection = namespaces.call_inside(lab.endpoint_netns("client-b"),
                                         lambda: socket.create_connection((ADDRESS["web-a"], 8080), timeout=2))
