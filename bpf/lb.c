@@ -104,9 +104,26 @@ static __always_inline void count(__u32 backend, __u32 bytes)
     }
 }
 
-/* A new flow for a service: pick its backend with the service's Maglev table and record both directions.
- * Returns the forward entry, or 0 when the service has no usable backend. */
-static __always_inline struct lb_ct_val *new_flow(struct flow *f, struct lb_ct_key *key, struct lb_svc_val *svc)
+/* A free masquerade source port for a flow to ``be`` (0: none free after a few probes). */
+static __always_inline __be16 masq_port(struct flow *f, struct lb_be_val *be, __be32 masq)
+{
+    __u32 h = flow_hash(f, 0);
+    #pragma unroll
+    for (int i = 0; i < 8; i++) {
+        __be16 port = bpf_htons(LB_MASQ_PORT_MIN + (h + i * 7919) % LB_MASQ_PORTS);
+        struct lb_ct_key rkey = {.src = be->addr, .dst = masq, .sport = be->port, .dport = port,
+                                 .proto = f->proto, .dir = LB_DIR_MASQ_REPLY};
+        if (!lb_ct.lookup(&rkey))
+            return port;
+    }
+    return 0;
+}
+
+/* A new flow for a service: pick its backend with the service's Maglev table and record both directions
+ * (with ``masq``, the flow is also source-NATed to that address). Returns the forward entry, or 0 when
+ * the service has no usable backend. */
+static __always_inline struct lb_ct_val *new_flow(struct flow *f, struct lb_ct_key *key, struct lb_svc_val *svc,
+                                                  __be32 masq)
 {
     __u32 size = svc->size;
     if (size == 0 || svc->count == 0)
@@ -127,14 +144,48 @@ static __always_inline struct lb_ct_val *new_flow(struct flow *f, struct lb_ct_k
     struct lb_ct_key rkey = {.src = be->addr, .dst = f->saddr, .sport = be->port, .dport = f->sport,
                              .proto = f->proto, .dir = LB_DIR_REPLY};
     struct lb_ct_val rev = {.addr = f->daddr, .port = f->dport, .backend = bid};
+    if (masq) {
+        __be16 port = masq_port(f, be, masq);
+        if (!port)
+            return 0;
+        fwd.nat_addr = masq;
+        fwd.nat_port = port;
+        rkey.dst = masq;
+        rkey.dport = port;
+        rkey.dir = LB_DIR_MASQ_REPLY;
+        rev.nat_addr = f->saddr;
+        rev.nat_port = f->sport;
+    }
     lb_ct.update(&rkey, &rev);
     lb_ct.update(key, &fwd);
     return lb_ct.lookup(key);
 }
 
-/* The translation of a packet entering from a client, or 0 (not a service, or no backend). */
-static __always_inline int forward_target(struct flow *f, __be32 *addr, __be16 *port, __u32 *backend)
+struct nat {
+    __be32 daddr;   /* new destination */
+    __be16 dport;
+    __be16 sport;   /* new source (when saddr is set) */
+    __be32 saddr;
+    __u32 backend;
+};
+
+/* The translation of a packet entering the node, or 0 when it is none of ours: a client's packet to a
+ * service (DNAT, and SNAT when masqueraded) or the reply to a masqueraded flow. -1: drop. */
+static __always_inline int translate(struct flow *f, __u32 ifindex, struct nat *nat)
 {
+    /* the reply to a masqueraded flow: it may enter anywhere (underlay from another node, a local backend's
+     * veth), so it is looked for on every packet */
+    struct lb_ct_key rkey = {.src = f->saddr, .dst = f->daddr, .sport = f->sport, .dport = f->dport,
+                             .proto = f->proto, .dir = LB_DIR_MASQ_REPLY};
+    struct lb_ct_val *rev = lb_ct.lookup(&rkey);
+    if (rev) {
+        nat->daddr = rev->nat_addr;
+        nat->dport = rev->nat_port;
+        nat->saddr = rev->addr;
+        nat->sport = rev->port;
+        nat->backend = 0;
+        return 1;
+    }
     struct lb_ct_key key = {.src = f->saddr, .dst = f->daddr, .sport = f->sport, .dport = f->dport,
                             .proto = f->proto, .dir = LB_DIR_FORWARD};
     struct lb_ct_val *ct = f->syn ? 0 : lb_ct.lookup(&key);
@@ -143,13 +194,16 @@ static __always_inline int forward_target(struct flow *f, __be32 *addr, __be16 *
         struct lb_svc_val *svc = lb_svc.lookup(&skey);
         if (!svc)
             return 0;
-        ct = new_flow(f, &key, svc);
+        struct lb_masq *masq = lb_masq.lookup(&ifindex);
+        ct = new_flow(f, &key, svc, masq ? masq->addr : 0);
         if (!ct)
             return -1;
     }
-    *addr = ct->addr;
-    *port = ct->port;
-    *backend = ct->backend;
+    nat->daddr = ct->addr;
+    nat->dport = ct->port;
+    nat->saddr = ct->nat_addr;
+    nat->sport = ct->nat_port;
+    nat->backend = ct->backend;
     return 1;
 }
 
@@ -186,16 +240,17 @@ int lb_ingress(struct __sk_buff *skb)
     struct flow f;
     if (parse_flow((void *)(long)skb->data, (void *)(long)skb->data_end, &f) < 0)
         return TC_ACT_UNSPEC;
-    __be32 addr;
-    __be16 port;
-    __u32 backend;
-    int found = forward_target(&f, &addr, &port, &backend);
+    struct nat nat;
+    int found = translate(&f, skb->ifindex, &nat);
     if (found == 0)
         return TC_ACT_UNSPEC;
     if (found < 0)
         return TC_ACT_SHOT;  /* a service without backends: refuse, as a real service would */
-    count(backend, skb->len);
-    if (rewrite(skb, &f, 1, addr, port) < 0)
+    if (nat.backend)
+        count(nat.backend, skb->len);
+    if (rewrite(skb, &f, 1, nat.daddr, nat.dport) < 0)
+        return TC_ACT_SHOT;
+    if (nat.saddr && rewrite(skb, &f, 0, nat.saddr, nat.sport) < 0)
         return TC_ACT_SHOT;
     return TC_ACT_UNSPEC;
 }
@@ -235,15 +290,14 @@ int lb_xdp(struct xdp_md *ctx)
     struct flow f;
     if (parse_flow(data, data_end, &f) < 0)
         return XDP_PASS;
-    __be32 addr;
-    __be16 port;
-    __u32 backend;
-    int found = forward_target(&f, &addr, &port, &backend);
+    struct nat nat;
+    int found = translate(&f, ctx->ingress_ifindex, &nat);
     if (found == 0)
         return XDP_PASS;
     if (found < 0)
         return XDP_DROP;
-    count(backend, data_end - data);
+    if (nat.backend)
+        count(nat.backend, data_end - data);
     data = (void *)(long)ctx->data;
     data_end = (void *)(long)ctx->data_end;
     struct iphdr *ip = data + ETH_HLEN;
@@ -252,16 +306,24 @@ int lb_xdp(struct xdp_md *ctx)
     __u16 l4off = f.l4off & 0x7f;
     __u16 coff = l4off + (f.proto == IPPROTO_TCP ? offsetof(struct tcphdr, check) : 6);
     __u16 *l4sum = data + coff;
-    __be16 *dport = data + l4off + 2;
-    if ((void *)(l4sum + 1) > data_end || (void *)(dport + 1) > data_end)
+    __be16 *ports = data + l4off;
+    if ((void *)(l4sum + 1) > data_end || (void *)(ports + 2) > data_end)
         return XDP_PASS;
-    ip->check = csum_update(ip->check, f.daddr, addr, 2);
-    ip->daddr = addr;
-    if (f.proto == IPPROTO_TCP || *l4sum != 0) {
-        __u16 sum = csum_update(*l4sum, f.daddr, addr, 2);
-        sum = csum_update(sum, f.dport, port, 1);
-        *l4sum = (f.proto == IPPROTO_UDP && sum == 0) ? 0xffff : sum;
+    int l4 = f.proto == IPPROTO_TCP || *l4sum != 0;  /* UDP without checksum stays without */
+    __u16 ipsum = csum_update(ip->check, f.daddr, nat.daddr, 2);
+    __u16 sum = csum_update(*l4sum, f.daddr, nat.daddr, 2);
+    sum = csum_update(sum, f.dport, nat.dport, 1);
+    ip->daddr = nat.daddr;
+    ports[1] = nat.dport;
+    if (nat.saddr) {
+        ipsum = csum_update(ipsum, f.saddr, nat.saddr, 2);
+        sum = csum_update(sum, f.saddr, nat.saddr, 2);
+        sum = csum_update(sum, f.sport, nat.sport, 1);
+        ip->saddr = nat.saddr;
+        ports[0] = nat.sport;
     }
-    *dport = port;
+    ip->check = ipsum;
+    if (l4)
+        *l4sum = (f.proto == IPPROTO_UDP && sum == 0) ? 0xffff : sum;
     return XDP_PASS;
 }

@@ -15,6 +15,10 @@
 
 #define LB_DIR_FORWARD 0    /* client -> VIP: value is the backend */
 #define LB_DIR_REPLY 1      /* backend -> client: value is the VIP (new source) */
+#define LB_DIR_MASQ_REPLY 2 /* backend -> node (masqueraded flow): value is the VIP (new source) and the
+                             * client (new destination, in nat_addr/nat_port) */
+#define LB_MASQ_PORT_MIN 32768
+#define LB_MASQ_PORTS 28000  /* masquerade source ports: 32768-60767 */
 
 /* lb_svc: (VIP, port, protocol) -> service */
 struct lb_svc_key {
@@ -51,10 +55,17 @@ struct lb_ct_key {
 };
 
 struct lb_ct_val {
-    __be32 addr;    /* forward: backend address; reply: the VIP */
-    __be16 port;    /* forward: backend port; reply: the service port */
-    __u16 pad;
-    __u32 backend;  /* backend id */
+    __be32 addr;      /* forward: backend address; replies: the VIP */
+    __be16 port;      /* forward: backend port; replies: the service port */
+    __be16 nat_port;  /* forward: masquerade source port (0: none); masquerade reply: client port */
+    __u32 backend;    /* backend id */
+    __be32 nat_addr;  /* forward: masquerade source address (0: none); masquerade reply: client address */
+};
+
+/* lb_masq: ifindex of a device whose incoming service traffic is masqueraded -> the source address */
+struct lb_masq {
+    __be32 addr;
+    __u32 flags;
 };
 
 /* lb_stats: backend id -> counters (per CPU) */
@@ -75,5 +86,6 @@ BPF_TABLE_PINNED("hash_of_maps$lb_maglev_inner", __u32, int, lb_maglev, LB_MAX_S
 BPF_TABLE_PINNED("lru_hash", struct lb_ct_key, struct lb_ct_val, lb_ct, LB_MAX_FLOWS, PIN_DIR "/lb_ct");
 BPF_TABLE_PINNED("percpu_array", __u32, struct lb_stats, lb_stats, LB_MAX_BACKENDS, PIN_DIR "/lb_stats");
 BPF_TABLE_PINNED("hash", __u32, struct lb_name, lb_names, LB_MAX_SERVICES, PIN_DIR "/lb_names");
+BPF_TABLE_PINNED("hash", __u32, struct lb_masq, lb_masq, 1024, PIN_DIR "/lb_masq");
 
 #endif

@@ -41,7 +41,10 @@ CLIENT = """
 import json, socket, sys
 address, port, count, proto = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 answers = {}
+errors = 0
 for _ in range(count):
+    if errors >= 3:
+        break
     try:
         if proto == "udp":
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -55,6 +58,7 @@ for _ in range(count):
         sock.close()
     except OSError as exc:
         name = "error: " + type(exc).__name__
+        errors += 1
     answers[name] = answers.get(name, 0) + 1
 print(json.dumps(answers))
 """

@@ -253,8 +253,8 @@ def _netx(lab: Lab, env: dict[str, str], *args: str) -> subprocess.CompletedProc
                           env={**os.environ, "NETX_STATE_DIR": str(lab.state_dir), **env})
 
 
-@pytest.mark.parametrize("mode", ["xdp", "xdpGeneric", "tc"])
-def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
+def outside_client(lab: Lab) -> str:
+    """A host on the underlay (192.0.2.100) that reaches the service network through node-a."""
     outside = f"{lab.name}-out"
     subprocess.run(["ip", "netns", "add", outside], check=True)
     subprocess.run(["ip", "-n", outside, "link", "add", "eth0", "type", "veth", "peer", "name", "ul-out", "netns",
@@ -264,6 +264,12 @@ def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
                     ["route", "add", "10.96.0.0/16", "via", "192.0.2.11"]):
         subprocess.run(["ip", "-n", outside, *command], check=True)
     tx_checksum_off(outside)  # XDP sees what the wire carries: complete checksums
+    return outside
+
+
+@pytest.mark.parametrize("mode", ["xdp", "xdpGeneric", "tc"])
+def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
+    outside = outside_client(lab)
     spec = spec_of(lab, web({"web-1": 1, "web-2": 1}), underlay_lb=mode)
     plan = lab.plan(spec, "node-a")
     if mode == "xdp":
@@ -279,3 +285,49 @@ def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
     with backend_servers(lab, ("web-1", "web-2")):
         answers = connect_many(outside, VIP, 80, 60)
     assert set(answers) == {"web-1", "web-2"}, answers
+
+
+@pytest.fixture
+def lab3(tmp_path: Path) -> Iterator[LbLab]:
+    if not IS_ROOT:
+        pytest.skip("needs root: creates network namespaces")
+    made = LbLab(f"sv{uuid.uuid4().hex[:6]}", ["node-a", "node-b", "node-c"], tmp_path)
+    try:
+        yield made.up()
+    finally:
+        made.down()
+
+
+def test_backends_on_other_nodes_over_the_overlay_with_masquerade_from_outside(lab3):
+    """Pods reach backends on other nodes through the VXLAN overlay; a host outside reaches them through
+    node-a, which masquerades (the replies come back through node-a, translated back)."""
+    endpoints = {"client": "node-a", "web-a": "node-a", "web-b": "node-b", "web-c": "node-c"}
+    text = lab_spec(lab3.name, lab3.nodes, "tunnel", endpoints).replace(
+        "prefixLength6: 64}", "prefixLength6: 64, loadBalancer: xdp}")
+    text += services("  - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-b, port: 8080}, "
+                     "{endpoint: web-c, port: 8080}, {endpoint: web-a, port: 8080}]}\n")
+    lab3.apply(text)
+    outside = outside_client(lab3)
+    named = {lab3.endpoint_netns(n): n for n in ("web-a", "web-b", "web-c")}
+    with servers(named, 8080):
+        assert set(connect_many(lab3.endpoint_netns("client"), VIP, 80, 60)) == {"web-a", "web-b", "web-c"}
+        assert set(connect_many(outside, VIP, 80, 60)) == {"web-a", "web-b", "web-c"}
+    for node in lab3.nodes:  # the same Maglev table on every node
+        assert lab3.plan(text, node)["changes"] == []
+    rows = {node: bpftool("map", "dump", "id", str(_inner_of(lab3, node))) for node in lab3.nodes}
+    assert _same_backends(lab3, rows)
+
+
+def _inner_of(lab: Lab, node: str) -> int:
+    outer = bpftool("map", "dump", "pinned", str(map_dir(lab, node) / "lb_maglev"))
+    return u32(raw(outer[0], "value"))
+
+
+def _same_backends(lab: Lab, rows: dict[str, list[dict]]) -> bool:
+    """Rows equal once backend ids are resolved to addresses (ids may differ between nodes)."""
+    resolved = []
+    for node, row in rows.items():
+        ids = {u32(raw(e, "key")): bytes(raw(e, "value")[:6])
+               for e in bpftool("map", "dump", "pinned", str(map_dir(lab, node) / "lb_be"))}
+        resolved.append([ids[u32(raw(e, "value"))] for e in sorted(row, key=lambda e: u32(raw(e, "key")))])
+    return all(r == resolved[0] for r in resolved)

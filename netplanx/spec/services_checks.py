@@ -20,7 +20,7 @@ def service_problems(spec: Spec) -> Iterator[ServiceProblem]:
         yield ServiceProblem(("services", 0), "services need a cluster section (allowed: add cluster: with the nodes; "
                                               "the load balancer runs on the endpoints' veths and the underlay device)")
         return
-    endpoints = {e.name for e in spec.endpoints}
+    endpoints = {e.name: str(e.address) for e in spec.endpoints}
     names: dict[str, int] = {}
     frontends: dict[tuple[str, int, str], int] = {}
     for index, service in enumerate(spec.services):
@@ -43,7 +43,8 @@ def service_problems(spec: Spec) -> Iterator[ServiceProblem]:
                 yield ServiceProblem((*where, "endpoint"),
                                      f"endpoint '{backend.endpoint}' does not exist (allowed: {allowed})")
                 continue
-            key = f"{backend.endpoint or backend.address}:{backend.port or service.port}"
+            address = endpoints[backend.endpoint] if backend.endpoint else str(backend.address)
+            key = f"{address}:{backend.port or service.port}"
             if key in seen:
                 yield ServiceProblem(where, f"backend {key} is listed twice (first at backends[{seen[key]}]; "
                                             "allowed: each backend once, with a weight)")

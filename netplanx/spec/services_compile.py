@@ -12,6 +12,7 @@ from netplanx.engine.resource import Resource
 from netplanx.providers.bpf.datapath import datapath_resource
 from netplanx.providers.bpf.lbmaps import LB
 from netplanx.providers.bpf.services import program_resource, service_resource
+from netplanx.providers.kernel.sysctls import sysctl_resource
 from netplanx.spec.model import Node, Spec
 from netplanx.spec.nodes import endpoints_of, host_interface
 
@@ -43,7 +44,11 @@ def service_resources(spec: Spec, node: Node) -> list[Resource]:
     mode = spec.cluster.underlay.load_balancer
     if mode != "none":
         device = spec.cluster.underlay.device
-        first = (datapath_resource(device, "ingress", version=version) if mode == "tc"
-                 else datapath_resource(device, "xdp", version=version, mode=XDP_MODES[mode]))
-        resources += [first, datapath_resource(device, "egress", version=version)]
+        masquerade = str(node.address)  # replies from backends on other nodes come back through this node
+        first = (datapath_resource(device, "ingress", version=version, masquerade=masquerade) if mode == "tc"
+                 else datapath_resource(device, "xdp", version=version, mode=XDP_MODES[mode], masquerade=masquerade))
+        # masqueraded packets leave the ingress hook with the node's own address as source: the device must
+        # accept them (else the kernel drops them as martians)
+        resources += [first, datapath_resource(device, "egress", version=version),
+                      sysctl_resource(f"net.ipv4.conf.{device}.accept_local", 1)]
     return resources

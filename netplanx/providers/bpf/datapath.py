@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from netplanx.engine.resource import Dependency, Resource
-from netplanx.providers.bpf.lbmaps import LB
+from netplanx.providers.bpf.lbmaps import LB, Masq, addr_in, addr_out
 from netplanx.providers.bpf.loader import (
     device_exists,
+    ifindex,
     pinned_versions,
     tc_attach,
     tc_detach,
@@ -39,11 +40,14 @@ NATIVE_XDP_DRIVERS = frozenset({"veth", "virtio_net", "tun", "mlx4_en", "mlx5_co
                                 "netsec", "stmmac", "fec", "tsnep", "dpaa2-eth", "hv_netvsc", "xen-netfront"})
 
 
-def datapath_resource(device: str, hook: str, *, version: str, mode: str = "tc") -> Resource:
-    """``mode``: tc; for the xdp hook xdp (native where possible), xdp-native or xdp-generic."""
+def datapath_resource(device: str, hook: str, *, version: str, mode: str = "tc", masquerade: str | None = None,
+                      owned: bool = True) -> Resource:
+    """``mode``: tc; for the xdp hook xdp (native where possible), xdp-native or xdp-generic.
+    ``masquerade``: the source address new flows entering here get (ingress and xdp hooks)."""
     program = XDP_PROGRAM if hook == "xdp" else TC_HOOKS[hook][0]
     return Resource("datapath", f"datapath.{device}.{hook}",
-                    {"device": device, "hook": hook, "program": program, "version": version, "mode": mode})
+                    {"device": device, "hook": hook, "program": program, "version": version, "mode": mode,
+                     "masquerade": masquerade}, owned)
 
 
 def driver(device: str) -> str:
@@ -110,21 +114,24 @@ class DatapathType(StepwiseType):
         if not wanted:
             return []
         versions = pinned_versions(LB, self.lb.scope)
+        maps = self.lb.maps()
         found = []
         for device in sorted(wanted):
             if not device_exists(device):
                 continue
+            entry = maps.masq.lookup(ifindex(device)) if maps is not None else None
+            masquerade = addr_out(entry.addr) if entry is not None else None
             for hook in ("ingress", "egress"):
-                for entry in tc_filters(device, hook):
-                    if entry.prio == TC_HOOKS[hook][1] and entry.name.startswith(FILTER_PREFIX):
-                        version = versions.get(entry.prog_id, ("unknown", ""))[0]
-                        found.append(datapath_resource(device, hook, version=version))
+                for attached in tc_filters(device, hook):
+                    if attached.prio == TC_HOOKS[hook][1] and attached.name.startswith(FILTER_PREFIX):
+                        version = versions.get(attached.prog_id, ("unknown", ""))[0]
+                        found.append(datapath_resource(device, hook, version=version,
+                                                       masquerade=masquerade if hook == "ingress" else None))
             state = xdp_state(device)
             if state is not None and (state.prog_id in versions or "xdp" in recorded.get(device, ())):
                 version = versions.get(state.prog_id, ("unknown", ""))[0]
-                res = datapath_resource(device, "xdp", version=version, mode=f"xdp-{state.mode}")
-                found.append(res if state.prog_id in versions or "xdp" in recorded.get(device, ())
-                             else Resource(res.kind, res.address, res.attrs, owned=False))
+                found.append(datapath_resource(device, "xdp", version=version, mode=f"xdp-{state.mode}",
+                                               masquerade=masquerade))
         return found
 
     def _record(self, device: str, hook: str, present: bool) -> None:
@@ -141,6 +148,8 @@ class DatapathType(StepwiseType):
         device, hook = res.attrs["device"], res.attrs["hook"]
         loaded = self.lb.loaded()
         self._record(device, hook, True)
+        if hook != "egress":
+            self._masquerade(device, res.attrs.get("masquerade"))
         if hook == "xdp":
             wanted = res.attrs["mode"]
             xdp_attach(device, loaded.fd(XDP_PROGRAM), wanted.removeprefix("xdp-") if wanted != "xdp" else "auto")
@@ -152,9 +161,20 @@ class DatapathType(StepwiseType):
     def _update(self, before: Resource, after: Resource) -> None:
         self._create(after)
 
+    def _masquerade(self, device: str, address: str | None) -> None:
+        maps = self.lb.maps()
+        if maps is None:
+            return
+        if address is None:
+            maps.masq.delete(ifindex(device))
+        else:
+            maps.masq.update(ifindex(device), Masq(addr_in(address), 0))
+
     def _delete(self, res: Resource) -> None:
         device, hook = res.attrs["device"], res.attrs["hook"]
         if device_exists(device):
+            if hook != "egress":
+                self._masquerade(device, None)
             if hook == "xdp":
                 xdp_detach(device)
             else:

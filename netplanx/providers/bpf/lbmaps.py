@@ -17,7 +17,7 @@ from netplanx.providers.bpf.maps import BpfMap
 LB = BpfSource("lb", BPF_DIR / "lb.c", BPF_DIR / "lb_maps.h",
                {"lb_ingress": "tc", "lb_egress": "tc", "lb_xdp": "xdp"})
 AFFINITY_CLIENT_IP = 1
-DIR_FORWARD, DIR_REPLY = 0, 1
+DIR_FORWARD, DIR_REPLY, DIR_MASQ_REPLY = 0, 1, 2
 PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
 u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
@@ -41,7 +41,11 @@ class CtKey(ctypes.Structure):
 
 
 class CtVal(ctypes.Structure):
-    _fields_ = [("addr", u32), ("port", u16), ("pad", u16), ("backend", u32)]
+    _fields_ = [("addr", u32), ("port", u16), ("nat_port", u16), ("backend", u32), ("nat_addr", u32)]
+
+
+class Masq(ctypes.Structure):
+    _fields_ = [("addr", u32), ("flags", u32)]
 
 
 class Stats(ctypes.Structure):
@@ -70,7 +74,7 @@ def port_out(value: int) -> int:
 
 
 MAP_TYPES = {"lb_svc": (SvcKey, SvcVal), "lb_be": (u32, BackendVal), "lb_maglev": (u32, u32),
-             "lb_ct": (CtKey, CtVal), "lb_stats": (u32, Stats), "lb_names": (u32, Name)}
+             "lb_ct": (CtKey, CtVal), "lb_stats": (u32, Stats), "lb_names": (u32, Name), "lb_masq": (u32, Masq)}
 
 
 @dataclass
@@ -83,6 +87,7 @@ class LbMaps:
     ct: BpfMap
     stats: BpfMap
     names: BpfMap
+    masq: BpfMap
 
     @classmethod
     def open(cls, scope: str) -> LbMaps | None:
@@ -98,5 +103,5 @@ class LbMaps:
         return LB.map_dir(scope)
 
     def close(self) -> None:
-        for bpf_map in (self.svc, self.be, self.maglev, self.ct, self.stats, self.names):
+        for bpf_map in (self.svc, self.be, self.maglev, self.ct, self.stats, self.names, self.masq):
             bpf_map.close()

@@ -196,7 +196,8 @@ def device_exists(device: str) -> bool:
     return bool(ctypes.CDLL(None).if_nametoindex(device.encode()))
 
 
-def _ifindex(device: str) -> int:
+def ifindex(device: str) -> int:
+    """The device's index in this network namespace."""
     index = ctypes.CDLL(None).if_nametoindex(device.encode())
     if not index:
         raise BpfError(f"device {device} does not exist")
@@ -223,7 +224,7 @@ def tc_attach(device: str, hook: str, fd: int, *, prio: int, name: str) -> None:
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
-    index = _ifindex(device)
+    index = ifindex(device)
     with IPRoute() as ipr:
         try:
             ipr.tc("add", "clsact", index)
