@@ -148,6 +148,22 @@ static __always_inline void report(struct tuple *t, u32 ifindex, u8 egress, u8 v
     netx_pol_flows.ringbuf_output(&ev, sizeof(ev), 0);
 }
 
+static __always_inline u64 lifetime(u8 protocol)
+{
+    return protocol == IPPROTO_TCP ? CT_LIFETIME_TCP : CT_LIFETIME_OTHER;
+}
+
+/* A live entry, its idle lifetime renewed once less than half of it is left (not one write per packet). */
+static __always_inline struct ct_value *tracked(struct ct_key *key, u8 protocol, u64 now)
+{
+    struct ct_value *seen = netx_pol_ct.lookup(key);
+    if (!seen || seen->expires < now)
+        return 0;
+    if (seen->expires - now < lifetime(protocol) / 2)
+        seen->expires = now + lifetime(protocol);
+    return seen;
+}
+
 static __always_inline int enforce(struct __sk_buff *skb, u8 egress)
 {
     struct tuple t = {};
@@ -172,7 +188,8 @@ static __always_inline int enforce(struct __sk_buff *skb, u8 egress)
     }
     struct ct_key ct = {.ifindex = ifindex, .saddr = t.daddr, .daddr = t.saddr, .sport = t.dport,
                         .dport = t.sport, .protocol = t.protocol, .egress = !egress};
-    struct ct_value *seen = kind == 7 ? 0 : netx_pol_ct.lookup(&ct);
+    u64 now = bpf_ktime_get_ns();
+    struct ct_value *seen = kind == 7 ? 0 : tracked(&ct, t.protocol, now);
     if (seen) {  /* a reply of a connection this endpoint's policy allowed */
         count(seen->rule, skb->len);
         return TC_ACT_UNSPEC;
@@ -184,7 +201,7 @@ static __always_inline int enforce(struct __sk_buff *skb, u8 egress)
     ct.sport = t.sport;
     ct.dport = t.dport;
     ct.egress = egress;
-    seen = netx_pol_ct.lookup(&ct);
+    seen = tracked(&ct, t.protocol, now);
     if (seen) {  /* an established connection */
         count(seen->rule, skb->len);
         return TC_ACT_UNSPEC;
@@ -198,7 +215,7 @@ judge:;
         report(&t, ifindex, egress, 1, v ? REASON_POLICY : REASON_DEFAULT, rule, peer, skb->len);
         return TC_ACT_SHOT;
     }
-    struct ct_value created = {.rule = v->rule};
+    struct ct_value created = {.expires = now + lifetime(t.protocol), .rule = v->rule};
     ct.saddr = t.saddr;
     ct.daddr = t.daddr;
     ct.sport = t.sport;

@@ -11,6 +11,8 @@
 #define RINGBUF_BYTES (256 * 1024)
 
 #define RULE_DEFAULT_DENY 0
+#define CT_LIFETIME_TCP (3600ULL * 1000000000ULL)   /* idle lifetime of a connection's entry */
+#define CT_LIFETIME_OTHER (60ULL * 1000000000ULL)
 
 #define REASON_POLICY 0    /* an entry of the policy map decided */
 #define REASON_DEFAULT 1   /* enforced direction, no entry: default deny */
@@ -54,6 +56,7 @@ struct ct_key {
 };
 
 struct ct_value {
+    u64 expires;    /* bpf_ktime_get_ns; an expired entry is a new connection again */
     u32 rule;
     u32 pad;
 };

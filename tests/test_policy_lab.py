@@ -160,6 +160,15 @@ def test_flows_show_drops_with_the_deciding_rule_and_counters_count(lab):
         ("other-b", "web-a", 8080, "dropped", "default-deny"),
         ("client-b", "web-a", 8081, "dropped", "web/ingressDeny[0]")]
     assert flows[0]["endpoint"] == "web-a" and flows[0]["direction"] == "ingress"
+    watcher = watch_one(lab, "--aggregate", "60", "--endpoint", "client-b")  # the count ends the interval
+    try:
+        assert run_matrix(lab, [("client-b", "web-a", 8080, "udp", "allow", "aggregated")]) == []
+        out, _err = watcher.communicate(timeout=30)
+    finally:
+        watcher.kill()
+    folded = json.loads(out)
+    assert (folded["source"], folded["destination"], folded["port"], folded["verdict"], folded["flows"]) == (
+        "client-b", "web-a", "udp/8080", "allowed", 1)
     shown = lab.netx("node-a", "show", "policies", "-o", "json")
     rules = {r["rule"]: r for r in json.loads(shown.stdout)["rules"]}
     assert rules["web/ingressDeny[0]"]["packets"] >= 1 and rules["web/ingress[0]"]["packets"] >= 1
@@ -188,6 +197,14 @@ def test_a_hand_edited_map_entry_is_drift_and_apply_repairs_it(lab):
     lab.apply(spec(), ["node-a"])
     assert sorted(map(json.dumps, bpftool_dump(path))) == sorted(map(json.dumps, before))
     assert plan_changes(lab, spec(), "node-a") == {}
+    subprocess.run(["tc", "-n", lab.netns("node-a"), "filter", "del", "dev", "ep-web-a", "egress", "pref", "100"],
+                   check=True)  # web-a's ingress policy is off: drift too
+    plan = lab.plan(spec(), "node-a")
+    assert [(c["address"], c["before"]["attrs"]["attached"]) for c in plan["changes"]] == [("policy.web-a", False)]
+    lab.apply(spec(), ["node-a"])
+    shown = subprocess.run(["tc", "-n", lab.netns("node-a"), "filter", "show", "dev", "ep-web-a", "egress"],
+                           capture_output=True, text=True).stdout
+    assert "pref 100" in shown and "netx-pol-ingress" in shown
 
 
 def test_egress_policy_sees_the_backend_the_load_balancer_chose(lab):
