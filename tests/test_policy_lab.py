@@ -232,6 +232,20 @@ services:
         lab.apply(spec())
 
 
+def test_a_failed_apply_rolls_the_policy_map_back(lab):
+    before = bpftool_dump(pinned(lab, "node-a", "policy"))
+    changed = spec(POLICIES.replace("      - ports: [{port: 8081}]", "      - ports: [{port: 8081}, {port: 9090}]")
+                   + "  - {name: lock-clients, selector: {app: client}, ingress: []}\n")
+    path = lab.write(changed, "failing.yaml")
+    env = {**os.environ, "NETX_STATE_DIR": str(lab.state_dir), "NETX_FAILPOINT_STEP": "2"}
+    done = subprocess.run([sys.executable, "-m", "netplanx", "apply", str(path), "--auto-approve", "--node", "node-a",
+                           "--netns", lab.netns("node-a")], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1 and "rolled back" in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
+    assert sorted(map(json.dumps, bpftool_dump(pinned(lab, "node-a", "policy")))) == \
+        sorted(map(json.dumps, before))
+    assert plan_changes(lab, spec(), "node-a") == {}
+
+
 def test_policy_change_keeps_an_allowed_connection_and_cleanup_leaves_nothing(lab):
     connection = namespaces.call_inside(lab.endpoint_netns("client-b"),
                                         lambda: socket.create_connection((ADDRESS["web-a"], 8080), timeout=2))

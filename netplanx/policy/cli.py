@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 from netplanx.cli.common import EXIT_OK, Output, open_session, print_json, require_root
+
+OPEN = {"any": ["any allow by open"]}  # a direction no policy selects, as policy.ENDPOINT reads it
 
 
 def add_flows_options(parser: argparse.ArgumentParser) -> None:
@@ -60,8 +61,7 @@ def cmd_show_policies(args: argparse.Namespace, out: Output) -> int:
     counters = pm.rule_counters(scope)
     endpoints = []
     for res in live:
-        directions = {d: ("open" if list(res.attrs[d]) == ["any"] and all(" by open" in x for x in res.attrs[d]["any"])
-                          else "enforced") for d in ("ingress", "egress")}
+        directions = {d: "open" if res.attrs[d] == OPEN else "enforced" for d in ("ingress", "egress")}
         endpoints.append({"endpoint": res.address.split(".", 1)[1], **directions, "entries": res.attrs["entries"],
                           "attached": res.attrs["attached"]})
     rows = [{"rule": rules.get(number, f"rule {number}"), "packets": packets, "bytes": size}
@@ -79,8 +79,3 @@ def cmd_show_policies(args: argparse.Namespace, out: Output) -> int:
     for row in rows:
         out.print(f"{row['rule']:<40} {row['packets']:>10} {row['bytes']:>12}")
     return EXIT_OK
-
-
-def flows_json(line: str) -> dict:
-    """One ``netx flows --json`` line as data (for scripts and tests)."""
-    return json.loads(line)

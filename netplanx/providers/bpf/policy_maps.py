@@ -15,7 +15,6 @@ from netplanx.providers.bpf.maps import BpfMap
 
 POLICY = BpfSource("policy", BPF_DIR / "policy.c", BPF_DIR / "policy.h",
                    {"from_endpoint": "tc", "to_endpoint": "tc"})
-MAPS = ("policy", "ipcache", "ct", "stats", "names", "flows")
 NAME_RULE, NAME_IDENTITY = 1, 2
 FLOW_EVENT = struct.Struct("<Q4s4sHHBBBBIIIII")  # struct flow_event, as the ring buffer delivers it
 u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64

@@ -274,11 +274,13 @@ class PolicyType(StepwiseType):
         self.ctx.store.save(RECORD, recorded)
 
     def _update(self, before: Resource, after: Resource) -> None:
+        """``before`` is the live resource (or, in a rollback, the desired one the apply wrote): its entries
+        are what the map holds for the endpoint."""
         index = self._index(after)
-        same = before.meta.get("ifindex") == index
-        if not same and before.meta.get("ifindex"):
-            self._clear(before.meta["ifindex"], entries_from_meta(before.meta["_entries"]))
-        self._write(index, entries_from_meta(before.meta["_entries"]) if same else {}, after)
+        previous = before.meta.get("ifindex") or index
+        if previous != index:  # the veth was re-created: the old ifindex's entries go
+            self._clear(previous, entries_from_meta(before.meta["_entries"]))
+        self._write(index, entries_from_meta(before.meta["_entries"]) if previous == index else {}, after)
         if not self.filters.attached(after.meta["host_interface"]):
             self.filters.attach(after.meta["host_interface"])
 
