@@ -7,6 +7,7 @@ import sys
 import time
 
 from netplanx.cli.common import EXIT_OK, Output, open_session, print_json, require_root
+from netplanx.errors import NetxError
 
 OPEN = {"any": ["any allow by open"]}  # a direction no policy selects, as policy.ENDPOINT reads it
 
@@ -24,11 +25,15 @@ def add_flows_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_flows(args: argparse.Namespace, out: Output) -> int:
     from netplanx.policy.flows import FlowFilter, Namer, print_flows, watch
+    from netplanx.providers.bpf import policy_maps as pm
     from netplanx.providers.bpf.policy_types import RECORD
 
     require_root()
     session = open_session(args)
     try:
+        if not pm.loaded(session.store.scope):
+            raise NetxError(f"no policy datapath in {args.netns or 'the host namespace'} (nothing to watch: "
+                            "apply a spec with policies first)")
         endpoints = {int(i): name for i, name in session.store.load(RECORD).items()}
         namer = Namer(session.store.scope, session.ctx.link_names(), endpoints)
     finally:

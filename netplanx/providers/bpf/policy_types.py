@@ -1,9 +1,10 @@
 """Resource types of the policy datapath: programs and maps (``policydp``), ipcache prefixes
 (``ipcache``) and per-endpoint policy entries with their tc filters (``policy``).
 
-Everything lives under ``/sys/fs/bpf/netx/<scope>/policy-v1/``; the filters are named ``netx-pol-*`` and
-sit at the priorities of the tc chaining contract: the veth's ingress hook (the endpoint's egress policy)
-at 200 after the service LB, its egress hook (the endpoint's ingress policy) at 100 before reverse NAT.
+Pins live under ``/sys/fs/bpf/netx/<scope>/policy/`` (``maps-VERSION``, ``prog-VERSION``: the shared
+loader's layout). The filters are named ``netx-pol-*`` and sit at the priorities of the tc chaining
+contract: the veth's ingress hook (the endpoint's egress policy) at 200 after the service LB, its egress
+hook (the endpoint's ingress policy) at 100 before the LB's reverse NAT.
 """
 
 from __future__ import annotations
