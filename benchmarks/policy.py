@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from netplanx.policy.compile import Key, Verdict
+from netplanx.policy.entries import Key, Verdict
 from netplanx.providers.bpf import policy_maps as pm
 from netplanx.providers.bpf.loader import load, remove_scope
 from netplanx.providers.bpf.policy_testrun import ipv4_packet, prog_test_run

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netplanx.lab import lab_spec
-from netplanx.policy.compile import OPEN_RULE, Key, Verdict, compile_policies
+from netplanx.policy.compile import compile_policies
+from netplanx.policy.entries import OPEN_RULE, Key, Verdict
 from netplanx.policy.flows import Aggregator, Flow, FlowFilter
 from netplanx.policy.identity import HOST, LABEL_BASE, REMOTE_NODE, WORLD, cidr_identity, collisions, label_identity
 from netplanx.policy.resources import policy_resources

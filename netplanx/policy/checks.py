@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from netplanx.policy.compile import MAX_RULES, rule_names
+from netplanx.policy.compile import rule_names
+from netplanx.policy.entries import MAX_RULES
 from netplanx.policy.identity import collisions, label_text
 from netplanx.spec.model import Spec
 from netplanx.spec.policies import selects

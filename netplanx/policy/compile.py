@@ -12,33 +12,12 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
+from netplanx.policy.entries import BUILTIN_RULES, DIRECTIONS, OPEN_RULE, PROTOCOLS, RULE_BASE, Key, Verdict
 from netplanx.policy.identity import ANY, HOST, REMOTE_NODE, RESERVED, WORLD, cidr_identity, label_identity, label_text
 from netplanx.spec.model import Endpoint, Node, Spec
 from netplanx.spec.nodes import GATEWAY4
 from netplanx.spec.policies import Peer, Policy, PortRule, selects
-
-PROTOCOLS = {"any": 0, "icmp": 1, "tcp": 6, "udp": 17}
-PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
-DIRECTIONS = ("ingress", "egress")
-DEFAULT_DENY, OPEN_RULE, RULE_BASE = 0, 1, 16
-BUILTIN_RULES = {DEFAULT_DENY: "default-deny", OPEN_RULE: "open"}
-MAX_RULES = 16384 - RULE_BASE  # the per-rule counter array has 16384 slots
-
-
-class Key(NamedTuple):
-    """A policymap key for one endpoint: 0 = ingress, 1 = egress."""
-
-    egress: int
-    identity: int
-    protocol: int
-    port: int
-
-
-class Verdict(NamedTuple):
-    deny: bool
-    rule: int
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import TextIO
 
 from netplanx.errors import NetxError
-from netplanx.policy.compile import BUILTIN_RULES, DIRECTIONS, PROTOCOL_NAMES
+from netplanx.policy.entries import BUILTIN_RULES, DIRECTIONS, PROTOCOL_NAMES
 from netplanx.policy.identity import identity_name
 from netplanx.providers.bpf import policy_maps as pm
 from netplanx.providers.bpf.maps import obj_get

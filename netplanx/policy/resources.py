@@ -9,13 +9,14 @@ The entries themselves travel in ``meta['_entries']``, so an apply writes exactl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netplanx.engine.resource import Resource
-from netplanx.policy.compile import DIRECTIONS, PROTOCOL_NAMES, Compiled, Key, Verdict, compile_policies
+from netplanx.policy.entries import DIRECTIONS, PROTOCOL_NAMES, Key, Verdict
 from netplanx.policy.identity import identity_name
-from netplanx.spec.model import Node, Spec
-from netplanx.spec.nodes import host_interface
+
+if TYPE_CHECKING:
+    from netplanx.spec.model import Node, Spec
 
 DATAPATH = "policydp.policy"
 Entries = dict[Key, Verdict]
@@ -73,10 +74,13 @@ def datapath_resource(program: str, maps: str) -> Resource:
 
 def policy_resources(spec: Spec, node: Node) -> list[Resource]:
     """Desired resources of the policy datapath on ``node`` (none when the spec has no policies)."""
-    compiled: Compiled = compile_policies(spec, node)
+    from netplanx.policy.compile import compile_policies  # the spec model: only when compiling
+    from netplanx.providers.bpf.policy_maps import POLICY
+    from netplanx.spec.nodes import host_interface
+
+    compiled = compile_policies(spec, node)
     if not compiled.endpoints and not compiled.ipcache:
         return []
-    from netplanx.providers.bpf.policy_maps import POLICY
 
     resources = [datapath_resource(POLICY.version, POLICY.map_version)]
     for cidr, (identity, name) in sorted(compiled.ipcache.items()):

@@ -9,7 +9,7 @@ import socket
 import struct
 from pathlib import Path
 
-from netplanx.policy.compile import Key, Verdict
+from netplanx.policy.entries import Key, Verdict
 from netplanx.providers.bpf.loader import BPF_DIR, PIN_ROOT, BpfSource
 from netplanx.providers.bpf.maps import BpfMap
 

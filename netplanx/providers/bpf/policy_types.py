@@ -18,7 +18,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from netplanx.engine.resource import Dependency, Resource
 from netplanx.errors import NetxError
-from netplanx.policy.compile import BUILTIN_RULES
+from netplanx.policy.entries import BUILTIN_RULES
 from netplanx.policy.resources import DATAPATH, datapath_resource, entries_from_meta, ipcache_resource, policy_resource
 from netplanx.providers.bpf import policy_maps as pm
 from netplanx.providers.bpf.loader import HOOKS, Loaded, load, remove_pins, remove_scope
