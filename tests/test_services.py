@@ -117,7 +117,8 @@ def plan_change(plan: dict, address: str) -> dict:
 
 def test_traffic_is_balanced_by_weight_with_checksum_offload_off_and_cleanup_leaves_nothing(lab):
     spec = spec_of(lab, web({"web-1": 1, "web-2": 2, "web-3": 1}),
-                   web({"web-1": 1, "web-2": 1}, name="dns", port=53, protocol="udp"))
+                   web({"web-1": 1, "web-2": 1}, name="dns", port=53, protocol="udp"),
+                   web({"web-1": 1, "web-2": 1, "web-3": 1}, name="sticky", port=81, extra=", affinity: clientIP"))
     lab.apply(spec)
     assert lab.plan(spec, "node-a")["changes"] == []  # idempotent
     node = lab.netns("node-a")
@@ -132,6 +133,9 @@ def test_traffic_is_balanced_by_weight_with_checksum_offload_off_and_cleanup_lea
     assert set(answers) == {"web-1", "web-2", "web-3"}, answers
     for name, share in (("web-1", 0.25), ("web-2", 0.5), ("web-3", 0.25)):
         assert abs(answers[name] - 400 * share) < 0.35 * 400 * share, answers
+    with backend_servers(lab):
+        sticky = connect_many(lab.endpoint_netns("client"), VIP, 81, 20)
+    assert len(sticky) == 1 and sum(sticky.values()) == 20 and "error" not in next(iter(sticky)), sticky
     with backend_servers(lab, ("web-1", "web-2"), "udp"):
         udp = connect_many(lab.endpoint_netns("client"), VIP, 53, 60, "udp")
     assert set(udp) == {"web-1", "web-2"}, udp

@@ -294,3 +294,37 @@ def xdp_detach(device: str) -> None:
     lib = libbpf()
     lib.bpf_attach_xdp.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32]
     lib.bpf_attach_xdp(device.encode(), -1, XDP_FLAGS.get(state.mode, 0))
+
+
+class _TestRunOpts(ctypes.Structure):
+    _fields_ = [("sz", ctypes.c_size_t), ("data_in", ctypes.c_void_p), ("data_out", ctypes.c_void_p),
+                ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
+                ("ctx_in", ctypes.c_void_p), ("ctx_out", ctypes.c_void_p), ("ctx_size_in", ctypes.c_uint32),
+                ("ctx_size_out", ctypes.c_uint32), ("retval", ctypes.c_uint32), ("repeat", ctypes.c_int),
+                ("duration", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32),
+                ("batch_size", ctypes.c_uint32)]
+
+
+@dataclass(frozen=True)
+class ProgTestRun:
+    retval: int
+    duration_ns: int  # mean per run, as the kernel measures it
+    data_out: bytes
+
+
+def prog_test_run(fd: int, packet: bytes, repeat: int = 1) -> ProgTestRun:
+    """Run a program on ``packet`` in the kernel (BPF_PROG_TEST_RUN), ``repeat`` times on the same buffer
+    (a program that rewrites the packet sees its own output from the second run on)."""
+    from netplanx.providers.bpf.maps import libbpf
+
+    function = libbpf().bpf_prog_test_run_opts
+    function.argtypes, function.restype = [ctypes.c_int, ctypes.c_void_p], ctypes.c_int
+    data_in = ctypes.create_string_buffer(packet, len(packet))
+    data_out = ctypes.create_string_buffer(len(packet) + 256)
+    opts = _TestRunOpts(sz=ctypes.sizeof(_TestRunOpts), data_in=ctypes.addressof(data_in),
+                        data_out=ctypes.addressof(data_out), data_size_in=len(packet),
+                        data_size_out=len(data_out), repeat=repeat)
+    result = function(fd, ctypes.byref(opts))
+    if result < 0:
+        raise BpfError(f"BPF_PROG_TEST_RUN failed: {os.strerror(-result)}")
+    return ProgTestRun(ctypes.c_int32(opts.retval).value, opts.duration, data_out.raw[:opts.data_size_out])

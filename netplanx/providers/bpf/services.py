@@ -104,6 +104,14 @@ class ProgramType(StepwiseType):
         super().__init__(ctx)
         self.lb = lb
 
+    def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
+                   after: Resource | None) -> str:
+        if action == "update" and "maps" in changed:
+            return ("hitless for new connections: new map layout, services are rewritten into fresh maps; "
+                    "established flows lose their conntrack entry and are re-hashed (to the same backend while "
+                    "the backends are unchanged)")
+        return self.disruption_of.get(action, "hitless")
+
     def read(self, desired: Sequence[Resource]) -> list[Resource]:
         base = PIN_ROOT / self.lb.scope / LB.name
         if not base.exists():
@@ -144,6 +152,7 @@ class ServiceType(StepwiseType):
     def __init__(self, ctx: KernelContext, lb: LbContext):
         super().__init__(ctx)
         self.lb = lb
+        self._ids: _Ids | None = None
 
     def dependencies(self, resource: Resource) -> list[Dependency]:
         return [Dependency(PROGRAM_ADDRESS)]
@@ -217,53 +226,69 @@ class ServiceType(StepwiseType):
             counts = Counter(bid for _, bid in row.items())
         return {names.get(bid, f"id {bid}"): number for bid, number in counts.items()}
 
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        self._ids = None  # the maps are scanned once per batch, not once per service
+        return super().create(resources)
+
+    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
+        self._ids = None
+        return super().update(pairs)
+
     def _create(self, res: Resource) -> None:
         self._write(res, None)
 
     def _update(self, before: Resource, after: Resource) -> None:
         self._write(after, before)
 
+    def _allocation(self, maps: LbMaps) -> _Ids:
+        if self._ids is None:
+            self._ids = _Ids({v.id for _, v in maps.svc.items()}, dict(maps.be.items()))
+        return self._ids
+
     def _write(self, res: Resource, before: Resource | None) -> None:
+        """Write backends, then the new Maglev row (swapped in at once), then the frontend; then drop the
+        backends that left. New flows never see a row that names a backend not written yet."""
         maps = self.lb.maps()
         if maps is None:
-            maps = self.lb.loaded() and self.lb.maps()
+            self.lb.loaded()
+            maps = self.lb.maps()
+        ids = self._allocation(maps)
         attrs = res.attrs
         key = SvcKey(addr_in(attrs["vip"]), port_in(attrs["port"]), PROTOCOLS[attrs["protocol"]])
         svc_id = before.meta.get("_id") if before is not None else None
         if svc_id is None:
-            used = {v.id for _, v in maps.svc.items()}
-            svc_id = next(i for i in range(1, len(used) + 2) if i not in used)
+            svc_id = ids.service()
         if before is not None:
             old = before.attrs
             old_key = SvcKey(addr_in(old["vip"]), port_in(old["port"]), PROTOCOLS[old["protocol"]])
             if bytes(old_key) != bytes(key):
                 maps.svc.delete(old_key)
-        existing = {bid: v for bid, v in maps.be.items()}
-        mine = {f"{addr_out(v.addr)}:{port_out(v.port)}": bid for bid, v in existing.items() if v.svc == svc_id}
-        used = set(existing)
-        ids: dict[str, int] = {}
-        free = (i for i in range(1, 1 << 31) if i not in used)
+        mine = {f"{addr_out(v.addr)}:{port_out(v.port)}": bid for bid, v in ids.backends.items() if v.svc == svc_id}
+        written: dict[str, int] = {}
         for member, weight in attrs["backends"].items():
-            bid = mine.pop(member, None) or next(free)
+            bid = mine.pop(member, None) or ids.backend()
             address, _, port = member.rpartition(":")
-            maps.be.update(bid, BackendVal(addr_in(address), port_in(int(port)), weight, svc_id))
-            if bid not in existing:
+            value = BackendVal(addr_in(address), port_in(int(port)), weight, svc_id)
+            maps.be.update(bid, value)
+            if bid not in ids.backends:
                 maps.stats.update(bid, Stats(0, 0))
-            ids[member] = bid
+            ids.backends[bid] = value
+            written[member] = bid
         size = attrs["maglev"]["size"]
         order = backend_order(list(attrs["backends"].items()))
         table = maglev_table(list(attrs["backends"].items()), size)
         fd = create_map("array", 4, 4, size, BPF_F_INNER_MAP, "lb_maglev_row")
         with BpfMap(fd, u32, u32) as row:
             if table:
-                row.update_batch([(slot, ids[order[index]]) for slot, index in enumerate(table)])
+                row.update_batch([(slot, written[order[index]]) for slot, index in enumerate(table)])
             maps.maglev.update(svc_id, row.fd)  # the swap is atomic: flows see the old row or the new one
         maps.names.update(svc_id, Name(res.meta.get("name", res.address.removeprefix("service.")).encode()))
         flags = AFFINITY_CLIENT_IP if attrs["affinity"] == "clientIP" else 0
-        maps.svc.update(key, SvcVal(svc_id, len(ids), size, flags))
+        maps.svc.update(key, SvcVal(svc_id, len(written), size, flags))
         for stale in mine.values():  # backends that left (or were corrupted into another address)
             maps.be.delete(stale)
-        self.ctx.count_write(3 + len(ids))
+            ids.backends.pop(stale, None)
+        self.ctx.count_write(3 + len(written))
 
     def _delete(self, res: Resource) -> None:
         maps = self.lb.maps()
@@ -279,6 +304,26 @@ class ServiceType(StepwiseType):
                 if value.svc == svc_id:
                     maps.be.delete(bid)
         self.ctx.count_write(3)
+
+
+class _Ids:
+    """Service and backend ids in use (read once per batch of writes), handing out the lowest free ones."""
+
+    def __init__(self, services: set[int], backends: dict[int, BackendVal]):
+        self.services = services
+        self.backends = backends
+        self._next_service = self._next_backend = 1
+
+    def service(self) -> int:
+        while self._next_service in self.services:
+            self._next_service += 1
+        self.services.add(self._next_service)
+        return self._next_service
+
+    def backend(self) -> int:
+        while self._next_backend in self.backends:
+            self._next_backend += 1
+        return self._next_backend
 
 
 def _moved(old: Mapping[str, int], new: Mapping[str, int], size_before: int, size_after: int) -> int:
