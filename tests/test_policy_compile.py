@@ -188,3 +188,30 @@ def test_flow_filters_and_aggregation():
         folder.add(item)
     assert folder.counts == {("client-b", "web-a", "tcp/80", "dropped"): [2, 120],
                              ("client-a", "web-a", "tcp/80", "allowed"): [1, 60]}
+
+
+def test_the_plan_says_what_an_endpoint_gains_and_how_many_entries_change(tmp_path):
+    from netplanx.engine.planner import make_plan
+    from netplanx.engine.state import StateStore
+    from netplanx.providers.bpf.policy_types import policy_types
+    from netplanx.providers.kernel.context import KernelContext
+    from netplanx.render.human import plan_text
+
+    policies = """policies:
+  - name: web
+    selector: {app: web}
+    ingress: [{from: [{labels: {app: client}}], ports: [{port: 80}]}]
+    ingressDeny: [{ports: [{port: 8081}]}]
+"""
+
+    def desired(text: str) -> list:
+        spec, _document = parse_spec(lab_spec("t", NODES, endpoints=ENDPOINTS) + text, "spec.yaml")
+        return [r for r in policy_resources(spec, spec.cluster.nodes[0]) if r.address == "policy.web-a"]
+
+    types = {t.kind: t for t in policy_types(KernelContext(StateStore(tmp_path, None)), "test")}
+    plan = make_plan(types, desired(policies.replace("{port: 8081}", "{port: 8081}, {port: 9090}")),
+                     desired(policies))
+    text = plan_text(plan, lambda words, _colour: words)
+    assert "~ policy.web-a  (verdicts change, 1 map entry)" in text
+    assert '~ ingress.any[1]: (none) -> "tcp/9090 deny by web/ingressDeny[0]"' in text
+    assert "~ entries: 3 -> 4" in text

@@ -232,6 +232,17 @@ class PolicyType(StepwiseType):
         self.scope = scope
         self.filters = filters
 
+    def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
+                   after: Resource | None) -> str:
+        """The verdict change plus the number of map entries the change writes or removes."""
+        old = entries_from_meta(before.meta["_entries"]) if before else {}
+        new = entries_from_meta(after.meta["_entries"]) if after else {}
+        touched = sum(1 for k, v in new.items() if old.get(k) != v) + len(old.keys() - new.keys())
+        entries = f"{touched} map {'entry' if touched == 1 else 'entries'}"
+        if action == "update" and list(changed) == ["attached"]:
+            return f"filters re-attached, {entries}"
+        return f"{self.disruption_of.get(action, 'verdicts change')}, {entries}"
+
     def dependencies(self, resource: Resource) -> list[Dependency]:
         interface = resource.meta.get("host_interface")
         return [Dependency(DATAPATH), *([Dependency(f"link.{interface}")] if interface else [])]
