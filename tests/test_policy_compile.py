@@ -162,6 +162,8 @@ BASE = lab_spec("t", NODES, endpoints=ENDPOINTS)
      "labels {app=clinet} select no endpoint (allowed: labels of an endpoint: app=client; app=db; app=web)"),
     ("  - {name: p, selector: {app: web}, ingress: []}\n  - {name: p, selector: {app: db}, egress: []}",
      "policy name 'p' is used twice, first at policies[0] (allowed: unique names)"),
+    ("  - {name: p, selector: {app: wbe}, ingress: []}",
+     "selector {app=wbe} selects no endpoint (allowed: labels of an endpoint: app=client; app=db; app=web)"),
 ])
 def test_policy_spec_errors_are_positioned(policies, message):
     text = BASE + "policies:\n" + policies + "\n"

@@ -44,16 +44,22 @@ def _names(spec: Spec) -> Iterator[PolicyProblem]:
 def _peers(spec: Spec) -> Iterator[PolicyProblem]:
     known = sorted({label_text(e.labels) for e in spec.endpoints})
     for index, policy in enumerate(spec.policies):
+        if not any(selects(policy.selector, e.labels) for e in spec.endpoints):
+            yield PolicyProblem(("policies", index, "selector"), f"selector {{{_text(policy.selector)}}} selects no "
+                                f"endpoint (allowed: labels of an endpoint: {'; '.join(known) or 'none in the spec'})")
         for attribute, key in SECTION_KEYS.items():
             for number, rule in enumerate(getattr(policy, attribute) or []):
                 peers_key = "from" if attribute.startswith("ingress") else "to"
                 for place, peer in enumerate(rule.peers or []):
                     if peer.labels is None or any(selects(peer.labels, e.labels) for e in spec.endpoints):
                         continue
-                    wanted = ",".join(f"{k}={v}" for k, v in sorted(peer.labels.items()))
                     yield PolicyProblem(("policies", index, key, number, peers_key, place, "labels"),
-                                        f"labels {{{wanted}}} select no endpoint (allowed: labels of an endpoint: "
-                                        f"{'; '.join(known) or 'the spec has no endpoints'})")
+                                        f"labels {{{_text(peer.labels)}}} select no endpoint (allowed: labels of an "
+                                        f"endpoint: {'; '.join(known) or 'none in the spec'})")
+
+
+def _text(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def _identities(spec: Spec) -> Iterator[PolicyProblem]:
