@@ -175,6 +175,10 @@ def test_flows_show_drops_with_the_deciding_rule_and_counters_count(lab):
     assert rules["web/ingress[0]"]["bytes"] > rules["web/ingress[0]"]["packets"] * 40
 
 
+def ip_json_link(lab: Lab, node: str, device: str) -> dict:
+    return json.loads(ip("-n", lab.netns(node), "-j", "link", "show", device))[0]
+
+
 def pinned(lab: Lab, node: str, name: str) -> str:
     return str(map_path(lab.netns(node), name))
 
@@ -264,6 +268,12 @@ def test_policy_change_keeps_an_allowed_connection_and_cleanup_leaves_nothing(la
                                 ("client-b", "web-a", 8080, "tcp", "allow", "still allowed")]) == []
     finally:
         connection.close()
+    index = ip_json_link(lab, "node-b", "ep-other-b")["ifindex"]
+    without_other = lab_spec(LAB_NAME, NODES, endpoints={e: n for e, n in ENDPOINTS.items() if e != "other-b"})
+    assert plan_changes(lab, without_other + POLICIES, "node-b")["policy.other-b"] == "delete"
+    lab.apply(without_other + POLICIES)
+    entries = bpftool_dump(pinned(lab, "node-b", "policy"))
+    assert entries and not [e for e in entries if int("".join(b[2:] for b in reversed(e["key"][:4])), 16) == index]
     lab.apply(spec(""))
     for node in NODES:
         assert not scope_dir(lab.netns(node)).exists()
@@ -276,5 +286,7 @@ def test_policy_change_keeps_an_allowed_connection_and_cleanup_leaves_nothing(la
                                      capture_output=True, text=True).stdout
             assert "netx-pol" not in filters
     # without policies every probe of the matrix passes: each expected drop above was the policy's doing
-    assert run_matrix(lab, [(*row[:4], "allow", f"no policy ({row[5]})") for row in MATRIX]) == []
+    # (other-b came back in a new namespace: it needs its server again)
+    with echo_servers([(lab.endpoint_netns("other-b"), ADDRESS["other-b"], [8080, 8081, 9090, 5432], [8080, 5353])]):
+        assert run_matrix(lab, [(*row[:4], "allow", f"no policy ({row[5]})") for row in MATRIX]) == []
     lab.apply(spec())
