@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -234,6 +236,52 @@ services:
         assert filters.index("pref 100") < filters.index("pref 200") and "netx-pol-egress" in filters
     finally:
         lab.apply(spec())
+
+
+def filter_ids(lab: Lab, node: str, device: str) -> dict[str, int]:
+    found = {}
+    for hook in ("ingress", "egress"):
+        shown = subprocess.run(["tc", "-n", lab.netns(node), "-j", "filter", "show", "dev", device, hook],
+                               capture_output=True, text=True, check=True).stdout
+        for entry in json.loads(shown or "[]"):
+            options = entry.get("options") or {}
+            if options.get("bpf_name", "").startswith("netx-pol"):
+                found[options["bpf_name"]] = options["prog"]["id"]
+    return found
+
+
+def test_a_new_program_version_replaces_the_filters_in_place(lab, tmp_path):
+    source = tmp_path / "bpf"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bpf", source)
+    (source / "policy.c").write_text((source / "policy.c").read_text() + "\n/* the next version */\n")
+    env = {**os.environ, "NETX_STATE_DIR": str(lab.state_dir), "NETX_BPF_DIR": str(source)}
+    path = lab.write(spec(), "upgrade.yaml")
+
+    def netx(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "netplanx", *args, str(path), "--node", "node-a", "--netns",
+                               lab.netns("node-a")], capture_output=True, text=True, env=env, timeout=120)
+
+    before = filter_ids(lab, "node-a", "ep-web-a")
+    connection = namespaces.call_inside(lab.endpoint_netns("client-b"),
+                                        lambda: socket.create_connection((ADDRESS["web-a"], 8080), timeout=2))
+    try:
+        connection.sendall(b"one")
+        assert connection.recv(10) == b"one"
+        planned = json.loads(netx("plan", "--json").stdout)
+        assert [(c["address"], c["action"]) for c in planned["changes"]] == [("policydp.policy", "update")]
+        done = netx("apply", "--auto-approve")
+        assert done.returncode == 0, done.stderr
+        after = filter_ids(lab, "node-a", "ep-web-a")
+        assert set(after) == set(before) == {"netx-pol-egress", "netx-pol-ingress"}
+        assert all(after[name] != before[name] for name in before)  # new programs, same filters
+        connection.sendall(b"two")  # conntrack kept: the maps stayed
+        assert connection.recv(10) == b"two"
+        assert run_matrix(lab, [("other-b", "web-a", 8080, "tcp", "deny", "still enforced"),
+                                ("client-a", "web-a", 8080, "tcp", "allow", "still allowed")]) == []
+    finally:
+        connection.close()
+    lab.apply(spec(), ["node-a"])  # back to this version
+    assert plan_changes(lab, spec(), "node-a") == {}
 
 
 def test_a_failed_apply_rolls_the_policy_map_back(lab):
