@@ -8,10 +8,10 @@
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
 #include <uapi/linux/ip.h>
+#include <uapi/linux/ipv6.h>
 #include <uapi/linux/in.h>
 #include <uapi/linux/tcp.h>
 #include <uapi/linux/udp.h>
-#include <uapi/linux/icmp.h>
 #include <uapi/linux/pkt_cls.h>
 #include "policy.h"
 
@@ -35,12 +35,52 @@ __attribute__((section("maps/ringbuf:" PIN_DIR "/flows")))
 struct netx_pol_flows_table_t netx_pol_flows = {.max_entries = RINGBUF_BYTES};
 
 struct tuple {
-    u32 saddr;
-    u32 daddr;
+    u8 saddr[16];
+    u8 daddr[16];
     u16 sport;
     u16 dport;
     u8 protocol;
 };
+
+#define KIND_PASS 0      /* not IP, or IPv6 neighbour discovery: not policy's business */
+#define KIND_PACKET 4    /* judged by its tuple */
+#define KIND_REPLY 5     /* an echo reply: only conntrack lets it through */
+#define KIND_REQUEST 7   /* an echo request: never taken for a reply */
+
+static __always_inline void mapped(u8 *to, u32 addr)
+{
+    __builtin_memset(to, 0, 10);
+    to[10] = 0xff;
+    to[11] = 0xff;
+    __builtin_memcpy(to + 12, &addr, 4);
+}
+
+/* Ports of TCP and UDP; for echo requests and replies the echo id on both sides, so that a reply's
+ * reversed tuple finds the request. */
+static __always_inline int layer4(struct tuple *t, void *l4, void *end, u8 echo, u8 echo_reply)
+{
+    if (t->protocol == IPPROTO_TCP || t->protocol == IPPROTO_UDP) {
+        u16 *ports = l4;
+        if ((void *)(ports + 2) > end)
+            return -1;
+        t->sport = bpf_ntohs(ports[0]);
+        t->dport = bpf_ntohs(ports[1]);
+        return KIND_PACKET;
+    }
+    if (t->protocol == IPPROTO_ICMP || t->protocol == IPPROTO_ICMPV6) {
+        u8 *icmp = l4;
+        if ((void *)(icmp + 8) > end)
+            return -1;
+        if (t->protocol == IPPROTO_ICMPV6 && icmp[0] >= 133 && icmp[0] <= 137)
+            return KIND_PASS;  /* router and neighbour discovery */
+        if (icmp[0] == echo || icmp[0] == echo_reply) {
+            t->sport = ((u16)icmp[4] << 8) | icmp[5];
+            t->dport = t->sport;
+            return icmp[0] == echo ? KIND_REQUEST : KIND_REPLY;
+        }
+    }
+    return KIND_PACKET;
+}
 
 static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
 {
@@ -49,45 +89,33 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
     struct ethhdr *eth = data;
     if ((void *)(eth + 1) > end)
         return -1;
-    if (eth->h_proto != bpf_htons(ETH_P_IP))
-        return eth->h_proto == bpf_htons(ETH_P_IPV6) ? 6 : 0;
-    struct iphdr *ip = (void *)(eth + 1);
-    if ((void *)(ip + 1) > end || ip->ihl < 5)
-        return -1;
-    t->saddr = ip->saddr;
-    t->daddr = ip->daddr;
-    t->protocol = ip->protocol;
-    t->sport = 0;
-    t->dport = 0;
-    if (ip->frag_off & bpf_htons(0x1fff))
-        return 4;  /* a later fragment: no ports; judged by address and protocol */
-    void *l4 = (void *)ip + ip->ihl * 4;
-    if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) {
-        u16 *ports = l4;
-        if ((void *)(ports + 2) > end)
+    if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+        struct iphdr *ip = (void *)(eth + 1);
+        if ((void *)(ip + 1) > end || ip->ihl < 5)
             return -1;
-        t->sport = bpf_ntohs(ports[0]);
-        t->dport = bpf_ntohs(ports[1]);
-    } else if (ip->protocol == IPPROTO_ICMP) {
-        struct icmphdr *icmp = l4;
-        if ((void *)(icmp + 1) > end)
-            return -1;
-        if (icmp->type == ICMP_ECHO || icmp->type == ICMP_ECHOREPLY) {
-            /* the echo id on both sides, so that a reply's reversed tuple finds the request */
-            t->sport = bpf_ntohs(icmp->un.echo.id);
-            t->dport = t->sport;
-        }
-        if (icmp->type == ICMP_ECHOREPLY)
-            return 5;
-        if (icmp->type == ICMP_ECHO)
-            return 7;  /* a request is never a reply, even when an echo with its id went the other way */
+        mapped(t->saddr, ip->saddr);
+        mapped(t->daddr, ip->daddr);
+        t->protocol = ip->protocol;
+        if (ip->frag_off & bpf_htons(0x1fff))
+            return KIND_PACKET;  /* a later fragment: no ports; judged by address and protocol */
+        return layer4(t, (void *)ip + ip->ihl * 4, end, 8, 0);
     }
-    return 4;
+    if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr *ip6 = (void *)(eth + 1);
+        if ((void *)(ip6 + 1) > end)
+            return -1;
+        __builtin_memcpy(t->saddr, &ip6->saddr, 16);
+        __builtin_memcpy(t->daddr, &ip6->daddr, 16);
+        t->protocol = ip6->nexthdr;  /* extension headers: judged by address and that header */
+        return layer4(t, ip6 + 1, end, 128, 129);
+    }
+    return KIND_PASS;  /* ARP and other non-IP */
 }
 
-static __always_inline u32 identity_of(u32 addr)
+static __always_inline u32 identity_of(u8 *addr)
 {
-    struct ip_key key = {.prefixlen = 32, .addr = addr};
+    struct ip_key key = {.prefixlen = 128};
+    __builtin_memcpy(key.addr, addr, 16);
     struct ip_value *found = netx_pol_ipcache.lookup(&key);
     return found ? found->identity : 2;  /* world */
 }
@@ -132,8 +160,8 @@ static __always_inline void report(struct tuple *t, u32 ifindex, u8 egress, u8 v
 {
     struct flow_event ev = {};
     ev.ts_ns = bpf_ktime_get_ns();
-    ev.saddr = t->saddr;
-    ev.daddr = t->daddr;
+    __builtin_memcpy(ev.saddr, t->saddr, 16);
+    __builtin_memcpy(ev.daddr, t->daddr, 16);
     ev.sport = t->sport;
     ev.dport = t->dport;
     ev.protocol = t->protocol;
@@ -164,51 +192,44 @@ static __always_inline struct ct_value *tracked(struct ct_key *key, u8 protocol,
     return seen;
 }
 
+static __always_inline void track_key(struct ct_key *ct, struct tuple *t, u32 ifindex, u8 egress, u8 reverse)
+{
+    ct->ifindex = ifindex;
+    __builtin_memcpy(ct->saddr, reverse ? t->daddr : t->saddr, 16);
+    __builtin_memcpy(ct->daddr, reverse ? t->saddr : t->daddr, 16);
+    ct->sport = reverse ? t->dport : t->sport;
+    ct->dport = reverse ? t->sport : t->dport;
+    ct->protocol = t->protocol;
+    ct->egress = reverse ? !egress : egress;
+}
+
 static __always_inline int enforce(struct __sk_buff *skb, u8 egress)
 {
     struct tuple t = {};
     int kind = parse(skb, &t);
     u32 ifindex = skb->ifindex;
-    if (kind == 0)
-        return TC_ACT_UNSPEC;  /* ARP and other non-IP */
+    if (kind == KIND_PASS)
+        return TC_ACT_UNSPEC;
     if (kind < 0)
         return TC_ACT_SHOT;
-    if (kind == 6) {
-        /* IPv4 policy only: IPv6 passes an open direction, else only neighbour discovery and echo */
-        struct pol_key open = {.ifindex = ifindex, .egress = egress};
-        if (netx_pol_policy.lookup(&open))
-            return TC_ACT_UNSPEC;
-        void *data = (void *)(long)skb->data;
-        void *end = (void *)(long)skb->data_end;
-        u8 *next = data + sizeof(struct ethhdr) + 6;
-        if ((void *)(next + 1) <= end && *next == 58 /* ICMPv6 */)
-            return TC_ACT_UNSPEC;
-        report(&t, ifindex, egress, 1, REASON_IPV6, RULE_DEFAULT_DENY, 0, skb->len);
-        return TC_ACT_SHOT;
-    }
-    struct ct_key ct = {.ifindex = ifindex, .saddr = t.daddr, .daddr = t.saddr, .sport = t.dport,
-                        .dport = t.sport, .protocol = t.protocol, .egress = !egress};
     u64 now = bpf_ktime_get_ns();
-    struct ct_value *seen = kind == 7 ? 0 : tracked(&ct, t.protocol, now);
-    if (seen) {  /* a reply of a connection this endpoint's policy allowed */
+    struct ct_key ct = {};
+    struct ct_value *seen = 0;
+    if (kind != KIND_REQUEST) {  /* a reply of a connection this endpoint's policy allowed */
+        track_key(&ct, &t, ifindex, egress, 1);
+        seen = tracked(&ct, t.protocol, now);
+    }
+    if (!seen && kind != KIND_REPLY) {  /* an established connection */
+        track_key(&ct, &t, ifindex, egress, 0);
+        seen = tracked(&ct, t.protocol, now);
+    }
+    if (seen) {
         count(seen->rule, skb->len);
         return TC_ACT_UNSPEC;
     }
-    if (kind == 5)
-        goto judge;  /* an echo reply without its request is judged like any packet */
-    ct.saddr = t.saddr;
-    ct.daddr = t.daddr;
-    ct.sport = t.sport;
-    ct.dport = t.dport;
-    ct.egress = egress;
-    seen = tracked(&ct, t.protocol, now);
-    if (seen) {  /* an established connection */
-        count(seen->rule, skb->len);
-        return TC_ACT_UNSPEC;
-    }
-judge:;
     u32 peer = identity_of(egress ? t.daddr : t.saddr);
-    struct pol_value *v = decide(ifindex, egress, peer, t.protocol, t.dport);
+    u8 protocol = t.protocol == IPPROTO_ICMPV6 ? IPPROTO_ICMP : t.protocol;  /* policies say icmp for both */
+    struct pol_value *v = decide(ifindex, egress, peer, protocol, t.dport);
     if (!v || v->deny) {
         u32 rule = v ? v->rule : RULE_DEFAULT_DENY;
         count(rule, skb->len);
@@ -216,11 +237,7 @@ judge:;
         return TC_ACT_SHOT;
     }
     struct ct_value created = {.expires = now + lifetime(t.protocol), .rule = v->rule};
-    ct.saddr = t.saddr;
-    ct.daddr = t.daddr;
-    ct.sport = t.sport;
-    ct.dport = t.dport;
-    ct.egress = egress;
+    track_key(&ct, &t, ifindex, egress, 0);
     netx_pol_ct.update(&ct, &created);
     count(v->rule, skb->len);
     report(&t, ifindex, egress, 0, REASON_POLICY, v->rule, peer, skb->len);

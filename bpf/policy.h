@@ -16,7 +16,8 @@
 
 #define REASON_POLICY 0    /* an entry of the policy map decided */
 #define REASON_DEFAULT 1   /* enforced direction, no entry: default deny */
-#define REASON_IPV6 2      /* IPv6 in an enforced direction (IPv4 policy only) */
+
+/* Addresses are 16 bytes everywhere: IPv6 as is, IPv4 mapped (::ffff:a.b.c.d, prefix lengths + 96). */
 
 /* policy map key: Cilium's (identity, direction, protocol, port), plus the endpoint's host-side ifindex
  * (one map for the node's endpoints instead of one map per endpoint) */
@@ -36,7 +37,7 @@ struct pol_value {
 
 struct ip_key {
     u32 prefixlen;
-    u32 addr;       /* network order */
+    u8 addr[16];    /* network order */
 };
 
 struct ip_value {
@@ -46,8 +47,8 @@ struct ip_value {
 
 struct ct_key {
     u32 ifindex;
-    u32 saddr;
-    u32 daddr;
+    u8 saddr[16];
+    u8 daddr[16];
     u16 sport;
     u16 dport;
     u8 protocol;
@@ -77,8 +78,8 @@ struct name_value {
 
 struct flow_event {
     u64 ts_ns;      /* bpf_ktime_get_ns */
-    u32 saddr;
-    u32 daddr;
+    u8 saddr[16];
+    u8 daddr[16];
     u16 sport;
     u16 dport;
     u8 protocol;

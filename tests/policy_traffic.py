@@ -13,8 +13,9 @@ from tests.traffic import inside
 ECHO_SERVER = """
 import socket, sys, threading
 address = sys.argv[1]
+family = socket.AF_INET6 if ":" in address else socket.AF_INET
 def tcp(port):
-    server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server = socket.socket(family); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind((address, port)); server.listen(64)
     while True:
         connection, _peer = server.accept()
@@ -23,7 +24,7 @@ def serve(connection):
     while data := connection.recv(200):
         connection.sendall(data)
 def udp(port):
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); server.bind((address, port))
+    server = socket.socket(family, socket.SOCK_DGRAM); server.bind((address, port))
     while True:
         data, peer = server.recvfrom(200); server.sendto(data, peer)
 threads = [threading.Thread(target=tcp, args=(int(p),), daemon=True) for p in sys.argv[2].split(",") if p]
@@ -40,7 +41,8 @@ try:
     if protocol == "tcp":
         s = socket.create_connection((address, port), timeout=timeout); s.sendall(b"hi"); ok = s.recv(10) == b"hi"
     else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(timeout)
+        s = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(timeout)
         s.sendto(b"hi", (address, port)); ok = s.recvfrom(10)[0] == b"hi"
 except OSError:
     ok = False

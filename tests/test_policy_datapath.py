@@ -10,7 +10,7 @@ from netplanx.lab import lab_spec
 from netplanx.policy.compile import compile_policies
 from netplanx.providers.bpf import policy_maps as pm
 from netplanx.providers.bpf.loader import load, remove_scope
-from netplanx.providers.bpf.policy_testrun import ipv4_packet, prog_test_run
+from netplanx.providers.bpf.policy_testrun import ipv4_packet, ipv6_packet, prog_test_run
 from netplanx.spec.validate import parse_spec
 from tests.conftest import IS_ROOT
 from tests.test_policy_compile import ENDPOINTS, NODES, first_hit
@@ -21,7 +21,7 @@ POLICIES = """policies:
     selector: {app: web}
     ingress:
       - from: [{labels: {app: client}}]
-      - from: [{cidr: 198.51.100.0/24}]
+      - from: [{cidr: 198.51.100.0/24}, {cidr: "2001:db8:100::/48"}]
         ports: [{port: 443}, {protocol: icmp}]
     ingressDeny:
       - ports: [{port: 22}]
@@ -55,24 +55,31 @@ def test_every_packet_gets_the_verdict_of_the_model(datapath):
             ipcache.update(pm.prefix_key(cidr), pm.ip_value(identity, name))
     with pm.open_map(scope, "policy") as policy:
         policy.update_batch([pm.policy_entry(1, key, verdict) for key, verdict in entries.items()])
-    web = "10.244.1.11"
+    web, web6 = "10.244.1.11", "fd00:244:0:1::b"
     peers = {"client-b": "10.244.2.11", "db-b": "10.244.2.12", "cidr": "198.51.100.7", "cidr-deny": "198.51.100.200",
-             "world": "203.0.113.9", "node-b": "192.0.2.12"}
+             "world": "203.0.113.9", "node-b": "192.0.2.12", "client-b6": "fd00:244:0:2::b",
+             "db-b6": "fd00:244:0:2::c", "cidr6": "2001:db8:100::7", "world6": "2001:db8:200::1",
+             "node-b6": "2001:db8::12"}
     checked = 0
+    verdicts: set[tuple[bool, str]] = set()
     for number, (peer, address) in enumerate(peers.items()):
         for protocol, port in (("tcp", 443), ("tcp", 22), ("tcp", 5432), ("udp", 53), ("icmp", 0)):
             sport = 20000 + number * 100 + checked
             identity = _lpm(compiled.ipcache, address)
             number_of = {"tcp": 6, "udp": 17, "icmp": 1}[protocol]
-            for egress, packet in ((0, ipv4_packet(address, web, protocol, sport, port)),
-                                   (1, ipv4_packet(web, address, protocol, sport, port))):
+            make, local = (ipv6_packet, web6) if ":" in address else (ipv4_packet, web)
+            for egress, packet in ((0, make(address, local, protocol, sport, port)),
+                                   (1, make(local, address, protocol, sport, port))):
                 program = programs.fd("from_endpoint" if egress else "to_endpoint")
                 expected = first_hit(entries, egress, identity, number_of, port)
+                verdicts.add((":" in address, expected))
                 verdict, _ns = prog_test_run(program, packet)
                 assert verdict == (TC_ACT_UNSPEC if expected == "allow" else TC_ACT_SHOT), \
                     (peer, protocol, port, "egress" if egress else "ingress", expected)
                 checked += 1
-    assert checked == 60
+    assert checked == 110 and len(verdicts) == 4  # both verdicts in both families
+    neighbour_solicitation = ipv6_packet("fe80::2", web6, "icmp", icmp_type=135)
+    assert prog_test_run(programs.fd("to_endpoint"), neighbour_solicitation)[0] == TC_ACT_UNSPEC
     counters = pm.rule_counters(scope)
     assert counters[0][0] > 0  # default deny counted
 

@@ -30,6 +30,8 @@ NODES = ["node-a", "node-b", "node-c"]
 ENDPOINTS = {"web-a": "node-a", "client-a": "node-a", "client-b": "node-b", "other-b": "node-b", "db-c": "node-c"}
 ADDRESS = {"web-a": "10.244.1.11", "client-a": "10.244.1.12", "client-b": "10.244.2.11", "other-b": "10.244.2.12",
            "db-c": "10.244.3.11"}
+ADDRESS6 = {"web-a": "fd00:244:0:1::b", "client-a": "fd00:244:0:1::c", "client-b": "fd00:244:0:2::b",
+            "other-b": "fd00:244:0:2::c", "db-c": "fd00:244:0:3::b"}  # lab_spec's dual stack
 WORLD = "192.0.2.100"  # a host on the underlay, outside the cluster
 POLICIES = """policies:
   - name: web
@@ -71,7 +73,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         ip("-n", made.underlay, "addr", "add", f"{WORLD}/24", "dev", "ul0")
         ip("-n", made.underlay, "route", "add", "10.244.0.0/16", "via", "192.0.2.11")
         made.apply(spec())
-        servers = [(made.endpoint_netns(e), ADDRESS[e], [8080, 8081, 9090, 5432], [8080, 5353]) for e in ENDPOINTS]
+        servers = [(made.endpoint_netns(e), address[e], [8080, 8081, 9090, 5432], [8080, 5353])
+                   for e in ENDPOINTS for address in (ADDRESS, ADDRESS6)]
         servers.append((made.underlay, WORLD, [7070, 7071], []))
         with echo_servers(servers):
             yield made
@@ -114,11 +117,25 @@ MATRIX = [
     ("other-b", "client-a", 8080, "tcp", "allow", "unselected endpoints are open"),
     ("client-a", "other-b", 8080, "udp", "allow", "unselected endpoints are open, udp"),
     ("db-c", "client-b", 8080, "tcp", "allow", "db's egress is not selected: open"),
+    ("client-b", "web-a6", 8080, "tcp", "allow", "IPv6: label selector across nodes"),
+    ("client-b", "web-a6", 8081, "tcp", "deny", "IPv6: deny overrides allow"),
+    ("other-b", "web-a6", 8080, "tcp", "deny", "IPv6: default deny"),
+    ("client-a", "web-a6", 0, "icmp", "allow", "IPv6: icmp covers ICMPv6"),
+    ("web-a", "db-c6", 5432, "tcp", "allow", "IPv6: egress by labels"),
+    ("web-a", "client-b6", 8080, "udp", "deny", "IPv6: egress default deny"),
+    ("other-b", "client-a6", 8080, "udp", "allow", "IPv6: open endpoints"),
 ]
 
 
+def address_of(name: str) -> str:
+    """An endpoint's IPv4 address, its IPv6 one for ``NAME6``, or the address given."""
+    if name.endswith("6") and name[:-1] in ADDRESS6:
+        return ADDRESS6[name[:-1]]
+    return ADDRESS.get(name, name)
+
+
 def run_matrix(lab: Lab, rows: list[tuple]) -> list[str]:
-    cases = [(ns(lab, s), ADDRESS.get(d, d), port, protocol) for s, d, port, protocol, *_rest in rows]
+    cases = [(ns(lab, s), address_of(d), port, protocol) for s, d, port, protocol, *_rest in rows]
     results = probe_all(cases)
     return [f"{s} -> {d} {protocol}/{port}: expected {want}, got {got} ({why})"
             for (s, d, port, protocol, want, why), got in zip(rows, results, strict=True) if got != want]
@@ -335,6 +352,7 @@ def test_policy_change_keeps_an_allowed_connection_and_cleanup_leaves_nothing(la
             assert "netx-pol" not in filters
     # without policies every probe of the matrix passes: each expected drop above was the policy's doing
     # (other-b came back in a new namespace: it needs its server again)
-    with echo_servers([(lab.endpoint_netns("other-b"), ADDRESS["other-b"], [8080, 8081, 9090, 5432], [8080, 5353])]):
+    with echo_servers([(lab.endpoint_netns("other-b"), address["other-b"], [8080, 8081, 9090, 5432], [8080, 5353])
+                       for address in (ADDRESS, ADDRESS6)]):
         assert run_matrix(lab, [(*row[:4], "allow", f"no policy ({row[5]})") for row in MATRIX]) == []
     lab.apply(spec())

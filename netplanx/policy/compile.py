@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from netplanx.policy.entries import BUILTIN_RULES, DIRECTIONS, OPEN_RULE, PROTOCOLS, RULE_BASE, Key, Verdict
 from netplanx.policy.identity import ANY, HOST, REMOTE_NODE, RESERVED, WORLD, cidr_identity, label_identity, label_text
 from netplanx.spec.model import Endpoint, Node, Spec
-from netplanx.spec.nodes import GATEWAY4
+from netplanx.spec.nodes import GATEWAY4, GATEWAY6
 from netplanx.spec.policies import Peer, Policy, PortRule, selects
 
 
@@ -74,7 +74,8 @@ class Resolver:
         if peer.labels is not None:
             return {label_identity(e.labels) for e in self.spec.endpoints if selects(peer.labels, e.labels)}
         if peer.cidr is not None:
-            found = {i for c, i in self.cidrs.items() if ipaddress.ip_network(c).subnet_of(peer.cidr)}
+            found = {i for c, i in self.cidrs.items()
+                     if (n := ipaddress.ip_network(c)).version == peer.cidr.version and n.subnet_of(peer.cidr)}
             return found | ({WORLD} if peer.cidr.prefixlen == 0 else set())
         return {"host": {HOST}, "remote-node": {REMOTE_NODE}, "world": {WORLD, *self.cidrs.values()},
                 "cluster": {HOST, REMOTE_NODE, *self.endpoint_ids.values()}, "all": {ANY}}[peer.entity]
@@ -124,6 +125,10 @@ def endpoint_entries(spec: Spec, endpoint: Endpoint, resolver: Resolver,
     return entries
 
 
+def _host_prefix(address: object) -> str:
+    return f"{address}/128" if ":" in str(address) else f"{address}/32"
+
+
 def compile_policies(spec: Spec, node: Node) -> Compiled:
     """The datapath state of ``node``: only when the spec has policies (else nothing is loaded)."""
     compiled = Compiled()
@@ -138,18 +143,24 @@ def compile_policies(spec: Spec, node: Node) -> Compiled:
         compiled.rules[rule_id] = rule_label(policy, direction, verdict, index)
     compiled.identities.update(RESERVED)
     compiled.ipcache["0.0.0.0/0"] = (WORLD, "world")
+    compiled.ipcache["::/0"] = (WORLD, "world")
     for cidr, identity in resolver.cidrs.items():
         compiled.ipcache[cidr] = (identity, f"cidr:{cidr}")
         compiled.identities[identity] = f"cidr:{cidr}"
     for other in spec.cluster.nodes:
         identity = HOST if other.name == node.name else REMOTE_NODE
-        for address in (other.address, other.pod_cidr.network_address):
-            compiled.ipcache[f"{address}/32"] = (identity, other.name)
+        for address in (other.address, other.pod_cidr.network_address, other.address6,
+                        other.pod_cidr6.network_address if other.pod_cidr6 else None):
+            if address is not None:
+                compiled.ipcache[_host_prefix(address)] = (identity, other.name)
     compiled.ipcache[f"{GATEWAY4}/32"] = (HOST, node.name)
+    compiled.ipcache[f"{GATEWAY6}/128"] = (HOST, node.name)
     for endpoint in spec.endpoints:
         identity = label_identity(endpoint.labels)
         compiled.identities[identity] = label_text(endpoint.labels)
         compiled.ipcache[f"{endpoint.address}/32"] = (identity, endpoint.name)
+        if endpoint.address6 is not None:
+            compiled.ipcache[f"{endpoint.address6}/128"] = (identity, endpoint.name)
     for endpoint in spec.endpoints:
         if endpoint.node == node.name:
             compiled.endpoints[endpoint.name] = endpoint_entries(spec, endpoint, resolver, rules)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 PROTOCOLS = {"any": 0, "icmp": 1, "tcp": 6, "udp": 17}
-PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
+PROTOCOL_NAMES = {**{v: k for k, v in PROTOCOLS.items()}, 58: "icmp6"}  # a policy's icmp covers ICMPv6 too
 DIRECTIONS = ("ingress", "egress")
 DEFAULT_DENY, OPEN_RULE, RULE_BASE = 0, 1, 16
 BUILTIN_RULES = {DEFAULT_DENY: "default-deny", OPEN_RULE: "open"}

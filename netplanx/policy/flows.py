@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -20,8 +19,6 @@ from netplanx.policy.entries import BUILTIN_RULES, DIRECTIONS, PROTOCOL_NAMES
 from netplanx.policy.identity import identity_name
 from netplanx.providers.bpf import policy_maps as pm
 from netplanx.providers.bpf.maps import obj_get
-
-REASONS = {0: "policy", 1: "default-deny", 2: "ipv6"}
 
 
 @dataclass
@@ -45,12 +42,16 @@ class Flow:
 
     def line(self) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(self.time)) + f".{int(self.time * 1000) % 1000:03d}"
-        ports = self.protocol in ("tcp", "udp")
-        source = f"{self.source} {self.source_address}" + (f":{self.source_port}" if ports else "")
-        destination = f"{self.destination} {self.destination_address}" + (f":{self.destination_port}" if ports
-                                                                            else "")
+        source = f"{self.source} {_endpoint(self.source_address, self.source_port, self.protocol)}"
+        destination = f"{self.destination} {_endpoint(self.destination_address, self.destination_port, self.protocol)}"
         return (f"{stamp}  {source} -> {destination}  {self.protocol}  {self.verdict.upper()}  "
                 f"by {self.rule} ({self.endpoint} {self.direction})")
+
+
+def _endpoint(address: str, port: int, protocol: str) -> str:
+    if protocol not in ("tcp", "udp"):
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 class Namer:
@@ -70,7 +71,7 @@ class Namer:
         self.ipcache: dict[bytes, str] = {}
         with pm.open_map(self.scope, "ipcache") as ipcache:
             for key, value in ipcache.items():
-                if key.prefixlen == 32:
+                if key.prefixlen == 128:
                     self.ipcache[bytes(key.addr)] = value.name.decode(errors="replace")
 
     def address(self, raw: bytes, identity: int) -> str:
@@ -79,15 +80,13 @@ class Namer:
     def flow(self, data: bytes, offset: float) -> Flow:
         if pm.FLOW_EVENT.unpack_from(data)[9] not in self.rules and time.monotonic() - self.refreshed > 1:
             self.refresh()  # a rule written after we started
-        (ts, saddr, daddr, sport, dport, protocol, verdict, egress, reason, rule, ifindex, src_id, dst_id,
+        (ts, saddr, daddr, sport, dport, protocol, verdict, egress, _reason, rule, ifindex, src_id, dst_id,
          length) = pm.FLOW_EVENT.unpack_from(data)
         rule_name = self.rules.get(rule, f"rule {rule}")
-        if reason == 2:
-            rule_name = "ipv6-unsupported"
-        return Flow(time=offset + ts / 1e9, source=self.address(saddr, src_id), source_address=socket.inet_ntoa(saddr),
+        return Flow(time=offset + ts / 1e9, source=self.address(saddr, src_id), source_address=pm.address_text(saddr),
                     source_port=sport, destination=self.address(daddr, dst_id),
-                    destination_address=socket.inet_ntoa(daddr), destination_port=dport,
-                    protocol=PROTOCOL_NAMES.get(protocol, str(protocol)) if protocol else "ip",
+                    destination_address=pm.address_text(daddr), destination_port=dport,
+                    protocol=PROTOCOL_NAMES.get(protocol, str(protocol)),
                     verdict="dropped" if verdict else "allowed",
                     endpoint=self.endpoints.get(ifindex) or self.links.get(ifindex) or f"ifindex-{ifindex}",
                     direction=DIRECTIONS[egress], rule=rule_name, policy=rule_name.split("/", 1)[0],

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 from pydantic.functional_validators import AfterValidator
 
-from netplanx.spec.model import Name, Network4, SpecModel
+from netplanx.spec.model import Name, Network, SpecModel
 
 ENTITIES = ("host", "world", "cluster", "remote-node", "all")
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
@@ -38,7 +38,7 @@ class Peer(SpecModel):
     """The other side of a rule: endpoints by labels, a CIDR outside the cluster, or an entity."""
 
     labels: Labels | None = Field(None, description="Endpoints of the cluster whose labels include these.")
-    cidr: Network4 | None = Field(None, description="Addresses outside the cluster's endpoints (IPv4 CIDR).")
+    cidr: Network | None = Field(None, description="Addresses outside the cluster's endpoints (IPv4 or IPv6 CIDR).")
     entity: Literal["host", "world", "cluster", "remote-node", "all"] | None = Field(
         None, description="host: this node; remote-node: the other nodes; world: outside the cluster; "
                           "cluster: every endpoint and node; all: anything.")

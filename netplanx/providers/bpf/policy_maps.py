@@ -16,7 +16,8 @@ from netplanx.providers.bpf.maps import BpfMap
 POLICY = BpfSource("policy", BPF_DIR / "policy.c", BPF_DIR / "policy.h",
                    {"from_endpoint": "tc", "to_endpoint": "tc"})
 NAME_RULE, NAME_IDENTITY = 1, 2
-FLOW_EVENT = struct.Struct("<Q4s4sHHBBBBIIIII")  # struct flow_event, as the ring buffer delivers it
+FLOW_EVENT = struct.Struct("<Q16s16sHHBBBBIIIII")  # struct flow_event, as the ring buffer delivers it
+MAPPED = b"\0" * 10 + b"\xff\xff"  # IPv4 as ::ffff:a.b.c.d, the datapath's one address form
 u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
 
 
@@ -29,7 +30,7 @@ class PolicyValue(ctypes.Structure):
 
 
 class IpKey(ctypes.Structure):
-    _fields_ = [("prefixlen", u32), ("addr", u8 * 4)]
+    _fields_ = [("prefixlen", u32), ("addr", u8 * 16)]
 
 
 class IpValue(ctypes.Structure):
@@ -78,13 +79,24 @@ def unpack_policy(key: PolicyKey, value: PolicyValue) -> tuple[int, Key, Verdict
     return key.ifindex, Key(key.egress, key.identity, key.protocol, key.port), Verdict(bool(value.deny), value.rule)
 
 
+def address_bytes(address: str) -> bytes:
+    """16 bytes: IPv6 as is, IPv4 mapped."""
+    return socket.inet_pton(socket.AF_INET6, address) if ":" in address else MAPPED + socket.inet_aton(address)
+
+
+def address_text(raw: bytes) -> str:
+    return socket.inet_ntoa(raw[12:]) if raw[:12] == MAPPED else socket.inet_ntop(socket.AF_INET6, raw)
+
+
 def prefix_key(cidr: str) -> IpKey:
     address, _s, length = cidr.partition("/")
-    return IpKey(int(length), (u8 * 4)(*socket.inet_aton(address)))
+    return IpKey(int(length) + (0 if ":" in address else 96), (u8 * 16)(*address_bytes(address)))
 
 
 def prefix_text(key: IpKey) -> str:
-    return f"{socket.inet_ntoa(bytes(key.addr))}/{key.prefixlen}"
+    raw = bytes(key.addr)
+    mapped = raw[:12] == MAPPED and key.prefixlen >= 96
+    return f"{address_text(raw)}/{key.prefixlen - 96 if mapped else key.prefixlen}"
 
 
 def ip_value(identity: int, name: str) -> IpValue:

@@ -40,14 +40,26 @@ def _checksum(header: bytes) -> int:
     return ~(total + (total >> 16)) & 0xFFFF
 
 
+def _layer4(protocol: str, sport: int, dport: int, echo: int) -> tuple[bytes, int]:
+    if protocol == "tcp":
+        return struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 0x02, 65535, 0, 0), 6
+    if protocol == "udp":
+        return struct.pack("!HHHH", sport, dport, 8, 0), 17
+    return struct.pack("!BBHHH", echo, 0, 0, sport, 1), 1 if echo == 8 else 58
+
+
+def ipv6_packet(source: str, destination: str, protocol: str, sport: int = 40000, dport: int = 0,
+                icmp_type: int = 128) -> bytes:
+    """An Ethernet frame with an IPv6 TCP SYN, UDP datagram or ICMPv6 message (echo request by default)."""
+    l4, number = _layer4(protocol, sport, dport, icmp_type)
+    header = struct.pack("!IHBB16s16s", 6 << 28, len(l4), number, 64, socket.inet_pton(socket.AF_INET6, source),
+                         socket.inet_pton(socket.AF_INET6, destination))
+    return b"\x02\x00\x00\x00\x00\x01" + b"\x02\x00\x00\x00\x00\x02" + b"\x86\xdd" + header + l4
+
+
 def ipv4_packet(source: str, destination: str, protocol: str, sport: int = 40000, dport: int = 0) -> bytes:
     """An Ethernet frame with an IPv4 TCP SYN, UDP datagram or ICMP echo request."""
-    if protocol == "tcp":
-        l4, number = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 0x02, 65535, 0, 0), 6
-    elif protocol == "udp":
-        l4, number = struct.pack("!HHHH", sport, dport, 8, 0), 17
-    else:
-        l4, number = struct.pack("!BBHHH", 8, 0, 0, sport, 1), 1
+    l4, number = _layer4(protocol, sport, dport, 8)
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, number, 0, socket.inet_aton(source),
                          socket.inet_aton(destination))
     header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
