@@ -185,6 +185,9 @@ def test_flow_filters_and_aggregation():
     assert not keep(flow("client-b", "allowed")) and not keep(flow("client-b", "dropped", policy="db"))
     assert "client-b 10.0.0.1:40000 -> web-a 10.0.0.2:80  tcp  DROPPED  by web/ingress[0] (web-a ingress)" in \
         flow("client-b", "dropped").line()
+    six = Flow(**{**flow("client-b", "allowed").__dict__, "source_address": "fd00::1",
+                  "destination_address": "fd00::2"})
+    assert "client-b [fd00::1]:40000 -> web-a [fd00::2]:80  tcp  ALLOWED" in six.line()
     folder = Aggregator(60)
     for item in (flow("client-b", "dropped"), flow("client-b", "dropped"), flow("client-a", "allowed")):
         folder.add(item)
