@@ -21,6 +21,8 @@ from netplanx.engine.resource import Resource, ResourceType
 from netplanx.engine.state import StateStore
 from netplanx.errors import NetxError, StalePlanError
 from netplanx.providers.bgp.types import BgpContext, bgp_types
+from netplanx.providers.bpf.policy_types import policy_types
+from netplanx.providers.bpf.types import lb_types
 from netplanx.providers.kernel import kernel_types
 from netplanx.providers.kernel.context import KernelContext
 from netplanx.providers.wireguard import wireguard_types
@@ -74,7 +76,8 @@ class Session:
         self.store = StateStore(state_dir, netns)
         self.ctx = KernelContext(self.store)
         self.bgp = BgpContext(self.store)
-        types = [*kernel_types(self.ctx), *wireguard_types(self.ctx, self.store.scope), *bgp_types(self.bgp)]
+        types = [*kernel_types(self.ctx), *wireguard_types(self.ctx, self.store.scope),
+                 *lb_types(self.ctx, self.store.scope), *policy_types(self.ctx, self.store.scope), *bgp_types(self.bgp)]
         self.types: dict[str, ResourceType] = {t.kind: t for t in types}
 
     def close(self) -> None:

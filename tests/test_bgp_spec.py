@@ -95,3 +95,18 @@ def test_cluster_bgp_compiles_per_node_with_overrides() -> None:
         "ipv4-unicast"]
     # routes: bgp leaves the other nodes' pod networks to BGP: no static route to them
     assert not any(address.startswith("route.main.10.244.2.") for address in a)
+
+
+def test_service_vips_are_advertised_when_asked() -> None:
+    from netplanx.spec.validate import parse_spec
+
+    text = spec(CLUSTER).replace("advertise: {", "advertise: {serviceVIPs: true, ") + (
+        "services:\n"
+        "  - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: 10.244.1.20, port: 8080}]}\n"
+        "  - {name: web-tls, vip: 10.96.0.10, port: 443, backends: [{address: 10.244.1.20, port: 8443}]}\n"
+        "  - {name: dns, vip: 10.96.0.53, port: 53, protocol: udp, backends: [{address: 10.244.2.20}]}\n")
+    parsed, _ = parse_spec(text, "spec.yaml")
+    paths = {r.address for r in compile_spec(parsed, "node-a") if r.kind == "bgppath"}
+    assert {"bgppath.10.96.0.10/32", "bgppath.10.96.0.53/32"} <= paths
+    quiet, _ = parse_spec(text.replace("serviceVIPs: true, ", ""), "spec.yaml")
+    assert not any("10.96." in r.address for r in compile_spec(quiet, "node-a"))

@@ -8,13 +8,18 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from netplanx.cli.apply import cmd_apply, cmd_confirm, cmd_rollback, cmd_watchdog
 from netplanx.cli.bgp import cmd_bgp
 from netplanx.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Output, open_session, print_json, require_root
 from netplanx.cli.parser import build_parser
 from netplanx.errors import ApplyError, NetxError, PlanError, SpecError
+from netplanx.policy.cli import cmd_flows, cmd_show_policies
 from netplanx.render.human import render_live, render_plan
+
+if TYPE_CHECKING:
+    from netplanx.workflow import Session
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "keygen": cmd_keygen, "drift": cmd_drift, "history": cmd_history, "rollback": cmd_rollback,
         "doctor": cmd_doctor, "confirm": cmd_confirm, "_watchdog": cmd_watchdog, "completion": cmd_completion,
         "bgp": cmd_bgp,
+        "flows": cmd_flows,
     }
     try:
         return handlers[args.command](args, out)
@@ -96,8 +102,12 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
     from netplanx.spec.adopt import adoption_interest, dump_spec, live_to_spec
     from netplanx.spec.schema import schema_location
 
+    if args.what == "policies":
+        return cmd_show_policies(args, out)
     require_root()
     session = open_session(args)
+    if args.what == "services":
+        return _show_services(session, args.output)
     try:
         live = session.read_live(adoption_interest() if args.output == "yaml" else ())
     finally:
@@ -108,6 +118,20 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
         sys.stdout.write(dump_spec(live_to_spec(live), schema_location()))
     else:
         render_live(live, sys.stdout)
+    return EXIT_OK
+
+
+def _show_services(session: Session, output: str) -> int:
+    from netplanx.providers.bpf.show import render_services, service_report
+
+    try:
+        report = service_report(session.types["service"])
+    finally:
+        session.close()
+    if output == "table":
+        render_services(report, sys.stdout)
+    else:
+        print_json(report)
     return EXIT_OK
 
 

@@ -32,7 +32,11 @@ COMMAND_EXAMPLES = {
               "netx apply spec.yaml --confirm-timeout 120   # then Enter or 'netx confirm', else reverted",
               "netx apply spec.yaml --auto-approve --quiet"],
     "confirm": ["netx confirm", "netx confirm --netns lab"],
-    "show": ["netx show", "netx show -o json", "netx show -o yaml > adopted.yaml   # adoption"],
+    "show": ["netx show", "netx show -o json", "netx show -o yaml > adopted.yaml   # adoption",
+             "netx show services --netns NS",
+             "netx show policies --netns node-a   # policy entries and per-rule counters"],
+    "flows": ["netx flows --netns node-a", "netx flows --verdict dropped --endpoint web-1",
+              "netx flows --policy web --json", "netx flows --aggregate 10"],
     "schema": ["netx schema > schema/netx.schema.json"],
     "drift": ["netx drift /etc/netx/netx.yaml",
               "netx drift spec.yaml --textfile /var/lib/prometheus/node-exporter/netx.prom"],
@@ -91,8 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("_watchdog", parents=[common])  # the detached process behind --confirm-timeout
 
     show = command("show", "list live objects and who owns them")
+    show.add_argument("what", nargs="?", choices=("services", "policies"),
+                      help="services: the load balancer's services, backends and packet counters; "
+                           "policies: per-endpoint policy entries and per-rule counters")
     show.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
                       help="yaml writes the live state as a spec (adoption)")
+
+    from netplanx.policy.cli import add_flows_options
+    add_flows_options(command("flows", "print the policy datapath's verdicts live",
+                              "Print each policy verdict (new connections and every drop) as the datapath reports "
+                              "it: time, source, destination, ports, protocol, verdict and the deciding rule."))
 
     command("schema", "print the JSON schema of the spec", shared=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from netplanx.engine.resource import Resource
 from netplanx.providers.bgp.resources import global_resource, path_resource, peer_resource
 from netplanx.spec.model import BgpPeer, BgpPrefix, Node, Spec
+from netplanx.spec.services import Service
 
 
 def bgp_resources(spec: Spec, node: Node | None) -> list[Resource]:
@@ -22,9 +23,20 @@ def bgp_resources(spec: Spec, node: Node | None) -> list[Resource]:
     if node is not None and bgp.advertise.pod_cidr:
         prefixes += [BgpPrefix(prefix=cidr) for cidr in (node.pod_cidr, node.pod_cidr6) if cidr is not None]
     prefixes += own.prefixes if own else []
+    if bgp.advertise.service_vips:
+        prefixes += [BgpPrefix(prefix=f"{service.vip}/{service.vip.max_prefixlen}")
+                     for service in _unique_vips(spec)]
     resources += [path_resource(str(p.prefix), next_hop=str(p.next_hop) if p.next_hop else None,
                                 communities=[*common, *p.communities], api=bgp.api) for p in prefixes]
     return resources
+
+
+def _unique_vips(spec: Spec) -> list[Service]:
+    """One service per virtual IP (several services may share one, on different ports)."""
+    seen: dict[str, Service] = {}
+    for service in spec.services:
+        seen.setdefault(str(service.vip), service)
+    return list(seen.values())
 
 
 def _peer(peer: BgpPeer, api: str) -> Resource:

@@ -6,6 +6,7 @@ from typing import Any
 
 from netplanx.engine.resource import Resource
 from netplanx.errors import PlanError
+from netplanx.policy.resources import policy_resources
 from netplanx.providers.kernel.addresses import address_resource
 from netplanx.providers.kernel.links import link_address
 from netplanx.providers.kernel.names import table_number
@@ -30,6 +31,7 @@ from netplanx.spec.model import (
 )
 from netplanx.spec.nodes import find_node, node_view
 from netplanx.spec.semantic import veth_primaries
+from netplanx.spec.services_compile import service_resources
 
 
 def compile_spec(spec: Spec, node_name: str | None = None) -> list[Resource]:
@@ -40,7 +42,8 @@ def compile_spec(spec: Spec, node_name: str | None = None) -> list[Resource]:
     if node is None:
         raise PlanError([f"node '{node_name}' is not in cluster {spec.cluster.name} (nodes: "
                          f"{', '.join(n.name for n in spec.cluster.nodes)}); choose one with --node"])
-    return _compile_local(node_view(spec, node)) + cluster_resources(spec, node) + bgp_resources(spec, node)
+    return (_compile_local(node_view(spec, node)) + cluster_resources(spec, node) + service_resources(spec, node)
+            + policy_resources(spec, node) + bgp_resources(spec, node))
 
 
 def compile_checks(spec: Spec) -> list[dict[str, Any]]:

@@ -421,6 +421,10 @@ class Underlay(SpecModel):
                                       description="Set: netx puts node address/prefixLength on the device.")
     prefix_length6: int | None = Field(None, alias="prefixLength6", ge=1, le=128,
                                        description="Set: netx puts node address6/prefixLength6 on the device.")
+    load_balancer: Literal["none", "tc", "xdp", "xdpGeneric", "xdpNative"] = Field(
+        "none", alias="loadBalancer",
+        description="Balance service traffic arriving on the device: tc, or xdp (native where the driver has it, "
+                    "else generic); replies are translated by tc egress.")
 
 
 def _key(value: Any) -> str:
@@ -624,6 +628,10 @@ class EstablishedCheck(SpecModel):
     bgp_established: Established = Field(alias="bgpEstablished")
 
 
+from netplanx.spec.policies import Policy  # noqa: E402  (policies build on the types above)
+from netplanx.spec.services import Service  # noqa: E402 (it builds on the types above)
+
+
 class Spec(SpecModel):
     """A node's desired networking, or a cluster's (each node derives its own)."""
 
@@ -639,3 +647,6 @@ class Spec(SpecModel):
     bgp: Bgp | None = Field(None, description="BGP: sessions and advertised paths, through gobgpd.")
     checks: list[PingCheck | HandshakeCheck | EstablishedCheck] = Field(
         default_factory=list, description="Post-conditions: after apply they must hold, or the change is undone.")
+    services: list[Service] = Field(default_factory=list, description="Load-balanced services (eBPF, Maglev).")
+    policies: list[Policy] = Field(
+        default_factory=list, description="Network policies over the endpoints, enforced in eBPF on every node.")

@@ -1,0 +1,1 @@
+"""eBPF datapath provider: services load balancing and policies."""

@@ -1,0 +1,54 @@
+"""Compile the services section for one node: the load balancer's program, its entries and attachments.
+
+The load balancer runs where client traffic enters the node: on every local endpoint's host veth
+(ingress: DNAT of pod -> VIP traffic; egress: reverse NAT of the replies) and, with
+``cluster.underlay.loadBalancer``, on the underlay device (tc or XDP ingress, tc egress). Every node
+gets every service: the same Maglev tables everywhere send a flow to the same backend from any node.
+"""
+
+from __future__ import annotations
+
+from netplanx.engine.resource import Resource
+from netplanx.providers.bpf.datapath import datapath_resource
+from netplanx.providers.bpf.lbmaps import LB
+from netplanx.providers.bpf.services import program_resource, service_resource
+from netplanx.providers.kernel.sysctls import sysctl_resource
+from netplanx.spec.model import Node, Spec
+from netplanx.spec.nodes import endpoints_of, host_interface
+
+XDP_MODES = {"xdp": "xdp", "xdpGeneric": "xdp-generic", "xdpNative": "xdp-native"}
+
+
+def service_resources(spec: Spec, node: Node) -> list[Resource]:
+    if not spec.services:
+        return []
+    version = LB.version
+    resources = [program_resource(version, LB.map_version)]
+    addresses = {e.name: str(e.address) for e in spec.endpoints}
+    for service in spec.services:
+        backends: dict[str, int] = {}
+        endpoints: dict[str, str] = {}
+        for backend in service.backends:
+            address = addresses[backend.endpoint] if backend.endpoint else str(backend.address)
+            key = f"{address}:{backend.port or service.port}"
+            backends[key] = backend.weight
+            if backend.endpoint:
+                endpoints[key] = backend.endpoint
+        resources.append(service_resource(service.name, vip=str(service.vip), port=service.port,
+                                          protocol=service.protocol, affinity=service.affinity,
+                                          size=service.maglev_table_size, backends=backends, endpoints=endpoints))
+    for endpoint in endpoints_of(spec, node):
+        device = host_interface(endpoint)
+        resources += [datapath_resource(device, "ingress", version=version),
+                      datapath_resource(device, "egress", version=version)]
+    mode = spec.cluster.underlay.load_balancer
+    if mode != "none":
+        device = spec.cluster.underlay.device
+        masquerade = str(node.address)  # replies from backends on other nodes come back through this node
+        first = (datapath_resource(device, "ingress", version=version, masquerade=masquerade) if mode == "tc"
+                 else datapath_resource(device, "xdp", version=version, mode=XDP_MODES[mode], masquerade=masquerade))
+        # masqueraded packets leave the ingress hook with the node's own address as source: the device must
+        # accept them (else the kernel drops them as martians)
+        resources += [first, datapath_resource(device, "egress", version=version),
+                      sysctl_resource(f"net.ipv4.conf.{device}.accept_local", 1)]
+    return resources

@@ -1,0 +1,125 @@
+"""Traffic for the load balancer tests: TCP/UDP servers that answer their own name, and clients that count
+which backend answered (all run inside namespaces with nsenter, so pins and bpffs stay visible)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+SERVER = """
+import socket, sys, threading
+name, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if proto == "udp":
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", port))
+    print("ready", flush=True)
+    while True:
+        data, peer = sock.recvfrom(2048)
+        sock.sendto(name.encode(), peer)
+server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("0.0.0.0", port))
+server.listen(128)
+print("ready", flush=True)
+def serve(conn):
+    with conn:
+        while True:
+            data = conn.recv(2048)
+            if not data:
+                return
+            conn.sendall(name.encode())
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+CLIENT = """
+import json, socket, sys
+address, port, count, proto = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+answers = {}
+errors = 0
+for _ in range(count):
+    if errors >= 3:
+        break
+    try:
+        if proto == "udp":
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.settimeout(2)
+            sock.sendto(b"who", (address, port))
+            name = sock.recv(200).decode()
+        else:
+            sock = socket.create_connection((address, port), timeout=2)
+            sock.sendall(b"who")
+            name = sock.recv(200).decode()
+        sock.close()
+    except OSError as exc:
+        name = "error: " + type(exc).__name__
+        errors += 1
+    answers[name] = answers.get(name, 0) + 1
+print(json.dumps(answers))
+"""
+
+HOLD = """
+import socket, sys
+sock = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+sock.sendall(b"who")
+print(sock.recv(200).decode(), flush=True)
+for line in sys.stdin:
+    sock.sendall(b"who")
+    print(sock.recv(200).decode(), flush=True)
+"""
+
+
+def nsenter(netns: str) -> list[str]:
+    return ["nsenter", f"--net=/run/netns/{netns}"]
+
+
+@contextmanager
+def servers(backends: dict[str, str], port: int, proto: str = "tcp") -> Iterator[None]:
+    """A server in each namespace (netns -> name it answers), stopped by PID afterwards."""
+    started = []
+    try:
+        for netns, name in backends.items():
+            process = subprocess.Popen([*nsenter(netns), sys.executable, "-c", SERVER, name, str(port), proto],
+                                       stdout=subprocess.PIPE, text=True)
+            started.append(process)
+            assert process.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
+
+
+def connect_many(netns: str, address: str, port: int, count: int, proto: str = "tcp") -> Counter[str]:
+    """``count`` connections (each from a new source port): how many each backend answered."""
+    done = subprocess.run([*nsenter(netns), sys.executable, "-c", CLIENT, address, str(port), str(count), proto],
+                          capture_output=True, text=True, timeout=120, check=True)
+    return Counter(json.loads(done.stdout))
+
+
+class HeldConnection:
+    """One TCP connection kept open; ``ask()`` sends a request on it and returns who answered."""
+
+    def __init__(self, netns: str, address: str, port: int):
+        self.process = subprocess.Popen([*nsenter(netns), sys.executable, "-c", HOLD, address, str(port)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.first = self.process.stdout.readline().strip()
+
+    def ask(self) -> str:
+        self.process.stdin.write("again\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def tx_checksum_off(netns: str, device: str = "eth0") -> None:
+    """Make the sender compute full checksums itself: NAT checksum bugs then reach the receiver."""
+    subprocess.run([*nsenter(netns), "ethtool", "-K", device, "tx", "off"], check=True, capture_output=True)

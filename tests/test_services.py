@@ -1,0 +1,337 @@
+"""The eBPF load balancer with real packets: a one-node lab (client and backends as endpoints), services
+applied with netx, traffic from the client to the VIP, maps observed with bpftool."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netplanx.lab import Lab, lab_spec
+from netplanx.providers.bpf.loader import PIN_ROOT
+from tests.conftest import IS_ROOT
+from tests.services_traffic import HeldConnection, connect_many, nsenter, servers, tx_checksum_off
+
+VIP = "10.96.0.10"
+ENDPOINTS = {"client": "node-a", "web-1": "node-a", "web-2": "node-a", "web-3": "node-a"}
+ADDRESS = {"web-1": "10.244.1.12", "web-2": "10.244.1.13", "web-3": "10.244.1.14"}  # lab_spec: .11 is client
+
+
+class LbLab(Lab):
+    """A lab whose teardown also removes the load balancer's pins of every node."""
+
+    def down(self) -> None:
+        super().down()
+        for node in self.nodes:
+            shutil.rmtree(PIN_ROOT / self.netns(node), ignore_errors=True)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[LbLab]:
+    if not IS_ROOT:
+        pytest.skip("needs root: creates network namespaces")
+    made = LbLab(f"sv{uuid.uuid4().hex[:6]}", ["node-a"], tmp_path)
+    try:
+        yield made.up()
+    finally:
+        made.down()
+
+
+def services(*blocks: str) -> str:
+    return "services:\n" + "".join(blocks)
+
+
+def web(backends: dict[str, int], *, port: int = 80, protocol: str = "tcp", name: str = "web", vip: str = VIP,
+        size: int = 16381, extra: str = "") -> str:
+    listed = ", ".join(f"{{endpoint: {e}, port: 8080, weight: {w}}}" for e, w in backends.items())
+    return (f"  - {{name: {name}, vip: {vip}, port: {port}, protocol: {protocol}, maglevTableSize: {size}, "
+            f"backends: [{listed}]{extra}}}\n")
+
+
+def spec_of(lab: Lab, *blocks: str, underlay_lb: str = "none") -> str:
+    text = lab_spec(lab.name, lab.nodes, "tunnel", ENDPOINTS)
+    if underlay_lb != "none":
+        text = text.replace("prefixLength6: 64}", f"prefixLength6: 64, loadBalancer: {underlay_lb}}}")
+    return text + (services(*blocks) if blocks else "")
+
+
+def backend_servers(lab: Lab, names: tuple[str, ...] = ("web-1", "web-2", "web-3"), proto: str = "tcp"):
+    return servers({lab.endpoint_netns(n): n for n in names}, 8080, proto)
+
+
+def map_dir(lab: Lab, node: str = "node-a") -> Path:
+    return next((PIN_ROOT / lab.netns(node) / "lb").glob("maps-*"))
+
+
+def bpftool(*args: str) -> list[dict]:
+    done = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout or "[]")
+
+
+def raw(entry: dict, field: str) -> bytes:
+    return bytes(int(b, 16) for b in entry[field])
+
+
+def u32(data: bytes) -> int:
+    return int.from_bytes(data[:4], "little")
+
+
+def backend_names(lab: Lab) -> dict[int, str]:
+    """Backend id -> endpoint name, read from the pinned lb_be map with bpftool (independent of netx)."""
+    names = {address: name for name, address in ADDRESS.items()}
+    found = {}
+    for entry in bpftool("map", "dump", "pinned", str(map_dir(lab) / "lb_be")):
+        address = ".".join(str(b) for b in raw(entry, "value")[:4])
+        found[u32(raw(entry, "key"))] = names.get(address, address)
+    return found
+
+
+def service_id(lab: Lab, name: str) -> int:
+    entries = bpftool("map", "dump", "pinned", str(map_dir(lab) / "lb_names"))
+    return next(u32(raw(e, "key")) for e in entries if raw(e, "value").rstrip(b"\0").decode() == name)
+
+
+def maglev_inner(lab: Lab, service: str = "web") -> int:
+    service_id_ = service_id(lab, service)
+    outer = bpftool("map", "dump", "pinned", str(map_dir(lab) / "lb_maglev"))
+    return next(u32(raw(e, "value")) for e in outer if u32(raw(e, "key")) == service_id_)
+
+
+def maglev_row(lab: Lab, service: str = "web") -> list[str]:
+    """The service's Maglev row as backend names, through bpftool: outer map -> inner map id -> slots."""
+    names = backend_names(lab)
+    slots = sorted((u32(raw(e, "key")), u32(raw(e, "value"))) for e in bpftool("map", "dump", "id",
+                                                                               str(maglev_inner(lab, service))))
+    return [names.get(backend, "?") for _, backend in slots]
+
+
+def plan_change(plan: dict, address: str) -> dict:
+    return next(c for c in plan["changes"] if c["address"] == address)
+
+
+def test_traffic_is_balanced_by_weight_with_checksum_offload_off_and_cleanup_leaves_nothing(lab):
+    spec = spec_of(lab, web({"web-1": 1, "web-2": 2, "web-3": 1}),
+                   web({"web-1": 1, "web-2": 1}, name="dns", port=53, protocol="udp"),
+                   web({"web-1": 1, "web-2": 1, "web-3": 1}, name="sticky", port=81, extra=", affinity: clientIP"))
+    lab.apply(spec)
+    assert lab.plan(spec, "node-a")["changes"] == []  # idempotent
+    node = lab.netns("node-a")
+    for endpoint in ENDPOINTS:
+        tx_checksum_off(lab.endpoint_netns(endpoint))
+        tx_checksum_off(node, f"ep-{endpoint}")
+    row = Counter(maglev_row(lab))
+    assert abs(row["web-2"] / 16381 - 0.5) < 0.01 and abs(row["web-1"] / 16381 - 0.25) < 0.01, row
+    with backend_servers(lab):
+        answers = connect_many(lab.endpoint_netns("client"), VIP, 80, 400)
+    # 400 connections over shares 1/4, 1/2, 1/4: each count within 35% of its expectation (> 4 sigma)
+    assert set(answers) == {"web-1", "web-2", "web-3"}, answers
+    for name, share in (("web-1", 0.25), ("web-2", 0.5), ("web-3", 0.25)):
+        assert abs(answers[name] - 400 * share) < 0.35 * 400 * share, answers
+    with backend_servers(lab):
+        sticky = connect_many(lab.endpoint_netns("client"), VIP, 81, 20)
+    assert len(sticky) == 1 and sum(sticky.values()) == 20 and "error" not in next(iter(sticky)), sticky
+    with backend_servers(lab, ("web-1", "web-2"), "udp"):
+        udp = connect_many(lab.endpoint_netns("client"), VIP, 53, 60, "udp")
+    assert set(udp) == {"web-1", "web-2"}, udp
+    shown = json.loads(lab.netx("node-a", "show", "services", "-o", "json").stdout)
+    counters = {b["backend"]: b["packets"] for s in shown if s["name"] == "web" for b in s["backends"]}
+    assert all(counters[f"{ADDRESS[n]}:8080"] >= answers[n] * 3 for n in answers), (counters, answers)
+    table = lab.netx("node-a", "show", "services").stdout
+    assert "10.96.0.10:80/tcp" in table and "10.96.0.10:53/udp" in table
+
+    lab.apply(spec_of(lab))
+    assert not (PIN_ROOT / node).exists()
+    filters = subprocess.run([*nsenter(node), "tc", "filter", "show", "dev", "ep-client", "ingress"],
+                             capture_output=True, text=True).stdout
+    assert "netx-lb" not in filters
+
+
+def test_backend_changes_move_only_their_slots_and_established_flows_stay(lab):
+    lab.apply(spec_of(lab, web({"web-1": 1, "web-2": 1})))
+    client = lab.endpoint_netns("client")
+    with backend_servers(lab):
+        held = HeldConnection(client, VIP, 80)
+        try:
+            kept = held.first
+            gone = "web-2" if kept == "web-1" else "web-1"
+            before = maglev_row(lab)
+            plan = lab.plan(spec_of(lab, web({kept: 1})), "node-a")
+            change = plan_change(plan, "service.web")
+            assert f"backend {ADDRESS[gone]}:8080 removed" in change["disruption"]
+            lab.apply(spec_of(lab, web({kept: 1})))
+            after = maglev_row(lab)
+            moved = sum(b != a for b, a in zip(before, after, strict=True))
+            assert f"{moved} of 16381 Maglev slots move" in change["disruption"]
+            assert set(after) == {kept}
+            assert held.ask() == kept  # the established connection keeps going
+            assert connect_many(client, VIP, 80, 40) == Counter({kept: 40})
+
+            both = spec_of(lab, web({kept: 1, "web-3": 1}))
+            change = plan_change(lab.plan(both, "node-a"), "service.web")
+            lab.apply(both)
+            row = maglev_row(lab)
+            moved = sum(b != a for b, a in zip(after, row, strict=True))
+            assert f"{moved} of 16381 Maglev slots move" in change["disruption"]
+            assert abs(moved - 16381 / 2) < 0.01 * 16381  # adding the 2nd backend moves about 1/2
+            three = spec_of(lab, web({kept: 1, "web-3": 1, gone: 1}))
+            change = plan_change(lab.plan(three, "node-a"), "service.web")
+            lab.apply(three)
+            moved = sum(b != a for b, a in zip(row, maglev_row(lab), strict=True))
+            assert f"{moved} of 16381 Maglev slots move" in change["disruption"]
+            assert abs(moved - 16381 / 3) < 0.01 * 16381  # ... and a 3rd about 1/3
+            assert held.ask() == kept
+        finally:
+            held.close()
+
+
+def test_a_hand_corrupted_entry_is_drift_and_apply_repairs_it(lab):
+    spec = spec_of(lab, web({"web-1": 1, "web-2": 1}))
+    lab.apply(spec)
+    folder = map_dir(lab)
+    # backend 1 (web-1, 10.244.1.12:8080) rewritten by hand to port 8081
+    subprocess.run(["bpftool", "map", "update", "pinned", str(folder / "lb_be"), "key", "1", "0", "0", "0",
+                    "value", "10", "244", "1", "12", "0x1f", "0x91", "1", "0", "1", "0", "0", "0"], check=True)
+    change = plan_change(lab.plan(spec, "node-a"), "service.web")
+    assert change["action"] == "update"
+    assert change["before"]["attrs"]["backends"] == {"10.244.1.12:8081": 1, "10.244.1.13:8080": 1}
+    lab.apply(spec)
+    assert lab.plan(spec, "node-a")["changes"] == []
+    # a Maglev slot pointed at a backend id that does not exist
+    subprocess.run(["bpftool", "map", "update", "id", str(maglev_inner(lab)), "key", "7", "0", "0", "0",
+                    "value", "99", "0", "0", "0"], check=True)
+    change = plan_change(lab.plan(spec, "node-a"), "service.web")
+    assert "maglev" in change["changed"]
+    lab.apply(spec)
+    assert lab.plan(spec, "node-a")["changes"] == []
+    assert "?" not in maglev_row(lab)
+    with backend_servers(lab, ("web-1", "web-2")):
+        assert set(connect_many(lab.endpoint_netns("client"), VIP, 80, 40)) == {"web-1", "web-2"}
+
+
+def test_a_new_program_version_replaces_the_attached_one_in_place(lab, tmp_path):
+    spec = spec_of(lab, web({"web-1": 1, "web-2": 1}))
+    lab.apply(spec)
+    sources = tmp_path / "bpf"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bpf", sources)
+    with (sources / "lb.c").open("a") as handle:
+        handle.write("/* a new build */\n")
+    node = lab.netns("node-a")
+    env = {"NETX_BPF_DIR": str(sources)}
+
+    def filter_id() -> int:
+        done = subprocess.run([*nsenter(node), "tc", "-j", "filter", "show", "dev", "ep-client", "ingress"],
+                              capture_output=True, text=True, check=True)
+        return next(f["options"]["prog"]["id"] for f in json.loads(done.stdout) if "options" in f)
+
+    old = filter_id()
+    with backend_servers(lab, ("web-1", "web-2")):
+        held = HeldConnection(lab.endpoint_netns("client"), VIP, 80)
+        try:
+            path = lab.write(spec)
+            plan = json.loads(_netx(lab, env, "plan", str(path), "--json").stdout)
+            updates = {c["address"]: c for c in plan["changes"]}
+            assert updates["bpfprog.lb"]["action"] == "update"
+            assert updates["datapath.ep-client.ingress"]["disruption"] == "hitless (in-place program replace)"
+            assert "service.web" not in updates  # the maps stay: same header
+            done = _netx(lab, env, "apply", str(path), "--auto-approve")
+            assert done.returncode == 0, done.stderr
+            assert filter_id() != old
+            assert held.ask() == held.first  # connection tracking survived the upgrade
+            assert json.loads(_netx(lab, env, "plan", str(path), "--json").stdout)["changes"] == []
+        finally:
+            held.close()
+
+
+def _netx(lab: Lab, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "netplanx", *args, "--node", "node-a", "--netns",
+                           lab.netns("node-a")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NETX_STATE_DIR": str(lab.state_dir), **env})
+
+
+def outside_client(lab: Lab) -> str:
+    """A host on the underlay (192.0.2.100) that reaches the service network through node-a."""
+    outside = f"{lab.name}-out"
+    subprocess.run(["ip", "netns", "add", outside], check=True)
+    subprocess.run(["ip", "-n", outside, "link", "add", "eth0", "type", "veth", "peer", "name", "ul-out", "netns",
+                    lab.underlay], check=True)
+    subprocess.run(["ip", "-n", lab.underlay, "link", "set", "ul-out", "master", "ul0", "up"], check=True)
+    for command in (["addr", "add", "192.0.2.100/24", "dev", "eth0"], ["link", "set", "eth0", "up"],
+                    ["route", "add", "10.96.0.0/16", "via", "192.0.2.11"]):
+        subprocess.run(["ip", "-n", outside, *command], check=True)
+    tx_checksum_off(outside)  # XDP sees what the wire carries: complete checksums
+    return outside
+
+
+@pytest.mark.parametrize("mode", ["xdp", "xdpGeneric", "tc"])
+def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
+    outside = outside_client(lab)
+    spec = spec_of(lab, web({"web-1": 1, "web-2": 1}), underlay_lb=mode)
+    plan = lab.plan(spec, "node-a")
+    if mode == "xdp":
+        assert "XDP native mode (driver veth)" in plan_change(plan, "datapath.eth0.xdp")["disruption"]
+    lab.apply(spec)
+    assert lab.plan(spec, "node-a")["changes"] == []
+    link = json.loads(subprocess.run(["ip", "-n", lab.netns("node-a"), "-j", "-d", "link", "show", "eth0"],
+                                     capture_output=True, text=True, check=True).stdout)[0]
+    if mode == "tc":
+        assert "xdp" not in link
+    else:
+        assert link["xdp"]["mode"] == (1 if mode == "xdp" else 2)  # 1 native, 2 generic
+    with backend_servers(lab, ("web-1", "web-2")):
+        answers = connect_many(outside, VIP, 80, 60)
+    assert set(answers) == {"web-1", "web-2"}, answers
+
+
+@pytest.fixture
+def lab3(tmp_path: Path) -> Iterator[LbLab]:
+    if not IS_ROOT:
+        pytest.skip("needs root: creates network namespaces")
+    made = LbLab(f"sv{uuid.uuid4().hex[:6]}", ["node-a", "node-b", "node-c"], tmp_path)
+    try:
+        yield made.up()
+    finally:
+        made.down()
+
+
+def test_backends_on_other_nodes_over_the_overlay_with_masquerade_from_outside(lab3):
+    """Pods reach backends on other nodes through the VXLAN overlay; a host outside reaches them through
+    node-a, which masquerades (the replies come back through node-a, translated back)."""
+    endpoints = {"client": "node-a", "web-a": "node-a", "web-b": "node-b", "web-c": "node-c"}
+    text = lab_spec(lab3.name, lab3.nodes, "tunnel", endpoints).replace(
+        "prefixLength6: 64}", "prefixLength6: 64, loadBalancer: xdp}")
+    text += services("  - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-b, port: 8080}, "
+                     "{endpoint: web-c, port: 8080}, {endpoint: web-a, port: 8080}]}\n")
+    lab3.apply(text)
+    outside = outside_client(lab3)
+    named = {lab3.endpoint_netns(n): n for n in ("web-a", "web-b", "web-c")}
+    with servers(named, 8080):
+        assert set(connect_many(lab3.endpoint_netns("client"), VIP, 80, 60)) == {"web-a", "web-b", "web-c"}
+        assert set(connect_many(outside, VIP, 80, 60)) == {"web-a", "web-b", "web-c"}
+    for node in lab3.nodes:  # the same Maglev table on every node
+        assert lab3.plan(text, node)["changes"] == []
+    rows = {node: bpftool("map", "dump", "id", str(_inner_of(lab3, node))) for node in lab3.nodes}
+    assert _same_backends(lab3, rows)
+
+
+def _inner_of(lab: Lab, node: str) -> int:
+    outer = bpftool("map", "dump", "pinned", str(map_dir(lab, node) / "lb_maglev"))
+    return u32(raw(outer[0], "value"))
+
+
+def _same_backends(lab: Lab, rows: dict[str, list[dict]]) -> bool:
+    """Rows equal once backend ids are resolved to addresses (ids may differ between nodes)."""
+    resolved = []
+    for node, row in rows.items():
+        ids = {u32(raw(e, "key")): bytes(raw(e, "value")[:6])
+               for e in bpftool("map", "dump", "pinned", str(map_dir(lab, node) / "lb_be"))}
+        resolved.append([ids[u32(raw(e, "value"))] for e in sorted(row, key=lambda e: u32(raw(e, "key")))])
+    return all(r == resolved[0] for r in resolved)

@@ -1,0 +1,112 @@
+"""Services in the spec: positioned errors, what a node compiles, and the ctypes mirrors of the map header."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+
+import pytest
+
+from netplanx.providers.bpf.lbmaps import LB, MAP_TYPES
+from netplanx.spec.compile import compile_spec
+from netplanx.spec.validate import parse_spec
+from tests.specs import problems_of, spec
+
+SOURCE = "services.yaml"
+HEAD = """\
+    apiVersion: netx/v1
+    cluster:
+      name: demo
+      podCIDR: 10.244.0.0/16
+      nodes:
+        - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
+    endpoints:
+      - {name: web-1, node: node-a, address: 10.244.1.11}
+      - {name: web-2, node: node-a, address: 10.244.1.12}
+    services:
+"""
+
+CASES = [
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-9}]}
+""", 11, 64, "endpoint 'web-9' does not exist (allowed: web-1, web-2)", id="unknown-endpoint"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-1}]}
+      - {name: api, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-2}]}
+""", 12, 20, "10.96.0.10:80/tcp is already service web's", id="same-frontend"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80}
+      - {name: web, vip: 10.96.0.11, port: 80}
+""", 12, 10, "service name 'web' is declared twice", id="same-name"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, maglevTableSize: 1000}
+""", 11, 59, "maglevTableSize 1000 is not one of the allowed primes", id="table-size"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, protocol: sctp}
+""", 11, 52, "sctp", id="protocol"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-1, address: 10.0.0.1}]}
+""", 11, 53, "exactly one of endpoint or address", id="backend-target"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-1}, {address: 10.244.1.11}]}
+""", 11, 72, "backend 10.244.1.11:80 is listed twice", id="same-backend"),
+    pytest.param("""\
+      - {name: web, vip: "fd00::1", port: 80}
+""", 11, 20, "is not an IPv4 address", id="ipv6-vip"),
+]
+
+
+@pytest.mark.parametrize(("services", "line", "col", "message"), CASES)
+def test_service_spec_error_is_positioned(services: str, line: int, col: int, message: str) -> None:
+    problems = problems_of(spec(HEAD) + spec(services), SOURCE)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{SOURCE}:{line}:{col}: "), problems[0]
+    assert message in problems[0], problems[0]
+    assert "allowed: " in problems[0]
+
+
+def test_services_need_a_cluster() -> None:
+    problems = problems_of(spec("""\
+        apiVersion: netx/v1
+        services:
+          - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: 10.0.0.1}]}
+        """), SOURCE)
+    assert problems == [f"{SOURCE}:3:5: services need a cluster section (allowed: add cluster: with the nodes; the "
+                        "load balancer runs on the endpoints' veths and the underlay device)"]
+
+
+def test_a_node_compiles_its_services_and_attachments() -> None:
+    text = spec(HEAD).replace("address: 192.0.2.11,", "address: 192.0.2.11,").replace(
+        "podCIDR: 10.244.0.0/16", "podCIDR: 10.244.0.0/16\n  underlay: {loadBalancer: xdp}") + spec("""\
+          - {name: web, vip: 10.96.0.10, port: 80, maglevTableSize: 251,
+             backends: [{endpoint: web-1, port: 8080}, {address: 10.244.9.9, weight: 3}]}
+        """)
+    parsed, _ = parse_spec(text, SOURCE)
+    resources = {r.address: r for r in compile_spec(parsed, "node-a")}
+    web = resources["service.web"]
+    assert web.attrs["backends"] == {"10.244.1.11:8080": 1, "10.244.9.9:80": 3}
+    assert web.attrs["maglev"]["size"] == 251 and re.fullmatch(r"[0-9a-f]{12}", web.attrs["maglev"]["table"])
+    assert resources["bpfprog.lb"].attrs == {"version": LB.version, "maps": LB.map_version}
+    assert {a for a in resources if a.startswith("datapath.")} == {
+        "datapath.ep-web-1.ingress", "datapath.ep-web-1.egress", "datapath.ep-web-2.ingress",
+        "datapath.ep-web-2.egress", "datapath.eth0.xdp", "datapath.eth0.egress"}
+    assert resources["datapath.eth0.xdp"].attrs["masquerade"] == "192.0.2.11"
+    assert resources["datapath.ep-web-1.ingress"].attrs["masquerade"] is None
+    assert resources["sysctl.net.ipv4.conf.eth0.accept_local"].attrs["value"] in (1, "1")
+
+
+def test_ctypes_mirrors_match_the_header() -> None:
+    """Each struct of bpf/lb_maps.h has the size its ctypes mirror has (read from the C text)."""
+    header = LB.maps_header.read_text()
+    sizes = {"__u8": 1, "__u16": 2, "__be16": 2, "__u32": 4, "__be32": 4, "__u64": 8, "int": 4}
+    structs = {}
+    for name, body in re.findall(r"struct (\w+) \{(.*?)\};", header, re.S):
+        total = 0
+        for kind, _field, count in re.findall(r"^\s*(?:char|(\w+)) (\w+)(?:\[(\d+)\])?;", body, re.M):
+            total += (sizes[kind] if kind else 1) * int(count or 1)
+        structs[name] = total
+    mirrors = {"lb_svc_key": MAP_TYPES["lb_svc"][0], "lb_svc_val": MAP_TYPES["lb_svc"][1],
+               "lb_be_val": MAP_TYPES["lb_be"][1], "lb_ct_key": MAP_TYPES["lb_ct"][0],
+               "lb_ct_val": MAP_TYPES["lb_ct"][1], "lb_stats": MAP_TYPES["lb_stats"][1],
+               "lb_name": MAP_TYPES["lb_names"][1], "lb_masq": MAP_TYPES["lb_masq"][1]}
+    assert {n: structs[n] for n in mirrors} == {n: ctypes.sizeof(t) for n, t in mirrors.items()}
