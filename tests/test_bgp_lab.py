@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from netplanx.lab import REFLECTOR, Lab
 from netplanx.lab_bgp import gobgp, wait_until
 from tests.conftest import ip_json
@@ -40,3 +42,18 @@ def test_native_routing_over_bgp_connects_endpoints(lab):
     assert established.count("Establ") == 2, established
     for node in lab.nodes:  # idempotent, and the synced routes are not the spec's business
         assert lab.plan(spec(lab, "bgp"), node)["changes"] == []
+
+
+def test_service_vips_reach_the_route_reflector(lab):
+    """With advertise.serviceVIPs every node announces each VIP, so the router can spread clients over them."""
+    lab.start_bgp()
+    text = spec(lab, "bgp").replace("bgp:\n  asn: 65000\n", "bgp:\n  asn: 65000\n  advertise: {serviceVIPs: true}\n")
+    text += ("services:\n"
+             "  - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-b, port: 8080}]}\n")
+    lab.apply(text)
+    reflector = next(iter(lab.daemons.glob("bird-*.ctl")))
+    routes = wait_until(lambda: (out := subprocess.run(["birdc", "-s", str(reflector), "show", "route",
+                                                        "10.96.0.10/32", "all"], capture_output=True,
+                                                       text=True).stdout).count("BGP.next_hop") == 3 and out,
+                        20, "the VIP from every node")
+    assert all(f"192.0.2.{10 + i}" in routes for i in (1, 2, 3))
