@@ -9,16 +9,16 @@ subtracted to give the "net" figures the targets speak of.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
+
+from benchlib import arguments, timed
 
 NETX = [sys.executable, "-m", "netplanx"]
 
@@ -26,11 +26,6 @@ NETX = [sys.executable, "-m", "netplanx"]
 def sh(*args: str, stdin: str | None = None) -> None:
     subprocess.run(args, input=stdin, text=True, check=True, stdout=subprocess.DEVNULL)
 
-
-def timed(args: list[str], stdin: str | None = None, env: dict[str, str] | None = None) -> float:
-    start = time.perf_counter()
-    subprocess.run(args, input=stdin, text=True, check=True, stdout=subprocess.DEVNULL, env=env)
-    return time.perf_counter() - start
 
 
 class Namespace:
@@ -66,13 +61,7 @@ def spec_text(routes: list[str]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--routes", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("needs root (network namespaces)", file=sys.stderr)
-        return 1
+    args = arguments(__doc__, "routes")
     routes = prefixes(args.routes)
     batch = "".join(f"route add {r} via 192.0.2.254\n" for r in routes)
     keys = ("ip_batch", "ip_show", "startup", "apply_cold", "apply", "noop_plan")

@@ -22,7 +22,19 @@ def run_checks(session: Session, checks: Sequence[dict[str, Any]]) -> list[str]:
                 failed.append(f"ping {check['address']} got no answer ({check['count']} tries)")
         elif check["type"] == "wireguard-handshake":
             failed += _handshake(session, check["peer"], check["within"])
+        elif check["type"] == "bgp-established":
+            failed += _established(session, check["peer"], check["within"])
     return failed
+
+
+def _established(session: Session, peer: str, within: int) -> list[str]:
+    client = session.bgp.client()
+    if client is None:
+        return [f"BGP peer {peer}: this spec configures no BGP"]
+    state = client.wait_established(peer, within)
+    if state != "established":
+        return [f"BGP peer {peer}: session {state}, not established within {within}s"]
+    return []
 
 
 def _handshake(session: Session, peer: str, within: int) -> list[str]:

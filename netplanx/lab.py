@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+LAB_ASN = 65000
+REFLECTOR = ("192.0.2.1", "2001:db8::1")  # BIRD on the underlay bridge, in mode bgp
 NODE_NAMES = ("node-a", "node-b", "node-c", "node-d", "node-e", "node-f")
 UNDERLAY_BRIDGE = "ul0"
 
@@ -27,10 +29,12 @@ def lab_spec(name: str, nodes: Sequence[str], mode: str = "tunnel", endpoints: d
              protocol: str = "vxlan", port: int = 8472, keys: dict[str, tuple[str, Path]] | None = None) -> str:
     """A cluster spec for the lab: node i has 192.0.2.1i/24, 2001:db8::1i/64, pods 10.244.i.0/24 and
     fd00:244:0:i::/64; ``endpoints`` maps endpoint name -> node (endpoint k of a node gets host .1k);
-    ``keys`` (node -> public key, private key file) turns WireGuard encryption on."""
+    ``keys`` (node -> public key, private key file) turns WireGuard encryption on. Mode ``bgp`` is native
+    routing with the routes learned over iBGP (AS 65000) through the route reflector on the underlay."""
+    routing = "{mode: native, routes: bgp}" if mode == "bgp" else (
+        f"{{mode: {mode}, tunnel: {{protocol: {protocol}, vni: 42, port: {port}}}}}")
     lines = ["# yaml-language-server: $schema=../../schema/netx.schema.json", "apiVersion: netx/v1", "cluster:",
-             f"  name: {name}", "  podCIDR: 10.244.0.0/16", '  podCIDR6: "fd00:244::/48"',
-             f"  routing: {{mode: {mode}, tunnel: {{protocol: {protocol}, vni: 42, port: {port}}}}}",
+             f"  name: {name}", "  podCIDR: 10.244.0.0/16", '  podCIDR6: "fd00:244::/48"', f"  routing: {routing}",
              "  underlay: {device: eth0, mtu: 1500, prefixLength: 24, prefixLength6: 64}"]
     if keys:
         lines.append("  encryption: {wireguard: {device: netx-wg, port: 51820}}")
@@ -39,6 +43,10 @@ def lab_spec(name: str, nodes: Sequence[str], mode: str = "tunnel", endpoints: d
         wireguard = f', wireguard: {{publicKey: "{keys[node][0]}", privateKeyFile: {keys[node][1]}}}' if keys else ""
         lines.append(f'    - {{name: {node}, address: 192.0.2.{10 + index}, address6: "2001:db8::{10 + index}", '
                      f'podCIDR: 10.244.{index}.0/24, podCIDR6: "fd00:244:0:{index}::/64"{wireguard}}}')
+    if mode == "bgp":
+        lines += ["bgp:", f"  asn: {LAB_ASN}", "  peers:",
+                  f"    - {{address: {REFLECTOR[0]}, asn: {LAB_ASN}, passive: true, description: route reflector}}",
+                  f'    - {{address: "{REFLECTOR[1]}", asn: {LAB_ASN}, passive: true, description: route reflector}}']
     if endpoints:
         lines.append("endpoints:")
         counts: dict[str, int] = {}
@@ -67,6 +75,32 @@ class Lab:
     def underlay(self) -> str:
         return f"{self.name}-ul"
 
+    @property
+    def daemons(self) -> Path:
+        return self.workdir / "daemons"
+
+    def start_bgp(self) -> None:
+        """Mode bgp: BIRD as iBGP route reflector on the underlay; gobgpd and ``netx bgp sync`` on every node
+        (each node's spec configures its gobgpd when applied)."""
+        from netplanx.lab_bgp import Bird, BirdNeighbour, bird_config, start_gobgpd
+
+        _ip("-n", self.underlay, "addr", "add", f"{REFLECTOR[0]}/24", "dev", UNDERLAY_BRIDGE)
+        _ip("-n", self.underlay, "addr", "add", f"{REFLECTOR[1]}/64", "dev", UNDERLAY_BRIDGE, "nodad")
+        _ip("-n", self.underlay, "link", "set", "lo", "up")
+        clients = [BirdNeighbour(f"{node.replace('-', '_')}{suffix}", address, LAB_ASN, reflector_client=True)
+                   for index, node in enumerate(self.nodes, start=1)
+                   for suffix, address in (("", f"192.0.2.{10 + index}"), ("_6", f"2001:db8::{10 + index}"))]
+        Bird(self.underlay, self.daemons, bird_config(REFLECTOR[0], LAB_ASN, clients))
+        for node in self.nodes:
+            start_gobgpd(self.netns(node), self.daemons)
+
+    def start_route_sync(self) -> None:
+        """``netx bgp sync`` on every node (after the nodes' specs are applied)."""
+        from netplanx.lab_bgp import start_sync
+
+        for node in self.nodes:
+            start_sync(self.netns(node), self.daemons, self.state_dir)
+
     def netns(self, node: str) -> str:
         return f"{self.name}-{node}"
 
@@ -90,10 +124,12 @@ class Lab:
         _ip("-n", namespace, "link", "set", "lo", "up")
 
     def down(self) -> None:
-        """Stop the lab's wireguard-go daemons (by PID) and delete every namespace of this lab, endpoints
-        included (also after a failed test)."""
+        """Stop the lab's daemons (wireguard-go, BIRD, gobgpd, netx bgp sync; by PID) and delete every
+        namespace of this lab, endpoints included (also after a failed test)."""
+        from netplanx.lab_bgp import stop_recorded
         from netplanx.providers.wireguard.drivers import SOCKET_ROOT, UserspaceDriver
 
+        stop_recorded(self.daemons)
         listed = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
         for entry in json.loads(listed or "[]"):
             if entry["name"].startswith(f"{self.name}-"):
@@ -147,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("action", choices=("up", "down"))
     parser.add_argument("--name", default="lab", help="prefix of every namespace (default: lab)")
     parser.add_argument("--nodes", type=int, default=3, choices=range(1, len(NODE_NAMES) + 1))
-    parser.add_argument("--mode", choices=("tunnel", "native"), default="tunnel")
+    parser.add_argument("--mode", choices=("tunnel", "native", "bgp"), default="tunnel",
+                        help="bgp: native routing learned over BGP (BIRD route reflector, gobgpd on each node)")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/netx-lab"),
                         help="where the spec and netx's state go (default /tmp/netx-lab)")
     args = parser.parse_args(argv)
@@ -161,7 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     lab.down()
     lab.up()
     spec = lab_spec(args.name, nodes, args.mode, {f"web-{n[-1]}": n for n in nodes})
+    if args.mode == "bgp":
+        lab.start_bgp()
     lab.apply(spec)
+    if args.mode == "bgp":
+        lab.start_route_sync()
     print(f"lab {args.name}: {len(nodes)} nodes ({args.mode}); spec {lab.workdir / 'cluster.yaml'}\n"
           f"  nodes:     {', '.join(lab.netns(n) for n in nodes)} (underlay {lab.underlay})\n"
           f"  endpoints: {', '.join(lab.endpoint_netns(f'web-{n[-1]}') for n in nodes)}\n"

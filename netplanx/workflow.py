@@ -20,6 +20,8 @@ from netplanx.engine.planner import make_plan, preflight
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.engine.state import StateStore
 from netplanx.errors import NetxError, StalePlanError
+from netplanx.providers.bgp.types import BgpContext, bgp_types
+from netplanx.providers.bpf.policy_types import policy_types
 from netplanx.providers.bpf.types import lb_types
 from netplanx.providers.kernel import kernel_types
 from netplanx.providers.kernel.context import KernelContext
@@ -73,12 +75,14 @@ class Session:
         self.netns = netns
         self.store = StateStore(state_dir, netns)
         self.ctx = KernelContext(self.store)
+        self.bgp = BgpContext(self.store)
         types = [*kernel_types(self.ctx), *wireguard_types(self.ctx, self.store.scope),
-                 *lb_types(self.ctx, self.store.scope)]
+                 *lb_types(self.ctx, self.store.scope), *policy_types(self.ctx, self.store.scope), *bgp_types(self.bgp)]
         self.types: dict[str, ResourceType] = {t.kind: t for t in types}
 
     def close(self) -> None:
         self.ctx.close()
+        self.bgp.close()
 
     @property
     def writes(self) -> int:
@@ -91,11 +95,20 @@ class Session:
     def plan(self, desired: Desired) -> Plan:
         live = self.read_live(desired.resources)
         preflight(self.types, desired.resources, live)
+        wanted = self.resolve(desired.resources)
         interrupted = self.interrupted() or {}
-        plan = make_plan(self.types, desired.resources, live, claim=set(interrupted.get("creates", ())))
+        plan = make_plan(self.types, wanted, live, claim=set(interrupted.get("creates", ())))
         plan.netns = self.netns
         plan.spec_digest = desired.digest
         return plan
+
+    def resolve(self, resources: Sequence[Resource]) -> list[Resource]:
+        """Desired resources completed by their kinds (secret digests read from their files now)."""
+        by_kind: dict[str, list[Resource]] = {}
+        for res in resources:
+            by_kind.setdefault(res.kind, []).append(res)
+        resolved = {r.address: r for kind, group in by_kind.items() for r in self.types[kind].resolve(group)}
+        return [resolved[r.address] for r in resources]
 
     def interrupted(self) -> dict[str, Any] | None:
         """The journal of an earlier apply that died before finishing, if any."""

@@ -29,6 +29,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
 .venv/bin/python scripts/gen_gobgp_api.py
+# byte-compile now: netx is a short-lived command, and PYTHONDONTWRITEBYTECODE would keep it compiling
+.venv/bin/python -m compileall -q netplanx
 
 # bcc compiles against /lib/modules/$(uname -r)/build; on kernels without a Debian package for that
 # exact release, point it at Debian's headers (networking programs use only UAPI structures)
@@ -44,5 +46,5 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 # "ip route" shows netx's routes as "proto netx" instead of "proto 78"
 mkdir -p /etc/iproute2/rt_protos.d
-echo "78 netx" > /etc/iproute2/rt_protos.d/netx.conf
+printf "78 netx\n79 netx-bgp\n" > /etc/iproute2/rt_protos.d/netx.conf
 echo "netx installed: $(.venv/bin/netx --version) in $(pwd)/.venv (run .venv/bin/netx)"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from netplanx.lab import NODE_NAMES, Lab
+
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root: creates network namespaces")
@@ -102,6 +104,18 @@ def other_netns() -> Iterator[str]:
         yield name
     finally:
         ip("netns", "del", name, check=False)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """Three nodes on an underlay bridge; everything is removed afterwards, whatever happened."""
+    if not IS_ROOT:
+        pytest.skip("needs root: creates network namespaces")
+    made = Lab(f"lx{uuid.uuid4().hex[:6]}", list(NODE_NAMES[:3]), tmp_path)
+    try:
+        yield made.up()
+    finally:
+        made.down()
 
 
 @pytest.fixture

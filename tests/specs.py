@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from netplanx.errors import SpecError
+from netplanx.spec.model import Spec
 from netplanx.spec.validate import parse_spec
 
 
@@ -21,3 +22,6 @@ def problems_of(text: str, source: str) -> list[str]:
     assert caught.value.problems, "a SpecError must carry at least one problem"
     assert str(caught.value) == "\n".join(caught.value.problems)
     return caught.value.problems
+
+# The spec's top-level keys as error messages list them (each section a feature adds joins the list)
+TOP_KEYS = ", ".join(field.alias or name for name, field in Spec.model_fields.items() if name != "api_version")

@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,18 +17,6 @@ NODES = ["node-a", "node-b", "node-c"]
 ENDPOINTS = {"web-a": "node-a", "web-b": "node-b", "db-c": "node-c"}
 # lab_spec addresses: endpoint k of node i is 10.244.i.(10+k) and fd00:244:0:i::(10+k)
 WEB_B, WEB_B6, DB_C, DB_C6 = "10.244.2.11", "fd00:244:0:2::b", "10.244.3.11", "fd00:244:0:3::b"
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    """Three nodes on an underlay bridge; everything is removed afterwards, whatever happened."""
-    if not IS_ROOT:
-        pytest.skip("needs root: creates network namespaces")
-    made = Lab(f"lx{uuid.uuid4().hex[:6]}", list(NODES), tmp_path)
-    try:
-        yield made.up()
-    finally:
-        made.down()
 
 
 def spec(lab: Lab, mode: str = "tunnel", nodes: list[str] | None = None, endpoints: dict | None = None,

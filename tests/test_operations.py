@@ -102,7 +102,7 @@ def test_systemd_units_verify(tmp_path):
         (tmp_path / unit.name).write_text(text)
         units.append(str(tmp_path / unit.name))
     assert {Path(u).name for u in units} == {"netx-apply.service", "netx-drift.service", "netx-drift.timer",
-                                             "gobgpd.service"}
+                                             "gobgpd.service", "netx-bgp-sync.service"}
     run = subprocess.run(["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True)
     assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
     apply_unit = (tmp_path / "netx-apply.service").read_text()

@@ -16,6 +16,7 @@ from netplanx.errors import SpecError
 from netplanx.spec.loader import load_document
 from netplanx.spec.schema import json_schema, schema_text
 from netplanx.spec.validate import parse_spec
+from tests.specs import TOP_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schema" / "netx.schema.json"
@@ -110,8 +111,7 @@ def test_unknown_key_is_named_by_both() -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec(text, "bad.yaml")
     assert caught.value.problems == [
-        "bad.yaml:6:1: unknown key 'colour' (allowed: interfaces, routes, rules, sysctl, cluster, endpoints, checks, "
-        "services)"]
+        f"bad.yaml:6:1: unknown key 'colour' (allowed: {TOP_KEYS})"]
     assert schema_errors(load_document(text, "bad.yaml").data) == [
         "[]: Additional properties are not allowed ('colour' was unexpected)",
     ]

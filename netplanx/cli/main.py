@@ -10,14 +10,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from netplanx.cli.apply import cmd_apply, cmd_confirm, cmd_rollback, cmd_watchdog
+from netplanx.cli.bgp import cmd_bgp
+from netplanx.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Output, open_session, print_json, require_root
+from netplanx.cli.parser import build_parser
 from netplanx.errors import ApplyError, NetxError, PlanError, SpecError
+from netplanx.policy.cli import cmd_flows, cmd_show_policies
 from netplanx.render.human import render_live, render_plan
 
 if TYPE_CHECKING:
     from netplanx.workflow import Session
-from netplanx.cli.apply import cmd_apply, cmd_confirm, cmd_rollback, cmd_watchdog
-from netplanx.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Output, open_session, print_json, require_root
-from netplanx.cli.parser import build_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "show": cmd_show, "schema": cmd_schema,
         "keygen": cmd_keygen, "drift": cmd_drift, "history": cmd_history, "rollback": cmd_rollback,
         "doctor": cmd_doctor, "confirm": cmd_confirm, "_watchdog": cmd_watchdog, "completion": cmd_completion,
+        "bgp": cmd_bgp,
+        "flows": cmd_flows,
     }
     try:
         return handlers[args.command](args, out)
@@ -98,6 +102,8 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
     from netplanx.spec.adopt import adoption_interest, dump_spec, live_to_spec
     from netplanx.spec.schema import schema_location
 
+    if args.what == "policies":
+        return cmd_show_policies(args, out)
     require_root()
     session = open_session(args)
     if args.what == "services":

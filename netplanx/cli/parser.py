@@ -33,7 +33,10 @@ COMMAND_EXAMPLES = {
               "netx apply spec.yaml --auto-approve --quiet"],
     "confirm": ["netx confirm", "netx confirm --netns lab"],
     "show": ["netx show", "netx show -o json", "netx show -o yaml > adopted.yaml   # adoption",
-             "netx show services --netns NS"],
+             "netx show services --netns NS",
+             "netx show policies --netns node-a   # policy entries and per-rule counters"],
+    "flows": ["netx flows --netns node-a", "netx flows --verdict dropped --endpoint web-1",
+              "netx flows --policy web --json", "netx flows --aggregate 10"],
     "schema": ["netx schema > schema/netx.schema.json"],
     "drift": ["netx drift /etc/netx/netx.yaml",
               "netx drift spec.yaml --textfile /var/lib/prometheus/node-exporter/netx.prom"],
@@ -42,6 +45,9 @@ COMMAND_EXAMPLES = {
     "doctor": ["netx doctor"],
     "keygen": ["netx keygen /etc/netx/wg.key", "netx keygen /etc/netx/wg.key --force   # key rotation"],
     "completion": ["netx completion bash > /etc/bash_completion.d/netx"],
+    "bgp": ["netx bgp sync   # follows gobgpd at 127.0.0.1:50051, see examples/systemd/netx-bgp-sync.service",
+            "netx bgp sync --api 127.0.0.1:50051 --table main --netns node-a",
+            "netx bgp sync --once   # reconcile the kernel with gobgpd's table, then exit"],
 }
 
 
@@ -89,12 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("_watchdog", parents=[common])  # the detached process behind --confirm-timeout
 
     show = command("show", "list live objects and who owns them")
-    show.add_argument("what", nargs="?", choices=("services",),
-                      help="services: the load balancer's services, backends and packet counters")
+    show.add_argument("what", nargs="?", choices=("services", "policies"),
+                      help="services: the load balancer's services, backends and packet counters; "
+                           "policies: per-endpoint policy entries and per-rule counters")
     show.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
                       help="yaml writes the live state as a spec (adoption)")
 
+    from netplanx.policy.cli import add_flows_options
+    add_flows_options(command("flows", "print the policy datapath's verdicts live",
+                              "Print each policy verdict (new connections and every drop) as the datapath reports "
+                              "it: time, source, destination, ports, protocol, verdict and the deciding rule."))
+
     command("schema", "print the JSON schema of the spec", shared=False)
+
+    bgp = command("bgp", "BGP services: 'sync' installs the routes peers announce",
+                  "sync: follow gobgpd's best paths and keep the kernel routes of the learned ones (protocol "
+                  "netx-bgp) equal to them; reconciles fully on start and within milliseconds of a change.")
+    bgp.add_argument("action", choices=("sync",))
+    bgp.add_argument("--api", default="127.0.0.1:50051", metavar="HOST:PORT", help="gobgpd's gRPC API")
+    bgp.add_argument("--table", default="main", help="kernel table for learned routes (default main)")
+    bgp.add_argument("--once", action="store_true", help="reconcile once and exit")
 
     drift = command("drift", "plan for drift: exit 0 none, 2 drift, 1 error",
                     "Compare the live state with a spec, classify the differences (changed, missing, extra, "

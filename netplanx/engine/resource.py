@@ -84,6 +84,11 @@ class ResourceType:
                    after: Resource | None) -> str:
         return self.disruption_of.get(action, "hitless")
 
+    def resolve(self, desired: Sequence[Resource]) -> list[Resource]:
+        """The desired resources completed with what the spec refers to but does not hold (the digest of
+        a secret in a file), read at plan time so that a changed file is a change."""
+        return list(desired)
+
     def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:
         """Problems that make the desired resources impossible on this host (checked before planning)."""
         return []

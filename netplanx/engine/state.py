@@ -37,7 +37,7 @@ class StateStore:
         temporary = target.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.write(json.dumps(data, sort_keys=True))  # no indent: the C encoder (records can be large)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)

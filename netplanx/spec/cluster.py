@@ -51,7 +51,7 @@ def cluster_resources(spec: Spec, node: Node) -> list[Resource]:
         resources += _tunnel(spec, node, others, inner_mtu)
     else:
         inner_mtu = underlay.mtu
-        for other in others:
+        for other in others if cluster.routing.routes == "static" else ():  # bgp: 'netx bgp sync' installs them
             resources.append(_route(other.pod_cidr, via=str(other.address), dev=underlay.device))
             if dual and other.address6 is not None:
                 resources.append(_route(other.pod_cidr6, via=str(other.address6), dev=underlay.device))

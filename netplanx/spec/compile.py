@@ -6,14 +6,29 @@ from typing import Any
 
 from netplanx.engine.resource import Resource
 from netplanx.errors import PlanError
+from netplanx.policy.resources import policy_resources
 from netplanx.providers.kernel.addresses import address_resource
 from netplanx.providers.kernel.links import link_address
 from netplanx.providers.kernel.names import table_number
 from netplanx.providers.kernel.routes import route_resource
 from netplanx.providers.kernel.rules import rule_resource
 from netplanx.providers.kernel.sysctls import sysctl_resource
+from netplanx.spec.bgp import bgp_resources
 from netplanx.spec.cluster import cluster_resources
-from netplanx.spec.model import Bridge, Device, Geneve, Interface, Macvlan, PingCheck, Route, Rule, Spec, Veth, Vxlan
+from netplanx.spec.model import (
+    Bridge,
+    Device,
+    EstablishedCheck,
+    Geneve,
+    Interface,
+    Macvlan,
+    PingCheck,
+    Route,
+    Rule,
+    Spec,
+    Veth,
+    Vxlan,
+)
 from netplanx.spec.nodes import find_node, node_view
 from netplanx.spec.semantic import veth_primaries
 from netplanx.spec.services_compile import service_resources
@@ -22,12 +37,13 @@ from netplanx.spec.services_compile import service_resources
 def compile_spec(spec: Spec, node_name: str | None = None) -> list[Resource]:
     """Every resource the spec asks of this node (``node_name``: which node of the cluster), in spec order."""
     if spec.cluster is None:
-        return _compile_local(spec)
+        return _compile_local(spec) + bgp_resources(spec, None)
     node = find_node(spec, node_name or "")
     if node is None:
         raise PlanError([f"node '{node_name}' is not in cluster {spec.cluster.name} (nodes: "
                          f"{', '.join(n.name for n in spec.cluster.nodes)}); choose one with --node"])
-    return _compile_local(node_view(spec, node)) + cluster_resources(spec, node) + service_resources(spec, node)
+    return (_compile_local(node_view(spec, node)) + cluster_resources(spec, node) + service_resources(spec, node)
+            + policy_resources(spec, node) + bgp_resources(spec, node))
 
 
 def compile_checks(spec: Spec) -> list[dict[str, Any]]:
@@ -37,6 +53,9 @@ def compile_checks(spec: Spec) -> list[dict[str, Any]]:
         if isinstance(check, PingCheck):
             found.append({"type": "ping", "address": str(check.ping), "count": check.count,
                           "timeout": check.timeout})
+        elif isinstance(check, EstablishedCheck):
+            found.append({"type": "bgp-established", "peer": str(check.bgp_established.peer),
+                          "within": check.bgp_established.within})
         else:
             found.append({"type": "wireguard-handshake", "peer": check.wireguard_handshake.peer,
                           "within": check.wireguard_handshake.within})

@@ -7,7 +7,9 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from netplanx.policy.checks import policy_problems
 from netplanx.providers.kernel.names import TABLES
+from netplanx.spec.bgp_checks import bgp_problems
 from netplanx.spec.cluster_checks import cluster_problems
 from netplanx.spec.model import Bridge, Device, IfNetwork, Macvlan, Spec, Veth, Vxlan
 from netplanx.spec.nodes import cluster_links, cluster_managed_links, node_view, view_path
@@ -44,7 +46,8 @@ def semantic_problems(spec: Spec) -> list[Problem]:
                 problem = Problem(view_path(spec, index, problem.path), _in_file(spec, index, problem.text),
                                   problem.at_key)
             found.setdefault((problem.path, problem.text), problem)
-    return [*found.values(), *(Problem(*p) for p in (*cluster_problems(spec), *service_problems(spec)))]
+    return [*found.values(), *(Problem(*p) for p in (*cluster_problems(spec), *service_problems(spec),
+                                                     *policy_problems(spec), *bgp_problems(spec)))]
 
 
 def _in_file(spec: Spec, node_index: int, text: str) -> str:

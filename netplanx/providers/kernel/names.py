@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 NETX_PROTOCOL = 78  # rtnetlink protocol of routes, rules and addresses netx creates ("proto netx")
+NETX_BGP_PROTOCOL = 79  # routes 'netx bgp sync' installs from what BGP peers announce ("proto netx-bgp")
 NETX_ALIAS = "netx"  # IFLA_IFALIAS of links netx creates
 
 TABLES = {"main": 254, "local": 255, "default": 253}

@@ -11,6 +11,7 @@ from netplanx.addressing import parse_ip
 from netplanx.engine.resource import Dependency, Resource
 from netplanx.providers.kernel.base import KernelType
 from netplanx.providers.kernel.names import (
+    NETX_BGP_PROTOCOL,
     NETX_PROTOCOL,
     ROUTE_TYPE_NAMES,
     ROUTE_TYPES,
@@ -41,6 +42,7 @@ RTNH_F_ONLINK = 4
 NLA_F_NESTED = 0x8000
 RTM_F_CLONED = 0x200
 PROTO_KERNEL = 2
+SKIPPED_PROTOCOLS = (PROTO_KERNEL, NETX_BGP_PROTOCOL)  # the kernel's own; those 'netx bgp sync' follows from BGP
 TABLE_LOCAL = 255
 DEFAULT_METRIC = {4: 0, 6: 1024}
 FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
@@ -164,7 +166,7 @@ def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
     The attribute loop is written out (no generator, no copies): it runs once per route on every plan.
     """
     family, dst_len, _src_len, _tos, table, protocol, scope, kind, flags = RTMSG.unpack_from(payload, 0)
-    if family not in VERSION or kind not in ROUTE_TYPE_NAMES or protocol == PROTO_KERNEL or flags & RTM_F_CLONED:
+    if family not in VERSION or kind not in ROUTE_TYPE_NAMES or protocol in SKIPPED_PROTOCOLS or flags & RTM_F_CLONED:
         return None
     version = VERSION[family]
     dst = via = src = None

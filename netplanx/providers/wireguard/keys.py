@@ -10,10 +10,10 @@ import base64
 import hashlib
 import os
 import secrets
-import stat
 from pathlib import Path
 
 from netplanx.errors import NetxError
+from netplanx.secretfile import read_secret
 
 P = 2**255 - 19
 A24 = 121665
@@ -90,19 +90,7 @@ def generate(path: Path, force: bool = False) -> str:
 
 def read_private(path: str) -> bytes:
     """Read a private key file, refusing symlinks, non-regular files and files group or others may read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        reason = "is a symbolic link" if exc.errno == 40 else exc.strerror
-        raise NetxError(f"private key file {path} {reason} (allowed: a regular file, mode 0600)") from None
-    with os.fdopen(fd) as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise NetxError(f"private key file {path} is not a regular file (allowed: a regular file, mode 0600)")
-        if info.st_mode & 0o077:
-            raise NetxError(f"private key file {path} is readable by group or others (mode "
-                            f"{stat.S_IMODE(info.st_mode):04o}); refusing it (allowed: chmod 600 {path})")
-        text = handle.read()
+    text = read_secret(path, "private key file")
     try:
         return decode(text)
     except ValueError as exc:

@@ -1,0 +1,96 @@
+/* Network policy datapath: the map layouts shared by bpf/policy.c and netplanx/providers/bpf/policy_maps.py.
+ * Keep the two in step: the Python side packs and unpacks these structures byte for byte. */
+#ifndef NETX_POLICY_H
+#define NETX_POLICY_H
+
+#define POLICY_ENTRIES 65536
+#define IPCACHE_ENTRIES 16384
+#define CT_ENTRIES 65536
+#define NAME_ENTRIES 32768
+#define RULE_SLOTS 16384
+#define RINGBUF_BYTES (256 * 1024)
+
+#define RULE_DEFAULT_DENY 0
+#define CT_LIFETIME_TCP (3600ULL * 1000000000ULL)   /* idle lifetime of a connection's entry */
+#define CT_LIFETIME_OTHER (60ULL * 1000000000ULL)
+
+#define REASON_POLICY 0    /* an entry of the policy map decided */
+#define REASON_DEFAULT 1   /* enforced direction, no entry: default deny */
+
+/* Addresses are 16 bytes everywhere: IPv6 as is, IPv4 mapped (::ffff:a.b.c.d, prefix lengths + 96). */
+
+/* policy map key: Cilium's (identity, direction, protocol, port), plus the endpoint's host-side ifindex
+ * (one map for the node's endpoints instead of one map per endpoint) */
+struct pol_key {
+    u32 ifindex;
+    u32 identity;   /* 0: any peer */
+    u8 egress;      /* 0: into the endpoint, 1: out of it */
+    u8 protocol;    /* 0: any */
+    u16 port;       /* destination port, host order; 0: any */
+};
+
+struct pol_value {
+    u8 deny;
+    u8 pad[3];
+    u32 rule;       /* index in the rule counter array; names in the names map */
+};
+
+struct ip_key {
+    u32 prefixlen;
+    u8 addr[16];    /* network order */
+};
+
+struct ip_value {
+    u32 identity;
+    char name[44];  /* endpoint or node name, or cidr:... */
+};
+
+struct ct_key {
+    u32 ifindex;
+    u8 saddr[16];
+    u8 daddr[16];
+    u16 sport;
+    u16 dport;
+    u8 protocol;
+    u8 egress;
+    u8 pad[2];
+};
+
+struct ct_value {
+    u64 expires;    /* bpf_ktime_get_ns; an expired entry is a new connection again */
+    u32 rule;
+    u32 pad;
+};
+
+struct rule_stats {
+    u64 packets;
+    u64 bytes;
+};
+
+struct name_key {
+    u32 kind;       /* 1: rule, 2: identity */
+    u32 id;
+};
+
+struct name_value {
+    char text[64];
+};
+
+struct flow_event {
+    u64 ts_ns;      /* bpf_ktime_get_ns */
+    u8 saddr[16];
+    u8 daddr[16];
+    u16 sport;
+    u16 dport;
+    u8 protocol;
+    u8 verdict;     /* 0 allowed, 1 dropped */
+    u8 egress;      /* the endpoint's direction */
+    u8 reason;
+    u32 rule;
+    u32 ifindex;
+    u32 src_identity;
+    u32 dst_identity;
+    u32 length;
+};
+
+#endif

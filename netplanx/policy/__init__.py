@@ -1,0 +1,1 @@
+"""Network policy: identities derived from the spec, and policies compiled into eBPF map entries."""

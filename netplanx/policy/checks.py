@@ -1,0 +1,71 @@
+"""Spec checks of the policies that need the whole spec: names, peers that select nothing, identities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from netplanx.policy.compile import rule_names
+from netplanx.policy.entries import MAX_RULES
+from netplanx.policy.identity import collisions, label_text
+from netplanx.spec.model import Spec
+from netplanx.spec.policies import selects
+
+SECTION_KEYS = {"ingress": "ingress", "ingress_deny": "ingressDeny", "egress": "egress", "egress_deny": "egressDeny"}
+
+
+class PolicyProblem(NamedTuple):
+    path: tuple[str | int, ...]
+    text: str
+    at_key: bool = False
+
+
+def policy_problems(spec: Spec) -> list[PolicyProblem]:
+    if not spec.policies:
+        return []
+    if spec.cluster is None:
+        return [PolicyProblem(("policies", 0), "policies need a cluster section with endpoints (allowed: add "
+                                               "cluster: and endpoints:)")]
+    return [*_names(spec), *_peers(spec), *_identities(spec)]
+
+
+def _names(spec: Spec) -> Iterator[PolicyProblem]:
+    seen: dict[str, int] = {}
+    for index, policy in enumerate(spec.policies):
+        if policy.name in seen:
+            yield PolicyProblem(("policies", index, "name"), f"policy name '{policy.name}' is used twice, first at "
+                                f"policies[{seen[policy.name]}] (allowed: unique names)")
+        seen.setdefault(policy.name, index)
+    if len(rule_names(spec)) > MAX_RULES:
+        yield PolicyProblem(("policies",), f"the policies have {len(rule_names(spec))} rules (allowed: at most "
+                                           f"{MAX_RULES})", True)
+
+
+def _peers(spec: Spec) -> Iterator[PolicyProblem]:
+    known = sorted({label_text(e.labels) for e in spec.endpoints})
+    for index, policy in enumerate(spec.policies):
+        if not any(selects(policy.selector, e.labels) for e in spec.endpoints):
+            yield PolicyProblem(("policies", index, "selector"), f"selector {{{_text(policy.selector)}}} selects no "
+                                f"endpoint (allowed: labels of an endpoint: {'; '.join(known) or 'none in the spec'})")
+        for attribute, key in SECTION_KEYS.items():
+            for number, rule in enumerate(getattr(policy, attribute) or []):
+                peers_key = "from" if attribute.startswith("ingress") else "to"
+                for place, peer in enumerate(rule.peers or []):
+                    if peer.labels is None or any(selects(peer.labels, e.labels) for e in spec.endpoints):
+                        continue
+                    yield PolicyProblem(("policies", index, key, number, peers_key, place, "labels"),
+                                        f"labels {{{_text(peer.labels)}}} select no endpoint (allowed: labels of an "
+                                        f"endpoint: {'; '.join(known) or 'none in the spec'})")
+
+
+def _text(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _identities(spec: Spec) -> Iterator[PolicyProblem]:
+    from netplanx.policy.compile import policy_cidrs
+
+    for first, second, identity in collisions(sorted({label_text(e.labels) for e in spec.endpoints}),
+                                              policy_cidrs(spec)):
+        yield PolicyProblem(("endpoints",), f"labels '{first}' and '{second}' hash to the same identity {identity} "
+                                            "(allowed: change a label of one of them)", True)

@@ -1,0 +1,92 @@
+"""The C program's verdicts equal the compiled model's, packet by packet (BPF_PROG_TEST_RUN, no interfaces)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from netplanx.lab import lab_spec
+from netplanx.policy.compile import compile_policies
+from netplanx.providers.bpf import policy_maps as pm
+from netplanx.providers.bpf.loader import load, remove_scope
+from netplanx.providers.bpf.policy_testrun import ipv4_packet, ipv6_packet, prog_test_run
+from netplanx.spec.validate import parse_spec
+from tests.conftest import IS_ROOT
+from tests.test_policy_compile import ENDPOINTS, NODES, first_hit
+
+pytestmark = pytest.mark.skipif(not IS_ROOT, reason="needs root: loads BPF programs")
+POLICIES = """policies:
+  - name: web
+    selector: {app: web}
+    ingress:
+      - from: [{labels: {app: client}}]
+      - from: [{cidr: 198.51.100.0/24}, {cidr: "2001:db8:100::/48"}]
+        ports: [{port: 443}, {protocol: icmp}]
+    ingressDeny:
+      - ports: [{port: 22}]
+      - from: [{cidr: 198.51.100.128/25}]
+        ports: [{port: 443}]
+    egress:
+      - to: [{labels: {app: db}}]
+        ports: [{port: 5432}]
+"""
+TC_ACT_UNSPEC, TC_ACT_SHOT = -1, 2
+
+
+@pytest.fixture
+def datapath():
+    scope = f"test-policy-{uuid.uuid4().hex[:6]}"
+    programs = load(pm.POLICY, scope)
+    try:
+        yield scope, programs
+    finally:
+        programs.close()
+        remove_scope(scope, pm.POLICY.name)
+
+
+def test_every_packet_gets_the_verdict_of_the_model(datapath):
+    scope, programs = datapath
+    spec, _document = parse_spec(lab_spec("t", NODES, endpoints=ENDPOINTS) + POLICIES, "spec.yaml")
+    compiled = compile_policies(spec, spec.cluster.nodes[0])
+    entries = compiled.endpoints["web-a"]
+    with pm.open_map(scope, "ipcache") as ipcache:
+        for cidr, (identity, name) in compiled.ipcache.items():
+            ipcache.update(pm.prefix_key(cidr), pm.ip_value(identity, name))
+    with pm.open_map(scope, "policy") as policy:
+        policy.update_batch([pm.policy_entry(1, key, verdict) for key, verdict in entries.items()])
+    web, web6 = "10.244.1.11", "fd00:244:0:1::b"
+    peers = {"client-b": "10.244.2.11", "db-b": "10.244.2.12", "cidr": "198.51.100.7", "cidr-deny": "198.51.100.200",
+             "world": "203.0.113.9", "node-b": "192.0.2.12", "client-b6": "fd00:244:0:2::b",
+             "db-b6": "fd00:244:0:2::c", "cidr6": "2001:db8:100::7", "world6": "2001:db8:200::1",
+             "node-b6": "2001:db8::12"}
+    checked = 0
+    verdicts: set[tuple[bool, str]] = set()
+    for number, (peer, address) in enumerate(peers.items()):
+        for protocol, port in (("tcp", 443), ("tcp", 22), ("tcp", 5432), ("udp", 53), ("icmp", 0)):
+            sport = 20000 + number * 100 + checked
+            identity = _lpm(compiled.ipcache, address)
+            number_of = {"tcp": 6, "udp": 17, "icmp": 1}[protocol]
+            make, local = (ipv6_packet, web6) if ":" in address else (ipv4_packet, web)
+            for egress, packet in ((0, make(address, local, protocol, sport, port)),
+                                   (1, make(local, address, protocol, sport, port))):
+                program = programs.fd("from_endpoint" if egress else "to_endpoint")
+                expected = first_hit(entries, egress, identity, number_of, port)
+                verdicts.add((":" in address, expected))
+                verdict, _ns = prog_test_run(program, packet)
+                assert verdict == (TC_ACT_UNSPEC if expected == "allow" else TC_ACT_SHOT), \
+                    (peer, protocol, port, "egress" if egress else "ingress", expected)
+                checked += 1
+    assert checked == 110 and len(verdicts) == 4  # both verdicts in both families
+    neighbour_solicitation = ipv6_packet("fe80::2", web6, "icmp", icmp_type=135)
+    assert prog_test_run(programs.fd("to_endpoint"), neighbour_solicitation)[0] == TC_ACT_UNSPEC
+    counters = pm.rule_counters(scope)
+    assert counters[0][0] > 0  # default deny counted
+
+
+def _lpm(ipcache: dict, address: str) -> int:
+    import ipaddress
+
+    matches = [(ipaddress.ip_network(c).prefixlen, i) for c, (i, _n) in ipcache.items()
+               if ipaddress.ip_address(address) in ipaddress.ip_network(c)]
+    return max(matches)[1]
