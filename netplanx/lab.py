@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -125,7 +126,7 @@ class Lab:
 
     def down(self) -> None:
         """Stop the lab's daemons (wireguard-go, BIRD, gobgpd, netx bgp sync; by PID) and delete every
-        namespace of this lab, endpoints included (also after a failed test)."""
+        namespace of this lab, endpoints included, and their eBPF pins (also after a failed test)."""
         from netplanx.lab_bgp import stop_recorded
         from netplanx.providers.wireguard.drivers import SOCKET_ROOT, UserspaceDriver
 
@@ -137,6 +138,10 @@ class Lab:
                 for pidfile in (SOCKET_ROOT / entry["name"]).glob("*.pid"):
                     driver.stop(pidfile.stem)
                 subprocess.run(["ip", "netns", "del", entry["name"]], check=False, capture_output=True)
+        from netplanx.providers.bpf.loader import PIN_ROOT
+
+        for pins in PIN_ROOT.glob(f"{self.name}-*"):  # bpffs is shared by all namespaces: their pins stay
+            shutil.rmtree(pins, ignore_errors=True)
 
     def netx(self, node: str, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "NETX_STATE_DIR": str(self.state_dir)}

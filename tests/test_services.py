@@ -23,20 +23,11 @@ ENDPOINTS = {"client": "node-a", "web-1": "node-a", "web-2": "node-a", "web-3": 
 ADDRESS = {"web-1": "10.244.1.12", "web-2": "10.244.1.13", "web-3": "10.244.1.14"}  # lab_spec: .11 is client
 
 
-class LbLab(Lab):
-    """A lab whose teardown also removes the load balancer's pins of every node."""
-
-    def down(self) -> None:
-        super().down()
-        for node in self.nodes:
-            shutil.rmtree(PIN_ROOT / self.netns(node), ignore_errors=True)
-
-
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[LbLab]:
+def lab(tmp_path: Path) -> Iterator[Lab]:
     if not IS_ROOT:
         pytest.skip("needs root: creates network namespaces")
-    made = LbLab(f"sv{uuid.uuid4().hex[:6]}", ["node-a"], tmp_path)
+    made = Lab(f"sv{uuid.uuid4().hex[:6]}", ["node-a"], tmp_path)
     try:
         yield made.up()
     finally:
@@ -300,10 +291,10 @@ def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
 
 
 @pytest.fixture
-def lab3(tmp_path: Path) -> Iterator[LbLab]:
+def lab3(tmp_path: Path) -> Iterator[Lab]:
     if not IS_ROOT:
         pytest.skip("needs root: creates network namespaces")
-    made = LbLab(f"sv{uuid.uuid4().hex[:6]}", ["node-a", "node-b", "node-c"], tmp_path)
+    made = Lab(f"sv{uuid.uuid4().hex[:6]}", ["node-a", "node-b", "node-c"], tmp_path)
     try:
         yield made.up()
     finally:
@@ -328,6 +319,8 @@ def test_backends_on_other_nodes_over_the_overlay_with_masquerade_from_outside(l
         assert lab3.plan(text, node)["changes"] == []
     rows = {node: bpftool("map", "dump", "id", str(_inner_of(lab3, node))) for node in lab3.nodes}
     assert _same_backends(lab3, rows)
+    lab3.down()  # the lab's teardown removes the nodes' pins too (bpffs outlives the namespaces)
+    assert list(PIN_ROOT.glob(f"{lab3.name}-*")) == []
 
 
 def _inner_of(lab: Lab, node: str) -> int:
