@@ -94,7 +94,16 @@ def gobgp(netns: str, *args: str, port: int = GOBGP_API_PORT) -> subprocess.Comp
 def start_gobgpd(netns: str, folder: Path, port: int = GOBGP_API_PORT) -> Daemon:
     daemon = spawn(netns, ["gobgpd", "--api-hosts", f"127.0.0.1:{port}", "--pprof-disable", "--log-level",
                            "warn"], folder, f"gobgpd-{netns}")
-    wait_until(lambda: gobgp(netns, "global", port=port).returncode == 0, 20, f"gobgpd in {netns}")
+    return _ready(daemon, lambda: gobgp(netns, "global", port=port).returncode == 0, f"gobgpd in {netns}")
+
+
+def _ready(daemon: Daemon, condition: Callable[[], object], what: str, timeout: float = 30) -> Daemon:
+    """``daemon`` once ``condition`` holds; stopped (never left behind) when it does not in time."""
+    try:
+        wait_until(condition, timeout, what)
+    except BaseException:
+        daemon.stop()
+        raise
     return daemon
 
 
@@ -106,8 +115,8 @@ def start_sync(netns: str, folder: Path, state_dir: Path, port: int = GOBGP_API_
     log = folder / f"{name}.log"
     before = log.read_text(errors="replace").count("synced:") if log.exists() else 0
     daemon = spawn(netns, env_python, folder, name)
-    wait_until(lambda: log.read_text(errors="replace").count("synced:") > before, 30, f"netx bgp sync in {netns}")
-    return daemon
+    return _ready(daemon, lambda: log.read_text(errors="replace").count("synced:") > before,
+                  f"netx bgp sync in {netns}")
 
 
 @dataclass(frozen=True)
@@ -155,10 +164,10 @@ class Bird:
         self.config_path = folder / f"{name}-{netns}.conf"
         self.socket = folder / f"{name}-{netns}.ctl"
         self.config_path.write_text(config)
-        self.daemon = spawn(netns, ["bird", "-f", "-c", str(self.config_path), "-s", str(self.socket)], folder,
-                            f"{name}-{netns}")
-        wait_until(lambda: self.socket.exists() and self._birdc("show", "status").returncode == 0, 20,
-                   f"bird in {netns}")
+        self.daemon = _ready(spawn(netns, ["bird", "-f", "-c", str(self.config_path), "-s", str(self.socket)], folder,
+                                   f"{name}-{netns}"),
+                             lambda: self.socket.exists() and self._birdc("show", "status").returncode == 0,
+                             f"bird in {netns}")
 
     def _birdc(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["birdc", "-s", str(self.socket), *args], capture_output=True, text=True, timeout=30)
