@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
-from netplanx.spec.model import Endpoint, IfNetwork, Node, Spec
+from netplanx.spec.fields import IfNetwork
+from netplanx.spec.model import Endpoint, Node, Spec
 
 LISTS = ("interfaces", "routes", "rules")
 GATEWAY4 = "169.254.1.1"  # every endpoint's default gateway: an address on its host-side veth

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 from pydantic.functional_validators import AfterValidator
 
-from netplanx.spec.model import Name, Network, SpecModel
+from netplanx.spec.fields import Name, Network, SpecModel
 
 ENTITIES = ("host", "world", "cluster", "remote-node", "all")
 PROTOCOLS = ("tcp", "udp", "icmp", "any")

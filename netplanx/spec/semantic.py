@@ -11,7 +11,8 @@ from netplanx.policy.checks import policy_problems
 from netplanx.providers.kernel.names import TABLES
 from netplanx.spec.bgp_checks import bgp_problems
 from netplanx.spec.cluster_checks import cluster_problems
-from netplanx.spec.model import Bridge, Device, IfNetwork, Macvlan, Spec, Veth, Vxlan
+from netplanx.spec.fields import IfNetwork
+from netplanx.spec.model import Bridge, Device, Macvlan, Spec, Veth, Vxlan
 from netplanx.spec.nodes import cluster_links, cluster_managed_links, node_view, view_path
 from netplanx.spec.services_checks import service_problems
 

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from pydantic.functional_validators import AfterValidator
 
 from netplanx.providers.bpf.maglev import DEFAULT_TABLE_SIZE, TABLE_SIZES
-from netplanx.spec.model import IP4, Name, SpecModel
+from netplanx.spec.fields import IP4, Name, SpecModel
 
 
 def _table_size(value: int) -> int:
