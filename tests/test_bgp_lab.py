@@ -35,6 +35,8 @@ def test_native_routing_over_bgp_connects_endpoints(lab):
         routes = wait_until(lambda n=node, o=others: (r := learned_routes(lab, n)).keys() >= o and r, 30,
                             f"{node} learning the other pod networks")
         assert routes["10.244.2.0/24" if node != "node-b" else "10.244.1.0/24"].startswith("192.0.2.1")
+    reflector_kernel = {r["dst"] for r in ip_json(lab.underlay, "route", "show", "proto", "bird")}
+    assert {pods[0] for pods in PODS.values()} <= reflector_kernel  # BIRD put the pod CIDRs in its kernel
     with capture(lab.underlay, "ul0", "udp port 8472") as tunnelled:
         all_reachable(lab)
     assert not tunnelled, "native routing must not encapsulate"
