@@ -109,9 +109,14 @@ def other_netns() -> Iterator[str]:
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
     """Three nodes on an underlay bridge; everything is removed afterwards, whatever happened."""
+    yield from lab_of(3, tmp_path)
+
+
+def lab_of(nodes: int, folder: Path) -> Iterator[Lab]:
+    """A lab of ``nodes`` nodes for a fixture to yield; removed afterwards, whatever happened."""
     if not IS_ROOT:
         pytest.skip("needs root: creates network namespaces")
-    made = Lab(f"lx{uuid.uuid4().hex[:6]}", list(NODE_NAMES[:3]), tmp_path)
+    made = Lab(f"lx{uuid.uuid4().hex[:6]}", list(NODE_NAMES[:nodes]), folder)
     try:
         yield made.up()
     finally:

@@ -7,13 +7,10 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import pytest
-
 from netplanx.lab import Lab, lab_spec
-from tests.conftest import IS_ROOT, ROOT
+from tests.conftest import ROOT
 
 PLAYBOOK = ROOT / "examples" / "ansible" / "rollout.yml"
 ENDPOINTS = {"web-a": "node-a", "web-b": "node-b", "db-c": "node-c"}
@@ -42,17 +39,6 @@ def play(lab: Lab, inventory_path: Path, *extra: str) -> tuple[int, str, dict[st
     for host, stats in re.findall(r"^(node-\w)\s+:\s+(.*)$", run.stdout, re.M):
         recap[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", stats)}
     return run.returncode, run.stdout + run.stderr, recap
-
-
-@pytest.fixture
-def lab(tmp_path: Path):
-    if not IS_ROOT:
-        pytest.skip("needs root: creates network namespaces")
-    made = Lab(f"la{uuid.uuid4().hex[:6]}", ["node-a", "node-b", "node-c"], tmp_path)
-    try:
-        yield made.up()
-    finally:
-        made.down()
 
 
 def test_check_mode_plans_then_apply_then_no_change(lab):

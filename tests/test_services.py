@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from netplanx.lab import Lab, lab_spec
 from netplanx.providers.bpf.loader import PIN_ROOT
-from tests.conftest import IS_ROOT
+from tests.conftest import lab_of
 from tests.services_traffic import HeldConnection, connect_many, nsenter, servers, tx_checksum_off
 
 VIP = "10.96.0.10"
@@ -25,13 +24,8 @@ ADDRESS = {"web-1": "10.244.1.12", "web-2": "10.244.1.13", "web-3": "10.244.1.14
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    if not IS_ROOT:
-        pytest.skip("needs root: creates network namespaces")
-    made = Lab(f"sv{uuid.uuid4().hex[:6]}", ["node-a"], tmp_path)
-    try:
-        yield made.up()
-    finally:
-        made.down()
+    """One node: the client and the backends are its endpoints."""
+    yield from lab_of(1, tmp_path)
 
 
 def services(*blocks: str) -> str:
@@ -292,13 +286,7 @@ def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
 
 @pytest.fixture
 def lab3(tmp_path: Path) -> Iterator[Lab]:
-    if not IS_ROOT:
-        pytest.skip("needs root: creates network namespaces")
-    made = Lab(f"sv{uuid.uuid4().hex[:6]}", ["node-a", "node-b", "node-c"], tmp_path)
-    try:
-        yield made.up()
-    finally:
-        made.down()
+    yield from lab_of(3, tmp_path)
 
 
 def test_backends_on_other_nodes_over_the_overlay_with_masquerade_from_outside(lab3):
