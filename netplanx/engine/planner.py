@@ -12,9 +12,12 @@ from netplanx.errors import PlanError
 def preflight(types: Mapping[str, ResourceType], desired: Sequence[Resource], live: Sequence[Resource]) -> None:
     """Raise PlanError with every reason the desired state cannot exist on this host."""
     live_index = {r.address: r for r in live}
+    by_kind: dict[str, list[Resource]] = {}
+    for res in desired:
+        by_kind.setdefault(res.kind, []).append(res)
     problems: list[str] = []
     for kind, rtype in types.items():
-        problems += rtype.preflight([r for r in desired if r.kind == kind], live_index)
+        problems += rtype.preflight(by_kind.get(kind, []), live_index)
     if problems:
         raise PlanError(problems)
 
