@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from netplanx.providers.bpf import maglev
 from netplanx.providers.bpf.maglev import (
     DEFAULT_TABLE_SIZE,
     TABLE_SIZES,
@@ -92,6 +93,35 @@ def test_equal_to_the_reference_on_larger_tables(size: int, count: int, mixed: b
     rng = random.Random(size + count)
     backends = [(key, rng.randrange(1, 100) if mixed else 1) for key, _ in backends_of(count)]
     assert maglev_table(backends, size) == reference_table(backends, size)
+
+
+@pytest.mark.parametrize("weights", [
+    [1000, *[1] * 199],  # one heavy backend first among light ones: few may take a turn, the rest wait
+    [*[1] * 199, 1000],
+    [50] * 100 + [1] * 100,
+    [1, 2] * 100,
+])
+def test_equal_to_the_reference_with_skewed_weights(weights: list[int]) -> None:
+    backends = [(key, w) for (key, _), w in zip(backends_of(len(weights)), weights, strict=True)]
+    assert maglev_table(backends, 4093) == reference_table(backends, 4093)
+
+
+@pytest.mark.parametrize(("probe_until", "rank_from"), [
+    (10**9, 0),  # probing only
+    (1, 0),  # scanning the repeated occupancy map only, down to the last slot
+    (1, 10**9),  # ranking only
+    (2, 7),  # all three, switching early
+])
+def test_every_way_of_filling_equals_the_reference(monkeypatch: pytest.MonkeyPatch, probe_until: int,
+                                                    rank_from: int) -> None:
+    monkeypatch.setattr(maglev, "_PROBE_UNTIL", probe_until)
+    monkeypatch.setattr(maglev, "_RANK_FROM", rank_from)
+    rng = random.Random(probe_until + rank_from)
+    for size in (2, 3, 13, 251, 1021, 2039):
+        for count in {1, min(size - 1, 2), min(size - 1, 9), min(size - 1, 40)}:
+            weights = [rng.randrange(1, 4) if count % 2 else 1 for _ in range(count)]
+            backends = [(f"10.0.{rng.randrange(256)}.{n}:{rng.randrange(1, 65536)}", w) for n, w in enumerate(weights)]
+            assert maglev_table(backends, size) == reference_table(backends, size), (size, backends)
 
 
 def test_same_table_in_other_processes() -> None:
@@ -195,13 +225,13 @@ def test_no_backends_give_an_empty_table() -> None:
 
 
 @pytest.mark.parametrize(("size", "count"), [(0, 0), (1, 0), (-7, 1), (250, 3), (16383, 10), (7, 7), (5, 9),
-                                             (65535, 100)])
-def test_invalid_sizes_are_rejected_with_the_allowed_values(size: int, count: int) -> None:
+                                             (65535, 100), (16381.0, 3), ("16381", 3)])
+def test_invalid_sizes_are_rejected_with_the_allowed_values(size: object, count: int) -> None:
     with pytest.raises(ValueError, match=SIZE_MESSAGE) as caught:
-        maglev_table(backends_of(count), size)
+        maglev_table(backends_of(count), size)  # type: ignore[arg-type]
     assert f"size {size} " in str(caught.value)
     assert "16381" in str(caught.value)
-    assert table_size_problem(size, count) == str(caught.value)
+    assert table_size_problem(size, count) == str(caught.value)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("backends", "message"), [
