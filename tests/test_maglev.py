@@ -183,9 +183,10 @@ def test_weights_are_scale_free_and_equal_weights_are_round_robin() -> None:
                                                                        abs=2)
 
 
-# Maglev trades a little disruption for balance: the excess over 1/N shrinks as M/N grows (measured, removing one:
-# 1.4% of the table at M/N = 164, 0.8% at 819, 0.55% at 655 with N = 100; benchmarks/maglev.py prints it). These
-# sizes keep M/N >= 600, where the bound of 1/N + 1% holds with margin.
+# Maglev trades a little disruption for balance: removing one backend also moves some slots of others. Measured
+# with random keys (slots moved beyond the removed backend's own, % of the table: mean / worst seen): M=16381 N=5
+# 0.25 / 0.81; N=20 0.7 / 1.03; N=100 (M/N = 163) 1.29 / 1.37; M=65521 N=100 0.55 / 0.6; M=1021 N=3 0.47 / 2.84.
+# So the bound of 1/N + 1% is typical, not guaranteed; these cases hold it for the pod-like keys below.
 DISRUPTION_CASES = [(16381, 5), (16381, 20), (65521, 100)]
 
 
