@@ -21,9 +21,7 @@ slot that is still empty, until the table is full.
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left, insort
 from collections.abc import Iterator, Sequence
-from heapq import heappop, heappush
 from itertools import cycle, islice, pairwise
 from operator import itemgetter
 
@@ -96,29 +94,33 @@ def _turns(weights: list[int], size: int) -> list[int]:
     """Which backend claims a slot on each of the ``size`` turns: Cilium's weighted round robin, exactly.
 
     Turn ``n`` goes to the first backend, cyclically from ``n % N``, that is ready: backend ``i`` with ``k``
-    claims is ready on every turn ``n`` with ``(n + 1) * w_i * N >= w_i + k * W * N``. Scanning for it would
-    cost up to N steps a turn (one heavy backend among light ones), so the ready backends are kept sorted and
-    the others wait in a heap keyed by the first turn they are ready on (encoded ``turn * N + i``).
+    claims is ready on every turn ``n`` with ``(n + 1) * w_i * N >= w_i + k * W * N``. Testing backends one by
+    one would cost up to N steps a turn (one heavy backend among light ones), so readiness is a byte per
+    backend, searched by bytearray.find(), and a backend that claimed waits in a bucket for the turn it is
+    ready on again.
     """
     count = len(weights)
     step = sum(weights) * count
     rate = [w * count for w in weights]
     need = weights[:]  # w_i + k_i * W * N
-    ready = list(range(count))  # on turn 0, w_i <= w_i * N holds for all
-    waiting: list[int] = []
+    ready = bytearray(b"\x01") * count  # on turn 0, w_i <= w_i * N holds for all
+    waiting: dict[int, list[int]] = {}  # turn -> backends ready again on it
     turns = [0] * size
     for n in range(size):
-        while waiting and waiting[0] < (n + 1) * count:
-            insort(ready, heappop(waiting) % count)
-        at = bisect_left(ready, n % count)
-        i = ready.pop(at if at < len(ready) else 0)
+        for i in waiting.pop(n, ()):
+            ready[i] = 1
+        i = ready.find(1, n % count)
+        if i < 0:
+            i = ready.find(1)
         turns[n] = i
         need[i] += step
-        since = (need[i] + rate[i] - 1) // rate[i] - 1  # the first turn it is ready on again
-        if since <= n + 1:
-            insort(ready, i)
-        else:
-            heappush(waiting, since * count + i)
+        again = (need[i] + rate[i] - 1) // rate[i] - 1  # the first turn it is ready on again
+        if again > n + 1:
+            ready[i] = 0
+            if again in waiting:
+                waiting[again].append(i)
+            else:
+                waiting[again] = [i]
     return turns
 
 
