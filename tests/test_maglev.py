@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -242,7 +243,7 @@ def test_invalid_sizes_are_rejected_with_the_allowed_values(size: object, count:
     ([("a", 1), ("b", 2), ("a", 3)], "'a' is listed twice"),
 ])
 def test_invalid_backends_are_rejected(backends: list[tuple[str, int]], message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         maglev_table(backends, 251)
 
 

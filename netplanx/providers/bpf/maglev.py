@@ -15,6 +15,9 @@ slot that is still empty, until the table is full.
   the comparison is exact in integers (both sides times N), which makes weights scale-free (2:4 is 1:2)
   and equal weights exactly the paper's round robin; and weights always count (Cilium ignores them
   unless the mean weight is at least 2, so it treats weights 1 and 2 as equal).
+- Sizes: M must be a prime greater than the number of backends (``table_size_problem`` words the error for
+  the spec validator); M > 100 N keeps every backend's share within 1% of the mean.
+- No backends: the table is empty (``[]``); the service has nowhere to send traffic.
 - Cost: benchmarks/maglev.py; about 4 ms for M = 16381 with 1,000 backends, 12 ms for M = 65537 with 100.
 """
 
