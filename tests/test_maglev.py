@@ -107,16 +107,18 @@ def test_equal_to_the_reference_with_skewed_weights(weights: list[int]) -> None:
     assert maglev_table(backends, 4093) == reference_table(backends, 4093)
 
 
-@pytest.mark.parametrize(("probe_until", "rank_from"), [
-    (10**9, 0),  # probing only
-    (1, 0),  # scanning the repeated occupancy map only, down to the last slot
-    (1, 10**9),  # ranking only
-    (2, 7),  # all three, switching early
+@pytest.mark.parametrize(("probe_until", "rank_from", "repeated"), [
+    (10**9, 0, maglev._MAX_REPEATED),  # probing only
+    (1, 0, maglev._MAX_REPEATED),  # scanning the repeated occupancy map only, down to the last slot
+    (1, 0, 1),  # the same with a single copy: no slice wraps around
+    (1, 10**9, maglev._MAX_REPEATED),  # ranking only
+    (2, 7, maglev._MAX_REPEATED),  # all three, switching early
 ])
 def test_every_way_of_filling_equals_the_reference(monkeypatch: pytest.MonkeyPatch, probe_until: int,
-                                                    rank_from: int) -> None:
+                                                    rank_from: int, repeated: int) -> None:
     monkeypatch.setattr(maglev, "_PROBE_UNTIL", probe_until)
     monkeypatch.setattr(maglev, "_RANK_FROM", rank_from)
+    monkeypatch.setattr(maglev, "_MAX_REPEATED", repeated)
     rng = random.Random(probe_until + rank_from)
     for size in (2, 3, 13, 251, 1021, 2039):
         for count in {1, min(size - 1, 2), min(size - 1, 9), min(size - 1, 40)}:

@@ -153,13 +153,13 @@ def maglev_table(backends: Sequence[tuple[str, int]], size: int = DEFAULT_TABLE_
 # Filling the table. Every turn claims exactly one slot, so after n turns size - n slots are free; each phase
 # below finds a backend's next empty slot in its permutation differently, all giving the paper's result:
 # 1. probe the permutation slot by slot while the table is sparse (few probes per claim);
-# 2. then read many permutation steps at once: a strided slice of the occupancy map, repeated `copies` times so
+# 2. then read many permutation steps at once: a strided slice of the occupancy map, repeated _COPIES times so
 #    that a slice can wrap around the table, and bytes.find() (C speed) for the first empty one;
 # 3. with the last few empty slots, compute each one's rank in the backend's permutation and take the lowest.
 _PROBE_UNTIL = 12  # phase 1 until 1/_PROBE_UNTIL of the table is free
 _RANK_FROM = 64  # phase 3 from this many free slots
-_COPIES = 16  # of the occupancy map in phase 2 at first; doubled as the empty slots get rarer ...
-_MAX_REPEATED = 8 << 20  # ... up to 8 MiB (64 copies of the largest of TABLE_SIZES)
+_COPIES = 16  # of the occupancy map in phase 2 (2 MiB for the largest of TABLE_SIZES; more copies gain nothing)
+_MAX_REPEATED = 4 << 20  # fewer copies for larger tables
 
 
 def _populate(offsets: list[int], skips: list[int], turns: Iterator[int], size: int) -> list[int]:
@@ -196,12 +196,9 @@ def _claim_by_scanning(table: list[int], occupied: bytearray, position: list[int
     half = size // 2
     copies = max(1, min(_COPIES, _MAX_REPEATED // size))
     repeated = occupied * copies  # byte x tells whether slot x % size is taken
+    last = copies * size - size  # where the last copy starts
+    taken = b"\x01" * copies
     while free > _RANK_FROM:
-        if copies * 4 < size // free and copies * 2 * size <= _MAX_REPEATED:
-            repeated *= 2
-            copies *= 2
-        last = copies * size - size  # where the last copy starts
-        taken = b"\x01" * copies
         width = 2 * size // free + 16  # permutation steps read at once: twice the expected distance to an empty slot
         target = max(free // 2, _RANK_FROM)
         for i in islice(turns, free - target):
