@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from netplanx.providers.bpf import maglev
 from netplanx.providers.bpf.maglev import (
     DEFAULT_TABLE_SIZE,
     TABLE_SIZES,
@@ -94,6 +96,37 @@ def test_equal_to_the_reference_on_larger_tables(size: int, count: int, mixed: b
     assert maglev_table(backends, size) == reference_table(backends, size)
 
 
+@pytest.mark.parametrize("weights", [
+    [1000, *[1] * 199],  # one heavy backend first among light ones: few may take a turn, the rest wait
+    [*[1] * 199, 1000],
+    [50] * 100 + [1] * 100,
+    [1, 2] * 100,
+])
+def test_equal_to_the_reference_with_skewed_weights(weights: list[int]) -> None:
+    backends = [(key, w) for (key, _), w in zip(backends_of(len(weights)), weights, strict=True)]
+    assert maglev_table(backends, 4093) == reference_table(backends, 4093)
+
+
+@pytest.mark.parametrize(("probe_until", "rank_from", "repeated"), [
+    (10**9, 0, maglev._MAX_REPEATED),  # probing only
+    (1, 0, maglev._MAX_REPEATED),  # scanning the repeated occupancy map only, down to the last slot
+    (1, 0, 1),  # the same with a single copy: no slice wraps around
+    (1, 10**9, maglev._MAX_REPEATED),  # ranking only
+    (2, 7, maglev._MAX_REPEATED),  # all three, switching early
+])
+def test_every_way_of_filling_equals_the_reference(monkeypatch: pytest.MonkeyPatch, probe_until: int,
+                                                    rank_from: int, repeated: int) -> None:
+    monkeypatch.setattr(maglev, "_PROBE_UNTIL", probe_until)
+    monkeypatch.setattr(maglev, "_RANK_FROM", rank_from)
+    monkeypatch.setattr(maglev, "_MAX_REPEATED", repeated)
+    rng = random.Random(probe_until + rank_from)
+    for size in (2, 3, 13, 251, 1021, 2039):
+        for count in {1, min(size - 1, 2), min(size - 1, 9), min(size - 1, 40)}:
+            weights = [rng.randrange(1, 4) if count % 2 else 1 for _ in range(count)]
+            backends = [(f"10.0.{rng.randrange(256)}.{n}:{rng.randrange(1, 65536)}", w) for n, w in enumerate(weights)]
+            assert maglev_table(backends, size) == reference_table(backends, size), (size, backends)
+
+
 def test_same_table_in_other_processes() -> None:
     backends = backends_of(30)
     here = hashlib.sha256(json.dumps(maglev_table(backends, 1021)).encode()).hexdigest()
@@ -153,9 +186,10 @@ def test_weights_are_scale_free_and_equal_weights_are_round_robin() -> None:
                                                                        abs=2)
 
 
-# Maglev trades a little disruption for balance: the excess over 1/N shrinks as M/N grows (measured, removing one:
-# 1.4% of the table at M/N = 164, 0.8% at 819, 0.55% at 655 with N = 100; benchmarks/maglev.py prints it). These
-# sizes keep M/N >= 600, where the bound of 1/N + 1% holds with margin.
+# Maglev trades a little disruption for balance: removing one backend also moves some slots of others. Measured
+# with random keys (slots moved beyond the removed backend's own, % of the table: mean / worst seen): M=16381 N=5
+# 0.25 / 0.81; N=20 0.7 / 1.03; N=100 (M/N = 163) 1.29 / 1.37; M=65521 N=100 0.55 / 0.6; M=1021 N=3 0.47 / 2.84.
+# So the bound of 1/N + 1% is typical, not guaranteed; these cases hold it for the pod-like keys below.
 DISRUPTION_CASES = [(16381, 5), (16381, 20), (65521, 100)]
 
 
@@ -195,13 +229,13 @@ def test_no_backends_give_an_empty_table() -> None:
 
 
 @pytest.mark.parametrize(("size", "count"), [(0, 0), (1, 0), (-7, 1), (250, 3), (16383, 10), (7, 7), (5, 9),
-                                             (65535, 100)])
-def test_invalid_sizes_are_rejected_with_the_allowed_values(size: int, count: int) -> None:
+                                             (65535, 100), (16381.0, 3), ("16381", 3)])
+def test_invalid_sizes_are_rejected_with_the_allowed_values(size: object, count: int) -> None:
     with pytest.raises(ValueError, match=SIZE_MESSAGE) as caught:
-        maglev_table(backends_of(count), size)
+        maglev_table(backends_of(count), size)  # type: ignore[arg-type]
     assert f"size {size} " in str(caught.value)
     assert "16381" in str(caught.value)
-    assert table_size_problem(size, count) == str(caught.value)
+    assert table_size_problem(size, count) == str(caught.value)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("backends", "message"), [
@@ -211,7 +245,7 @@ def test_invalid_sizes_are_rejected_with_the_allowed_values(size: int, count: in
     ([("a", 1), ("b", 2), ("a", 3)], "'a' is listed twice"),
 ])
 def test_invalid_backends_are_rejected(backends: list[tuple[str, int]], message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         maglev_table(backends, 251)
 
 
