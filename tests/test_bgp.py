@@ -260,3 +260,13 @@ def test_established_check_keeps_a_working_change_and_undoes_a_broken_one(topo: 
     assert failed.code == 1, failed.out
     assert "BGP peer 192.0.2.77: session active, not established within 2s" in failed.err, failed.err
     assert gobgpd_state(topo) == before  # the new peer is gone, the withdrawn path is back
+
+
+def test_adoption_writes_gobgpd_as_a_bgp_section_that_plans_no_changes(topo: Topology, tmp_path: Path):
+    topo.converged()
+    fresh = Netx(topo.node, tmp_path / "fresh-state", tmp_path)  # a host netx has never managed
+    shown = fresh("show", "-o", "yaml", "--bgp-api", "127.0.0.1:50051")
+    assert shown.code == 0, shown.err
+    assert "asn: 65001" in shown.out and "198.51.100.128/25" in shown.out and "65001:7" in shown.out
+    plan = fresh.plan(shown.out)
+    assert plan["changes"] == [], plan["changes"]

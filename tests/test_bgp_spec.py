@@ -110,3 +110,16 @@ def test_service_vips_are_advertised_when_asked() -> None:
     assert {"bgppath.10.96.0.10/32", "bgppath.10.96.0.53/32"} <= paths
     quiet, _ = parse_spec(text.replace("serviceVIPs: true, ", ""), "spec.yaml")
     assert not any("10.96." in r.address for r in compile_spec(quiet, "node-a"))
+
+
+def test_adopting_a_peer_with_a_password_asks_for_its_file() -> None:
+    from netplanx.providers.bgp.resources import global_resource, peer_resource
+    from netplanx.spec.adopt import live_to_spec
+
+    live = [global_resource(asn=65001, router_id="192.0.2.11", listen_port=179, api="127.0.0.1:50051"),
+            peer_resource("2001:db8::1", asn=65000, password_file=None, multihop=0, hold_time=9, keepalive=3,
+                          families=["ipv6-unicast"], description="", passive=False, api="127.0.0.1:50051",
+                          password="hmac:0123456789ab")]
+    peer = live_to_spec(live)["bgp"]["peers"][0]
+    assert peer == {"address": "2001:db8::1", "asn": 65000, "passwordFile": "/etc/netx/bgp-2001-db8--1.pw",
+                    "holdTime": 9}

@@ -108,8 +108,13 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
     session = open_session(args)
     if args.what == "services":
         return _show_services(session, args.output)
+    interest = adoption_interest() if args.output == "yaml" else []
+    if args.bgp_api:
+        from netplanx.providers.bgp.resources import reading_hint
+
+        interest.append(reading_hint(args.bgp_api))
     try:
-        live = session.read_live(adoption_interest() if args.output == "yaml" else ())
+        live = session.read_live(interest)
     finally:
         session.close()
     if args.output == "json":

@@ -33,6 +33,7 @@ COMMAND_EXAMPLES = {
               "netx apply spec.yaml --auto-approve --quiet"],
     "confirm": ["netx confirm", "netx confirm --netns lab"],
     "show": ["netx show", "netx show -o json", "netx show -o yaml > adopted.yaml   # adoption",
+             "netx show -o yaml --bgp-api 127.0.0.1:50051   # adoption of gobgpd's peers and paths too",
              "netx show services --netns NS",
              "netx show policies --netns node-a   # policy entries and per-rule counters"],
     "flows": ["netx flows --netns node-a", "netx flows --verdict dropped --endpoint web-1",
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "policies: per-endpoint policy entries and per-rule counters")
     show.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
                       help="yaml writes the live state as a spec (adoption)")
+    show.add_argument("--bgp-api", metavar="HOST:PORT",
+                      help="also read the gobgpd at this API address (default: the one netx configured, if any)")
 
     from netplanx.policy.cli import add_flows_options
     add_flows_options(command("flows", "print the policy datapath's verdicts live",

@@ -39,3 +39,8 @@ def path_resource(prefix: str, *, next_hop: str | None, communities: Sequence[st
     return Resource("bgppath", f"bgppath.{prefix}",
                     {"prefix": prefix, "next_hop": next_hop, "communities": sorted(set(communities))}, owned,
                     {"api": api})
+
+
+def reading_hint(api: str) -> Resource:
+    """Not a resource to plan: tells the BGP readers which gobgpd to read (``netx show --bgp-api``)."""
+    return Resource("bgp", GLOBAL, {}, True, {"api": api})
