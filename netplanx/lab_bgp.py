@@ -5,9 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
-import select
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+from netplanx.processes import command_line, kill, terminate
 
 GOBGP_API_PORT = 50051
 T = TypeVar("T")
@@ -59,17 +58,8 @@ def stop_recorded(folder: Path, timeout: float = 10) -> None:
     wait until each has exited."""
     for pidfile in folder.glob("*.pid"):
         record = json.loads(pidfile.read_text())
-        try:
-            command = Path(f"/proc/{record['pid']}/cmdline").read_bytes().split(b"\0")
-            handle = os.pidfd_open(record["pid"])
-        except OSError:
-            command, handle = [], -1
-        if any(Path(part.decode(errors="replace")).name == record["program"] for part in command):
-            signal.pidfd_send_signal(handle, signal.SIGTERM)
-            if not select.select([handle], [], [], timeout)[0]:
-                signal.pidfd_send_signal(handle, signal.SIGKILL)
-        if handle >= 0:
-            os.close(handle)
+        if any(Path(part.decode(errors="replace")).name == record["program"] for part in command_line(record["pid"])):
+            terminate(record["pid"], timeout, on_timeout=kill)
         pidfile.unlink(missing_ok=True)
 
 

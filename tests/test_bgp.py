@@ -16,7 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from netplanx.lab_bgp import Bird, BirdNeighbour, Daemon, bird_config, gobgp, start_gobgpd, start_sync, wait_until
+from netplanx.lab_bgp import (
+    Bird,
+    BirdNeighbour,
+    Daemon,
+    bird_config,
+    gobgp,
+    start_gobgpd,
+    start_sync,
+    stop_recorded,
+    wait_until,
+)
 from tests.conftest import IS_ROOT, Netx, ip, ip_json, new_netns
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="needs root: creates network namespaces")
@@ -33,10 +43,6 @@ class Topology:
     bird: Bird
     gobgpd: Daemon
 
-    def bird_config(self, password: str | None = None) -> str:
-        return bird_config(ROUTER_ADDRESS, 65000, [BirdNeighbour("node", NODE_ADDRESS, 65001, password)],
-                           announce=[ANNOUNCED])
-
     def established(self) -> bool:
         return self.bird.established("node")
 
@@ -49,6 +55,12 @@ class Topology:
     def restart_gobgpd(self) -> None:
         self.gobgpd.stop()
         self.gobgpd = start_gobgpd(self.node, self.folder)
+
+
+def router_config(password: str | None = None) -> str:
+    """BIRD on the router: AS 65000, the node as neighbour, ANNOUNCED announced."""
+    return bird_config(ROUTER_ADDRESS, 65000, [BirdNeighbour("node", NODE_ADDRESS, 65001, password)],
+                       announce=[ANNOUNCED])
 
 
 def node_spec(peers: str = "[{address: 192.0.2.1, asn: 65000, passive: true, description: router}]",
@@ -67,25 +79,18 @@ def node_spec(peers: str = "[{address: 192.0.2.1, asn: 65000, passive: true, des
 
 @pytest.fixture
 def topo(tmp_path: Path) -> Iterator[Topology]:
-    folder = tmp_path
     router, node = new_netns("netx-r"), new_netns("netx-n")
-    daemons: list[Daemon | Bird] = []
     try:
         ip("-n", node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", router)
         for netns, address in ((router, ROUTER_ADDRESS), (node, NODE_ADDRESS)):
             ip("-n", netns, "addr", "add", f"{address}/24", "dev", "eth0")
             ip("-n", netns, "link", "set", "eth0", "up")
             ip("-n", netns, "link", "set", "lo", "up")
-        gobgpd = start_gobgpd(node, folder)
-        daemons.append(gobgpd)
-        topo = Topology(router, node, folder, Netx(node, folder / "state", folder), None, gobgpd)  # type: ignore[arg-type]
-        topo.bird = Bird(router, folder, topo.bird_config())
-        daemons.append(topo.bird)
-        yield topo
+        gobgpd = start_gobgpd(node, tmp_path)
+        bird = Bird(router, tmp_path, router_config())
+        yield Topology(router, node, tmp_path, Netx(node, tmp_path / "state", tmp_path), bird, gobgpd)
     finally:
-        for daemon in (*daemons, getattr(locals().get("topo"), "gobgpd", None)):
-            if daemon is not None:
-                daemon.stop()
+        stop_recorded(tmp_path)  # every daemon of the test, a restarted gobgpd or a sync included
         ip("netns", "del", router, check=False)
         ip("netns", "del", node, check=False)
 
@@ -172,7 +177,7 @@ def test_password_change_resets_the_session_with_the_new_password(topo: Topology
     result = topo.netx("plan", spec=spec)
     assert result.code == 0, result.err
     assert "bgppeer.192.0.2.1" in result.out and "session reset" in result.out and secret not in result.out
-    topo.bird.reconfigure(topo.bird_config(password=secret))
+    topo.bird.reconfigure(router_config(password=secret))
     applied = topo.netx.apply(spec)
     assert secret not in applied.out + applied.err
     wait_until(topo.established, 20, "session with the password")
@@ -181,12 +186,12 @@ def test_password_change_resets_the_session_with_the_new_password(topo: Topology
     plan = topo.netx.plan(spec)
     assert changes(plan) == {"bgppeer.192.0.2.1": "update"}
     assert plan["changes"][0]["changed"] == ["password"] and secret not in json.dumps(plan)
-    topo.bird.reconfigure(topo.bird_config(password=secret))
+    topo.bird.reconfigure(router_config(password=secret))
     topo.netx.apply(spec)
     wait_until(topo.established, 20, "session with the new password")
     for path in topo.netx.state_dir.rglob("*"):
         assert secret not in path.read_text(errors="replace") if path.is_file() else True
-    topo.bird.reconfigure(topo.bird_config())
+    topo.bird.reconfigure(router_config())
     topo.netx.apply(node_spec())
     wait_until(topo.established, 20, "session without a password")
 

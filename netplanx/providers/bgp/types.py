@@ -69,6 +69,11 @@ class BgpContext:
             raise NetxError("no gobgpd API address is known (allowed: bgp.api in the spec)")
         return client
 
+    @staticmethod
+    def started(client: GobgpClient) -> bool:
+        """gobgpd runs BGP (ASN 0: never started, or it restarted and forgot its configuration)."""
+        return client.global_config().asn != 0
+
     def password_digest(self, password: str) -> str | None:
         if not password:
             return None
@@ -181,7 +186,7 @@ class PeerType(BgpType):
 
     def read(self, desired: Sequence[Resource]) -> list[Resource]:
         client = self.bgp.client(desired)
-        if client is None or not any(r.kind == "bgp" for r in self._live_global(client)):
+        if client is None or not self.bgp.started(client):
             return []
         from netplanx.providers.bgp import codec
 
@@ -195,9 +200,6 @@ class PeerType(BgpType):
                                   {**view.attrs, "password": self.bgp.password_digest(view.password)},
                                   view.attrs["address"] in ours, {"api": client.address, "status": view.status}))
         return found
-
-    def _live_global(self, client: GobgpClient) -> list[Resource]:
-        return [] if client.global_config().asn == 0 else [Resource("bgp", GLOBAL, {})]
 
     def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
         return self._each(self._add, resources)
@@ -258,7 +260,7 @@ class PathType(BgpType):
 
     def read(self, desired: Sequence[Resource]) -> list[Resource]:
         client = self.bgp.client(desired)
-        if client is None or client.global_config().asn == 0:
+        if client is None or not self.bgp.started(client):
             return []
         from netplanx.providers.bgp import codec
 

@@ -7,8 +7,6 @@ do not know which one runs.
 from __future__ import annotations
 
 import os
-import select
-import signal
 import socket
 import subprocess
 import time
@@ -19,6 +17,7 @@ from typing import Any, Protocol
 
 from netplanx.errors import ProviderError
 from netplanx.inotify import FolderWatch
+from netplanx.processes import command_line, terminate
 from netplanx.providers.wireguard.keys import decode, encode
 
 SOCKET_ROOT = Path("/run/netx/wireguard")
@@ -165,23 +164,16 @@ class UserspaceDriver:
         """The PID of the daemon serving ``device``, if the recorded process is still that daemon."""
         try:
             pid = int(self._pidfile(device).read_text())
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return None
-        return pid if b"wireguard-go" in command[0] and device.encode() in command else None
+        command = command_line(pid)
+        return pid if command and b"wireguard-go" in command[0] and device.encode() in command else None
 
     def stop(self, device: str) -> None:
         """Stop the daemon serving ``device`` (by its recorded PID) and wait until it is gone."""
         pid = self._pid(device)
         if pid is not None:
-            fd = os.pidfd_open(pid)
-            try:
-                os.kill(pid, signal.SIGTERM)
-                _wait_exit(fd)
-            finally:
-                os.close(fd)
-            with suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # reap it when it was our own child
+            terminate(pid, on_timeout=_still_running)
         self._socket(device).unlink(missing_ok=True)
         self._pidfile(device).unlink(missing_ok=True)
         with suppress(OSError):
@@ -203,12 +195,8 @@ class UserspaceDriver:
         self._set(device, uapi_remove_peer(public_key))
 
 
-def _wait_exit(pidfd: int, timeout: float = 10.0) -> None:
-    """Wait for a process to exit: its pidfd becomes readable (no polling loop, no sleep)."""
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    if not poller.poll(timeout * 1000):
-        raise ProviderError("wireguard-go did not exit after SIGTERM")
+def _still_running(_pidfd: int) -> None:
+    raise ProviderError("wireguard-go did not exit after SIGTERM")
 
 
 # --- kernel WireGuard (generic netlink through pyroute2) -----------------------------------------------
