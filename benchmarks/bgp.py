@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchlib import arguments, timed
 
-from netplanx.lab_bgp import GOBGP_API_PORT, gobgp, in_netns, start_gobgpd
+from netplanx.lab.bgp import GOBGP_API_PORT, gobgp, in_netns, start_gobgpd
 
 NETX = [sys.executable, "-m", "netplanx"]
 API = f"127.0.0.1:{GOBGP_API_PORT}"
@@ -41,8 +41,8 @@ def spec_text(advertised: list[str]) -> str:
 
 PY_BASELINE = """
 import sys, time
-from netplanx.providers.bgp.client import GobgpClient
-from netplanx.providers.bgp import codec
+from netplanx.system.gobgp.client import GobgpClient
+from netplanx.features.bgp import codec
 client = GobgpClient(sys.argv[1]); client.wait_ready()
 paths = [codec.path_message(p, None, []) for p in sys.stdin.read().split(",")]
 client.start(65001, "192.0.2.1", -1)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from netplanx.providers.bpf.maglev import backend_order, maglev_table, slots_moved
+from netplanx.features.services.maglev import backend_order, maglev_table, slots_moved
 from tests.test_maglev import reference_table
 
 CASES = ((16381, 1000, 8.0, "Cilium, Go"), (65537, 100, 1.8, "paper"))

@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from netplanx.policy.entries import Key, Verdict
-from netplanx.providers.bpf import policy_maps as pm
-from netplanx.providers.bpf.loader import load, remove_scope
-from netplanx.providers.bpf.policy_testrun import ipv4_packet, prog_test_run
+from netplanx.features.policy import maps as pm
+from netplanx.features.policy.entries import Key, Verdict
+from netplanx.system.bpf.loader import load, remove_scope
+from netplanx.system.bpf.testrun import ipv4_packet, prog_test_run
 
 KINDS = ("policydp", "ipcache", "policy")
 PEER, LOCAL = "10.1.0.1", "10.2.0.1"
@@ -82,11 +82,11 @@ def spec_text(endpoints: int, policies: int) -> str:
 
 
 def plan_apply(endpoints: int, policies: int) -> dict[str, float]:
-    from netplanx.providers.kernel import netns
+    from netplanx.features.cluster.nodes import host_interface
     from netplanx.spec.compile import compile_spec
-    from netplanx.spec.nodes import host_interface
     from netplanx.spec.validate import parse_spec
-    from netplanx.workflow import Desired, Session
+    from netplanx.system import netns
+    from netplanx.workflow.session import Desired, Session
 
     figures: dict[str, float] = {}
     text = spec_text(endpoints, policies)

@@ -45,11 +45,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from netplanx.providers.bpf.lbmaps import LB, BackendVal, LbMaps, SvcKey, SvcVal, addr_in, port_in, u32
-from netplanx.providers.bpf.loader import PIN_ROOT, load, prog_test_run, tc_attach, xdp_attach
-from netplanx.providers.bpf.maglev import maglev_table
-from netplanx.providers.bpf.maps import BPF_F_INNER_MAP, BpfMap, create_map
-from netplanx.providers.kernel import netns as namespaces
+from pyroute2 import IPRoute
+
+from netplanx.features.services.lbmaps import LB, BackendVal, LbMaps, SvcKey, SvcVal, addr_in, port_in, u32
+from netplanx.features.services.maglev import maglev_table
+from netplanx.system import netns as namespaces
+from netplanx.system.bpf.loader import PIN_ROOT, ifindex, load, xdp_attach
+from netplanx.system.bpf.maps import BPF_F_INNER_MAP, BpfMap, create_map
+from netplanx.system.bpf.tc import TcHooks
+from netplanx.system.bpf.testrun import prog_test_run
+from netplanx.system.netlink import NetlinkSocket
 
 TABLE = 251  # Maglev size for the benchmark's services (memory: 10,000 rows)
 BACKENDS = 4
@@ -248,7 +253,7 @@ def topology(prefix: str, counter: Counter) -> tuple[str, str, str]:
     for key in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.in0.rp_filter=0"):
         sh("ip", "netns", "exec", router, "sysctl", "-qw", key)
     with namespaces.inside(backend):
-        tc_attach("eth0", "ingress", counter.fd, prio=1, name="bench-count")
+        TcHooks(NetlinkSocket(), IPRoute()).attach(ifindex("eth0"), "ingress", counter.fd, prio=1, name="bench-count")
     return client, router, backend
 
 
@@ -333,7 +338,8 @@ class Datapath:
                 maps = LbMaps.open(self.router)
                 populate(maps, count, backend_address, socket.IPPROTO_UDP)
                 if mode == "tc":
-                    tc_attach("in0", "ingress", loaded.fd("lb_ingress"), prio=100, name="netx-lb-ingress")
+                    TcHooks(NetlinkSocket(), IPRoute()).attach(ifindex("in0"), "ingress", loaded.fd("lb_ingress"),
+                                                                prio=100, name="netx-lb-ingress")
                 else:
                     xdp_attach("in0", loaded.fd("lb_xdp"), "native")
                 maps.close()

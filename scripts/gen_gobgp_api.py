@@ -1,6 +1,6 @@
 """Generate GoBGP's Python gRPC stubs from the .proto files Debian ships (golang-github-osrg-gobgp-dev).
 
-Run at install time (scripts/install.sh); the output, netplanx/providers/bgp/api/, is never committed.
+Run at install time (scripts/install.sh); the output, netplanx/system/gobgp/api/, is never committed.
 The stubs import each other flat (``import gobgp_pb2``): they are rewritten to relative imports so
 that they load as a package.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from grpc_tools import protoc
 
 PROTO_DIR = Path("/usr/share/gocode/src/github.com/osrg/gobgp/api")
-TARGET = Path(__file__).resolve().parents[1] / "netplanx" / "providers" / "bgp" / "api"
+TARGET = Path(__file__).resolve().parents[1] / "netplanx" / "system" / "gobgp" / "api"
 
 
 def main() -> int:

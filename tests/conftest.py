@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from netplanx.lab import NODE_NAMES, Lab
+from netplanx.lab.cluster import NODE_NAMES, Lab
 
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
@@ -173,7 +173,7 @@ class NetlinkEvents:
     def __init__(self, netns: str):
         import socket
 
-        from netplanx.providers.kernel import netns as namespaces
+        from netplanx.system import netns as namespaces
 
         def open_socket() -> socket.socket:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)

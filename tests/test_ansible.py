@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from netplanx.lab import Lab, lab_spec
+from netplanx.lab.cluster import Lab, lab_spec
 from tests.conftest import ROOT
 
 PLAYBOOK = ROOT / "examples" / "ansible" / "rollout.yml"

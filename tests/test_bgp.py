@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from netplanx.lab_bgp import (
+from netplanx.lab.bgp import (
     Bird,
     BirdNeighbour,
     Daemon,

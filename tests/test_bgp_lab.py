@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import subprocess
 
-from netplanx.lab import REFLECTOR, Lab
-from netplanx.lab_bgp import gobgp, wait_until
+from netplanx.lab.bgp import gobgp, wait_until
+from netplanx.lab.cluster import REFLECTOR, Lab
 from tests.conftest import ip_json
 from tests.test_cluster import all_reachable, spec
 from tests.traffic import capture

@@ -113,7 +113,7 @@ def test_service_vips_are_advertised_when_asked() -> None:
 
 
 def test_adopting_a_peer_with_a_password_asks_for_its_file() -> None:
-    from netplanx.providers.bgp.resources import global_resource, peer_resource
+    from netplanx.features.bgp.resources import global_resource, peer_resource
     from netplanx.spec.adopt import live_to_spec
 
     live = [global_resource(asn=65001, router_id="192.0.2.11", listen_port=179, api="127.0.0.1:50051"),

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from netplanx.lab import Lab, lab_spec
+from netplanx.lab.cluster import Lab, lab_spec
 from tests.conftest import IS_ROOT, ip_json, snapshot
 from tests.traffic import capture, ping, tcp_exchange
 

@@ -15,10 +15,11 @@ import pytest
 
 from netplanx.engine.resource import Resource
 from netplanx.errors import PlanError, SpecError
-from netplanx.lab import NODE_NAMES, lab_spec
+from netplanx.features.cluster.nodes import find_node, tunnel_mac
+from netplanx.lab.cluster import NODE_NAMES, lab_spec
 from netplanx.spec.compile import compile_spec
 from netplanx.spec.model import Spec
-from netplanx.spec.nodes import find_node, node_view, tunnel_mac
+from netplanx.spec.semantic import node_views
 from netplanx.spec.validate import parse_spec
 from tests.specs import problems_of as problems
 from tests.specs import spec
@@ -811,7 +812,7 @@ def test_tunnel_mac_of_a_node_is_the_same_from_every_node() -> None:
     spec_ = lab()
     node_a = find_node(spec_, "node-a")
     own = tunnel_links(compile_spec(spec_, "node-a"))[0].attrs["mac"]
-    assert {tunnel_mac(node_view(spec_, n), node_a) for n in spec_.cluster.nodes} == {own}
+    assert {tunnel_mac(view.spec, node_a) for view in node_views(spec_)} == {own}
     for name in ("node-b", "node-c"):
         found = by_address(compile_spec(spec_, name))
         assert found["neigh.netx-tunnel.10.244.1.0"].attrs["lladdr"] == own

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from netplanx.errors import NetxError
-from netplanx.providers.bgp.client import GobgpClient
+from netplanx.system.gobgp.client import GobgpClient
 
 
 def free_port() -> int:
@@ -34,7 +34,7 @@ def gobgpd() -> Iterator[str]:
 
 
 def test_stubs_import_as_a_package():
-    from netplanx.providers.bgp.api import attribute_pb2, gobgp_pb2, gobgp_pb2_grpc
+    from netplanx.system.gobgp.api import attribute_pb2, gobgp_pb2, gobgp_pb2_grpc
 
     assert gobgp_pb2_grpc.GobgpApiStub and attribute_pb2.OriginAttribute
     assert gobgp_pb2.StartBgpRequest.DESCRIPTOR.fields_by_name["global"]

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from netplanx.providers.bpf import maglev
-from netplanx.providers.bpf.maglev import (
+from netplanx.features.services import maglev
+from netplanx.features.services.maglev import (
     DEFAULT_TABLE_SIZE,
     TABLE_SIZES,
     backend_order,
@@ -130,7 +130,7 @@ def test_every_way_of_filling_equals_the_reference(monkeypatch: pytest.MonkeyPat
 def test_same_table_in_other_processes() -> None:
     backends = backends_of(30)
     here = hashlib.sha256(json.dumps(maglev_table(backends, 1021)).encode()).hexdigest()
-    code = ("import hashlib, json, sys; from netplanx.providers.bpf.maglev import maglev_table; "
+    code = ("import hashlib, json, sys; from netplanx.features.services.maglev import maglev_table; "
             "b = json.loads(sys.argv[1]); "
             "print(hashlib.sha256(json.dumps(maglev_table([tuple(x) for x in b], 1021)).encode()).hexdigest())")
     for seed in ("1", "4242"):

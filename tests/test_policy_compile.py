@@ -6,12 +6,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netplanx.lab import lab_spec
-from netplanx.policy.compile import compile_policies
-from netplanx.policy.entries import OPEN_RULE, Key, Verdict
-from netplanx.policy.flows import Aggregator, Flow, FlowFilter
-from netplanx.policy.identity import HOST, LABEL_BASE, REMOTE_NODE, WORLD, cidr_identity, collisions, label_identity
-from netplanx.policy.resources import policy_resources
+from netplanx.features.policy.compile import compile_policies, policy_resources
+from netplanx.features.policy.entries import OPEN_RULE, Key, Verdict
+from netplanx.features.policy.flows import Aggregator, Flow, FlowFilter
+from netplanx.features.policy.identity import (
+    HOST,
+    LABEL_BASE,
+    REMOTE_NODE,
+    WORLD,
+    cidr_identity,
+    collisions,
+    label_identity,
+)
+from netplanx.lab.cluster import lab_spec
 from netplanx.spec.validate import parse_spec
 from tests.specs import problems_of
 
@@ -197,10 +204,10 @@ def test_flow_filters_and_aggregation():
 
 def test_the_plan_says_what_an_endpoint_gains_and_how_many_entries_change(tmp_path):
     from netplanx.engine.planner import make_plan
-    from netplanx.engine.state import StateStore
-    from netplanx.providers.bpf.policy_types import policy_types
-    from netplanx.providers.kernel.context import KernelContext
+    from netplanx.features.policy.types import policy_types
     from netplanx.render.human import plan_text
+    from netplanx.system.context import KernelContext
+    from netplanx.system.state import StateStore
 
     policies = """policies:
   - name: web
@@ -213,7 +220,7 @@ def test_the_plan_says_what_an_endpoint_gains_and_how_many_entries_change(tmp_pa
         spec, _document = parse_spec(lab_spec("t", NODES, endpoints=ENDPOINTS) + text, "spec.yaml")
         return [r for r in policy_resources(spec, spec.cluster.nodes[0]) if r.address == "policy.web-a"]
 
-    types = {t.kind: t for t in policy_types(KernelContext(StateStore(tmp_path, None)), "test")}
+    types = {t.kind: t for t in policy_types(KernelContext(StateStore(tmp_path, "test")))}
     plan = make_plan(types, desired(policies.replace("{port: 8081}", "{port: 8081}, {port: 9090}")),
                      desired(policies))
     text = plan_text(plan, lambda words, _colour: words)

@@ -6,12 +6,12 @@ import uuid
 
 import pytest
 
-from netplanx.lab import lab_spec
-from netplanx.policy.compile import compile_policies
-from netplanx.providers.bpf import policy_maps as pm
-from netplanx.providers.bpf.loader import load, remove_scope
-from netplanx.providers.bpf.policy_testrun import ipv4_packet, ipv6_packet, prog_test_run
+from netplanx.features.policy import maps as pm
+from netplanx.features.policy.compile import compile_policies
+from netplanx.lab.cluster import lab_spec
 from netplanx.spec.validate import parse_spec
+from netplanx.system.bpf.loader import load, remove_scope
+from netplanx.system.bpf.testrun import ipv4_packet, ipv6_packet, prog_test_run
 from tests.conftest import IS_ROOT
 from tests.test_policy_compile import ENDPOINTS, NODES, first_hit
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from netplanx.lab import Lab, lab_spec
-from netplanx.providers.bpf.policy_maps import map_path, scope_dir
-from netplanx.providers.kernel import netns as namespaces
+from netplanx.features.policy.maps import map_path, scope_dir
+from netplanx.lab.cluster import Lab, lab_spec
+from netplanx.system import netns as namespaces
 from tests.conftest import IS_ROOT, ip
 from tests.policy_traffic import echo_servers, probe_all
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from netplanx.document.loader import load_document
 from netplanx.errors import SpecError
-from netplanx.spec.loader import load_document
 from netplanx.spec.schema import json_schema, schema_text
 from netplanx.spec.validate import parse_spec
 from tests.specs import TOP_KEYS

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from netplanx.lab import Lab, lab_spec
-from netplanx.providers.bpf.loader import PIN_ROOT
+from netplanx.lab.cluster import Lab, lab_spec
+from netplanx.system.bpf.loader import PIN_ROOT
 from tests.conftest import lab_of
 from tests.services_traffic import HeldConnection, connect_many, nsenter, servers, tx_checksum_off
 

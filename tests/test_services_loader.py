@@ -9,23 +9,24 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from pyroute2 import IPRoute
 
-from netplanx.providers.bpf.lbmaps import LB, BackendVal, LbMaps, addr_in, port_in, u32
-from netplanx.providers.bpf.loader import (
+from netplanx.features.services.lbmaps import LB, BackendVal, LbMaps, addr_in, port_in, u32
+from netplanx.system import netns as namespaces
+from netplanx.system.bpf.loader import (
     PIN_ROOT,
     TC_ACT_UNSPEC,
+    ifindex,
     load,
     pinned_versions,
-    prog_test_run,
-    tc_attach,
-    tc_detach,
-    tc_filters,
     xdp_attach,
     xdp_detach,
     xdp_state,
 )
-from netplanx.providers.bpf.maps import BPF_F_INNER_MAP, BpfMap, create_map, map_info
-from netplanx.providers.kernel import netns as namespaces
+from netplanx.system.bpf.maps import BPF_F_INNER_MAP, BpfMap, create_map, map_info
+from netplanx.system.bpf.tc import TcHooks
+from netplanx.system.bpf.testrun import prog_test_run
+from netplanx.system.netlink import NetlinkSocket
 
 
 @pytest.fixture
@@ -78,15 +79,16 @@ def test_pinned_maps_are_read_and_written_as_ctypes_structures(scope):
 
 def test_tc_filters_are_attached_replaced_in_place_and_detached(scope):
     loaded = load(LB, scope)
-    tc_attach("lb0", "ingress", loaded.fd("lb_ingress"), prio=100, name="netx-lb-ingress")
-    tc_attach("lb0", "ingress", loaded.fd("lb_egress"), prio=100, name="netx-lb-ingress")  # replace
-    tc_attach("lb0", "egress", loaded.fd("lb_egress"), prio=200, name="netx-lb-egress")
-    found = tc_filters("lb0", "ingress")
+    hooks, index = TcHooks(NetlinkSocket(), IPRoute()), ifindex("lb0")
+    hooks.attach(index, "ingress", loaded.fd("lb_ingress"), prio=100, name="netx-lb-ingress")
+    hooks.attach(index, "ingress", loaded.fd("lb_egress"), prio=100, name="netx-lb-ingress")  # replace
+    hooks.attach(index, "egress", loaded.fd("lb_egress"), prio=200, name="netx-lb-egress")
+    found = hooks.filters(index, "ingress")
     assert [(f.prio, f.name, f.prog_id) for f in found] == [(100, "netx-lb-ingress", loaded.ids["lb_egress"])]
     shown = subprocess.run(["tc", "filter", "show", "dev", "lb0", "egress"], capture_output=True, text=True).stdout
     assert "netx-lb-egress" in shown and "pref 200" in shown
-    tc_detach("lb0", "ingress", 100)
-    assert tc_filters("lb0", "ingress") == []
+    hooks.detach(index, "ingress", 100)
+    assert hooks.filters(index, "ingress") == []
     loaded.close()
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from netplanx.providers.bpf.lbmaps import LB, MAP_TYPES
+from netplanx.features.services.lbmaps import LB, MAP_TYPES
 from netplanx.spec.compile import compile_spec
 from netplanx.spec.validate import parse_spec
 from tests.specs import problems_of, spec

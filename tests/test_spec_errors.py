@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from netplanx.document import loader
 from netplanx.errors import SpecError
-from netplanx.spec import loader
 from netplanx.spec.validate import load_spec, parse_spec
 from tests.specs import TOP_KEYS, spec
 from tests.specs import problems_of as problems

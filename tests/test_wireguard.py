@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from netplanx.lab import Lab, lab_spec
-from netplanx.providers.kernel.features import link_kind_error
-from netplanx.providers.wireguard import drivers
-from netplanx.providers.wireguard.keys import decode, encode, fingerprint, public_key, x25519
+from netplanx.features.wireguard import drivers
+from netplanx.features.wireguard.keys import decode, encode, fingerprint, public_key, x25519
+from netplanx.lab.cluster import Lab, lab_spec
+from netplanx.system.probes import link_kind_error
 from tests.conftest import IS_ROOT, ROOT, ip_json
 from tests.traffic import capture, ping, tcp_exchange
 
@@ -239,7 +239,7 @@ def test_kernel_driver_against_the_kernel(tmp_path):  # pragma: no cover - needs
     try:
         from pyroute2 import IPRoute
 
-        from netplanx.providers.kernel import netns
+        from netplanx.system import netns
 
         ipr = netns.call_inside(namespace, IPRoute)
         driver = netns.call_inside(namespace, lambda: drivers.KernelDriver(ipr))
@@ -283,7 +283,7 @@ def test_a_wireguard_device_netx_did_not_start_is_left_alone(lab):
     keys = lab.keys()
     watch.add_keys(keys)
     foreign = drivers.UserspaceDriver(lab.netns("node-a"))
-    from netplanx.providers.kernel import netns
+    from netplanx.system import netns
 
     netns.call_inside(lab.netns("node-a"), lambda: foreign.start("wg-foreign"))
     try:

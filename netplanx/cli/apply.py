@@ -8,19 +8,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from netplanx.cli.common import EXIT_ERROR, EXIT_OK, EXIT_PENDING, open_session, print_json
 from netplanx.engine.plan import Plan
 from netplanx.errors import ApplyError, NetxError, NotConfirmed
+from netplanx.render.console import Output
 from netplanx.render.human import render_plan
+from netplanx.system.root import require_root
 
 if TYPE_CHECKING:
-    from netplanx.history import History
-    from netplanx.workflow import Desired, Session
-from netplanx.cli.common import EXIT_ERROR, EXIT_OK, EXIT_PENDING, Output, open_session, print_json, require_root
+    from netplanx.workflow.history import History
+    from netplanx.workflow.session import Desired, Session
 
 
 def cmd_apply(args: argparse.Namespace, out: Output) -> int:
     from netplanx.spec.cache import SpecCache
-    from netplanx.workflow import is_saved_plan, load_desired
+    from netplanx.workflow.session import is_saved_plan, load_desired
 
     require_root()
     saved = is_saved_plan(args.spec)
@@ -30,8 +32,8 @@ def cmd_apply(args: argparse.Namespace, out: Output) -> int:
 
 def _apply(args: argparse.Namespace, out: Output, desired: Desired | None) -> int:
     """Plan (or load the saved plan) under the lock, then execute it; every outcome goes to the history."""
-    from netplanx.history import History
-    from netplanx.workflow import load_saved_plan
+    from netplanx.workflow.history import History
+    from netplanx.workflow.session import load_saved_plan
 
     session = open_session(args)
     history = History(args.state_dir, session.store.scope)
@@ -116,7 +118,7 @@ def _progress(args: argparse.Namespace) -> Callable[[int, int], None] | None:
 def _try(args: argparse.Namespace, out: Output, session: Session, plan: Plan, checks: list[dict[str, Any]],
          timeout: float) -> int:
     """Apply, then keep the change only if it is confirmed in time (or the post-conditions pass)."""
-    from netplanx import confirm
+    from netplanx.workflow import confirm
 
     confirm.arm(session.store, plan, timeout, args.netns)
     try:
@@ -132,7 +134,7 @@ def _try(args: argparse.Namespace, out: Output, session: Session, plan: Plan, ch
 
 
 def _await_confirmation(args: argparse.Namespace, out: Output, session: Session) -> int:
-    from netplanx import confirm
+    from netplanx.workflow import confirm
 
     timeout = args.confirm_timeout
     deadline = confirm.start_clock(session.store)
@@ -152,8 +154,8 @@ def _await_confirmation(args: argparse.Namespace, out: Output, session: Session)
 
 
 def cmd_confirm(args: argparse.Namespace, out: Output) -> int:
-    from netplanx import confirm
-    from netplanx.engine.state import StateStore
+    from netplanx.system.state import StateStore
+    from netplanx.workflow import confirm
 
     require_root()
     out.print(confirm.confirm(StateStore(args.state_dir, args.netns)))
@@ -162,10 +164,10 @@ def cmd_confirm(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_watchdog(args: argparse.Namespace, _out: Output) -> int:
     """The detached process behind --confirm-timeout (not for people)."""
-    from netplanx import confirm
     from netplanx.engine.plan import Plan
-    from netplanx.engine.state import StateStore
-    from netplanx.history import History
+    from netplanx.system.state import StateStore
+    from netplanx.workflow import confirm
+    from netplanx.workflow.history import History
 
     store = StateStore(args.state_dir, args.netns)
     result = confirm.watchdog(store, lambda: open_session(args))
@@ -179,8 +181,8 @@ def cmd_watchdog(args: argparse.Namespace, _out: Output) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
-    from netplanx.history import History
-    from netplanx.workflow import desired_from_text
+    from netplanx.workflow.history import History
+    from netplanx.workflow.session import desired_from_text
 
     require_root()
     history = History(args.state_dir, args.netns or "host")

@@ -8,18 +8,15 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from netplanx.cli.apply import cmd_apply, cmd_confirm, cmd_rollback, cmd_watchdog
-from netplanx.cli.bgp import cmd_bgp
-from netplanx.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Output, open_session, print_json, require_root
+from netplanx.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, open_session, print_json
 from netplanx.cli.parser import build_parser
 from netplanx.errors import ApplyError, NetxError, PlanError, SpecError
-from netplanx.policy.cli import cmd_flows, cmd_show_policies
+from netplanx.registry import FEATURES
+from netplanx.render.console import Output
 from netplanx.render.human import render_live, render_plan
-
-if TYPE_CHECKING:
-    from netplanx.workflow import Session
+from netplanx.system.root import require_root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,11 +26,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Output(sys.stderr)
     handlers: dict[str, Callable[[argparse.Namespace, Output], int]] = {
         "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "show": cmd_show, "schema": cmd_schema,
-        "keygen": cmd_keygen, "drift": cmd_drift, "history": cmd_history, "rollback": cmd_rollback,
-        "doctor": cmd_doctor, "confirm": cmd_confirm, "_watchdog": cmd_watchdog, "completion": cmd_completion,
-        "bgp": cmd_bgp,
-        "flows": cmd_flows,
+        "drift": cmd_drift, "history": cmd_history, "rollback": cmd_rollback, "doctor": cmd_doctor,
+        "confirm": cmd_confirm, "_watchdog": cmd_watchdog, "completion": cmd_completion,
     }
+    for feature in FEATURES:
+        for command in feature.commands():
+            handlers[command.name] = lambda a, o, run=command.run: run(a, o, lambda: open_session(a))
     try:
         return handlers[args.command](args, out)
     except (SpecError, PlanError) as exc:
@@ -76,7 +74,7 @@ def cmd_schema(_args: argparse.Namespace, out: Output) -> int:
 
 def cmd_plan(args: argparse.Namespace, out: Output) -> int:
     from netplanx.spec.cache import SpecCache
-    from netplanx.workflow import load_desired
+    from netplanx.workflow.session import load_desired
 
     require_root()
     desired = load_desired(args.spec, args.node, SpecCache(args.state_dir))  # spec errors first: host not read
@@ -99,22 +97,19 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_show(args: argparse.Namespace, out: Output) -> int:
-    from netplanx.spec.adopt import adoption_interest, dump_spec, live_to_spec
+    views = {view.name: view for feature in FEATURES for view in feature.views()}
+    if args.what in views:
+        return views[args.what].run(args, out, lambda: open_session(args))
+    from netplanx.spec.adopt import adoption_options, dump_spec, live_to_spec
     from netplanx.spec.schema import schema_location
 
-    if args.what == "policies":
-        return cmd_show_policies(args, out)
     require_root()
     session = open_session(args)
-    if args.what == "services":
-        return _show_services(session, args.output)
-    interest = adoption_interest() if args.output == "yaml" else []
-    if args.bgp_api:
-        from netplanx.providers.bgp.resources import reading_hint
-
-        interest.append(reading_hint(args.bgp_api))
+    options = adoption_options() if args.output == "yaml" else {}
+    for feature in FEATURES:
+        options.update(feature.show_options(args))
     try:
-        live = session.read_live(interest)
+        live = session.read_live(options=options)
     finally:
         session.close()
     if args.output == "json":
@@ -126,27 +121,13 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _show_services(session: Session, output: str) -> int:
-    from netplanx.providers.bpf.show import render_services, service_report
-
-    try:
-        report = service_report(session.types["service"])
-    finally:
-        session.close()
-    if output == "table":
-        render_services(report, sys.stdout)
-    else:
-        print_json(report)
-    return EXIT_OK
-
-
 def cmd_drift(args: argparse.Namespace, out: Output) -> int:
     import time
 
-    from netplanx.history import History
-    from netplanx.render.metrics import drift_counts, metrics_text, write_textfile
     from netplanx.spec.cache import SpecCache
-    from netplanx.workflow import load_desired
+    from netplanx.workflow.history import History
+    from netplanx.workflow.metrics import drift_counts, metrics_text, write_textfile
+    from netplanx.workflow.session import load_desired
 
     require_root()
     started = time.perf_counter()
@@ -177,7 +158,7 @@ def cmd_drift(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_history(args: argparse.Namespace, out: Output) -> int:
-    from netplanx.history import History, as_json
+    from netplanx.workflow.history import History, as_json
 
     entries = History(args.state_dir, args.netns or "host").entries()
     if args.json:
@@ -190,7 +171,7 @@ def cmd_history(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_doctor(_args: argparse.Namespace, out: Output) -> int:
-    from netplanx.doctor import checks
+    from netplanx.workflow.doctor import checks
 
     failed = 0
     for check in checks():
@@ -232,11 +213,4 @@ def cmd_completion(_args: argparse.Namespace, out: Output) -> int:
         "}",
         "complete -o filenames -F _netx netx",
     ]))
-    return EXIT_OK
-
-
-def cmd_keygen(args: argparse.Namespace, out: Output) -> int:
-    from netplanx.providers.wireguard.keys import generate
-
-    out.print(generate(args.file, force=args.force))
     return EXIT_OK

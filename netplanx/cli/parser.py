@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 from netplanx import __version__
-from netplanx.engine.state import DEFAULT_STATE_DIR
+from netplanx.registry import FEATURES
+from netplanx.system.state import DEFAULT_STATE_DIR
 
 EXAMPLES = """examples:
   netx validate examples/host.yaml
@@ -36,19 +38,13 @@ COMMAND_EXAMPLES = {
              "netx show -o yaml --bgp-api 127.0.0.1:50051   # adoption of gobgpd's peers and paths too",
              "netx show services --netns NS",
              "netx show policies --netns node-a   # policy entries and per-rule counters"],
-    "flows": ["netx flows --netns node-a", "netx flows --verdict dropped --endpoint web-1",
-              "netx flows --policy web --json", "netx flows --aggregate 10"],
     "schema": ["netx schema > schema/netx.schema.json"],
     "drift": ["netx drift /etc/netx/netx.yaml",
               "netx drift spec.yaml --textfile /var/lib/prometheus/node-exporter/netx.prom"],
     "history": ["netx history", "netx history --json --netns lab"],
     "rollback": ["netx rollback", "netx rollback --auto-approve --netns lab"],
     "doctor": ["netx doctor"],
-    "keygen": ["netx keygen /etc/netx/wg.key", "netx keygen /etc/netx/wg.key --force   # key rotation"],
     "completion": ["netx completion bash > /etc/bash_completion.d/netx"],
-    "bgp": ["netx bgp sync   # follows gobgpd at 127.0.0.1:50051, see examples/systemd/netx-bgp-sync.service",
-            "netx bgp sync --api 127.0.0.1:50051 --table main --netns node-a",
-            "netx bgp sync --once   # reconcile the kernel with gobgpd's table, then exit"],
 }
 
 
@@ -64,11 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where netx keeps its records (default /var/lib/netx, or $NETX_STATE_DIR)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, summary: str, description: str = "", shared: bool = True) -> argparse.ArgumentParser:
-        examples = "examples:\n" + "\n".join(f"  {e}" for e in COMMAND_EXAMPLES[name])
+    def command(name: str, summary: str, description: str = "", shared: bool = True,
+                examples: Sequence[str] = ()) -> argparse.ArgumentParser:
+        listed = "examples:\n" + "\n".join(f"  {e}" for e in (examples or COMMAND_EXAMPLES[name]))
         return commands.add_parser(name, parents=[common] if shared else [], help=summary,
                                    description=description or summary[:1].upper() + summary[1:] + ".",
-                                   epilog=examples, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   epilog=listed, formatter_class=argparse.RawDescriptionHelpFormatter)
 
     validate = command("validate", "check a spec without touching the host",
                        "Check a spec (every node of a cluster spec); every problem is reported as FILE:LINE:COL.")
@@ -95,29 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     command("confirm", "keep a change applied with --confirm-timeout")
     commands.add_parser("_watchdog", parents=[common])  # the detached process behind --confirm-timeout
 
+    views = [view for feature in FEATURES for view in feature.views()]
     show = command("show", "list live objects and who owns them")
-    show.add_argument("what", nargs="?", choices=("services", "policies"),
-                      help="services: the load balancer's services, backends and packet counters; "
-                           "policies: per-endpoint policy entries and per-rule counters")
+    show.add_argument("what", nargs="?", choices=[view.name for view in views],
+                      help="; ".join(f"{view.name}: {view.help}" for view in views))
     show.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
                       help="yaml writes the live state as a spec (adoption)")
-    show.add_argument("--bgp-api", metavar="HOST:PORT",
-                      help="also read the gobgpd at this API address (default: the one netx configured, if any)")
+    for feature in FEATURES:
+        feature.show_arguments(show)
 
-    from netplanx.policy.cli import add_flows_options
-    add_flows_options(command("flows", "print the policy datapath's verdicts live",
-                              "Print each policy verdict (new connections and every drop) as the datapath reports "
-                              "it: time, source, destination, ports, protocol, verdict and the deciding rule."))
+    for feature in FEATURES:
+        for extra in feature.commands():
+            extra.arguments(command(extra.name, extra.summary, extra.description, extra.shared, extra.examples))
 
     command("schema", "print the JSON schema of the spec", shared=False)
-
-    bgp = command("bgp", "BGP services: 'sync' installs the routes peers announce",
-                  "sync: follow gobgpd's best paths and keep the kernel routes of the learned ones (protocol "
-                  "netx-bgp) equal to them; reconciles fully on start and within milliseconds of a change.")
-    bgp.add_argument("action", choices=("sync",))
-    bgp.add_argument("--api", default="127.0.0.1:50051", metavar="HOST:PORT", help="gobgpd's gRPC API")
-    bgp.add_argument("--table", default="main", help="kernel table for learned routes (default main)")
-    bgp.add_argument("--once", action="store_true", help="reconcile once and exit")
 
     drift = command("drift", "plan for drift: exit 0 none, 2 drift, 1 error",
                     "Compare the live state with a spec, classify the differences (changed, missing, extra, "
@@ -136,12 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--json", action="store_true")
 
     command("doctor", "check what this host offers netx, and what to fix", shared=False)
-
-    keygen = command("keygen", "write a WireGuard private key file (0600), print its public key",
-                     "Write a new WireGuard private key to FILE with mode 0600 and print the public key to put in "
-                     "the cluster spec.", shared=False)
-    keygen.add_argument("file", type=Path)
-    keygen.add_argument("--force", action="store_true", help="replace an existing key file (key rotation)")
 
     completion = command("completion", "print a shell completion script", shared=False)
     completion.add_argument("shell", choices=("bash",))

@@ -9,14 +9,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from netplanx.engine.compare import mismatches
+from netplanx.engine.faults import Failpoint
 from netplanx.engine.plan import Change, Plan, Step
 from netplanx.engine.planner import make_plan
 from netplanx.engine.resource import Resource, ResourceType
-from netplanx.engine.state import StateStore
 from netplanx.errors import ApplyError
+from netplanx.system.state import StateStore
 
 ReadLive = Callable[[Sequence[Resource]], list[Resource]]
 JOURNAL = "journal"
+NO_FAULT = Failpoint()
 CHUNK = 1024  # steps per provider call: large enough to batch, small enough to show progress
 
 
@@ -39,14 +42,12 @@ class Applier:
     """Carries out plans against the resource types; rolls back to the plan's before-states on failure."""
 
     def __init__(self, types: Mapping[str, ResourceType], read_live: ReadLive, store: StateStore | None = None,
-                 failpoint: int | None = None, crash: bool = False):
-        """``failpoint``: a 1-based step number at which to fail instead of executing (fault-injection tests);
-        with ``crash`` the process kills itself there instead (crash tests)."""
+                 failpoint: Failpoint = NO_FAULT):
+        """``failpoint``: where to fail or die instead of executing a step (fault-injection tests only)."""
         self.types = types
         self.read_live = read_live
         self.store = store
         self.failpoint = failpoint
-        self.crash = crash
 
     def apply(self, plan: Plan, post_check: Callable[[], list[str]] | None = None,
               progress: Callable[[int, int], None] | None = None) -> int:
@@ -73,13 +74,13 @@ class Applier:
                  progress: Callable[[int, int], None] | None = None) -> tuple[list[Step], StepFailure | None]:
         done: list[Step] = []
         position = 0
-        cut = self.failpoint - 1 if forward and self.failpoint else None
+        cut = self.failpoint.step - 1 if forward and self.failpoint.step else None
         groups = itertools.groupby(enumerate(steps), key=lambda item: (
             item[1].change.kind, item[1].operation, item[0] == cut, item[0] // CHUNK))
         for (kind, operation, _, _), group in groups:
             batch = [step for _, step in group]
             if position == cut:
-                if self.crash:
+                if self.failpoint.kill:
                     os.kill(os.getpid(), signal.SIGKILL)
                 return done, StepFailure(position, batch[0], InjectedFault(f"injected fault at step {cut + 1}"))
             results = self._run(self.types[kind], operation, [s.change for s in batch])
@@ -108,19 +109,9 @@ class Applier:
 
     def _verify(self, plan: Plan) -> list[str]:
         live = {r.address: r for r in self.read_live(_resources_of(plan))}
-        problems = []
-        for change in plan.changes:
-            now = live.get(change.address)
-            if change.after is None:
-                if now is not None and now.owned:
-                    problems.append(f"{change.address} still exists")
-            elif now is None:
-                problems.append(f"{change.address} is missing")
-            else:
-                differing = self.types[change.kind].differs(change.after, now)
-                if differing:
-                    problems.append(f"{change.address} differs in {', '.join(differing)}")
-        return problems
+        wording = {"missing": "is missing", "present": "still exists", "different": "differs in"}
+        return [f"{m.address} {wording[m.problem]}" + (f" {', '.join(m.attrs)}" if m.attrs else "")
+                for m in mismatches(self.types, [(c.address, c.after) for c in plan.changes], live, exact=False)]
 
     def restore(self, plan: Plan) -> tuple[Plan, StepFailure | None, Plan]:
         """Bring every address the plan touches back to its before-state; the undo plan, the first failure

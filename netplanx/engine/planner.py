@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from netplanx.engine.plan import Change, Plan, Step
-from netplanx.engine.resource import Resource, ResourceType
+from netplanx.engine.resource import Dependency, Resource, ResourceType
 from netplanx.errors import PlanError
 
 
@@ -74,41 +74,79 @@ def _updated(rtype: ResourceType, want: Resource, have: Resource, scope: Collect
     return Resource(want.kind, want.address, want.attrs, owned, {**have.meta, **want.meta})
 
 
+class _Graph:
+    """The dependencies of resources, resolved: a dependency on an address, or on every resource of a kind
+    that a predicate accepts (resolved against the resources given, indexed by kind once)."""
+
+    def __init__(self, types: Mapping[str, ResourceType], *pools: Mapping[str, Resource]):
+        self.types = types
+        self.pools = pools
+        self._by_kind: dict[str, list[Resource]] | None = None
+
+    def targets(self, dep: Dependency) -> list[str]:
+        """The addresses ``dep`` names among the resources known here."""
+        if dep.matches is None:
+            return [dep.address] if any(dep.address in pool for pool in self.pools) else []
+        if self._by_kind is None:
+            self._by_kind = {}
+            seen: set[str] = set()
+            for pool in self.pools:
+                for res in pool.values():
+                    if res.address not in seen:
+                        seen.add(res.address)
+                        self._by_kind.setdefault(res.kind, []).append(res)
+        return [r.address for r in self._by_kind.get(dep.kind, ()) if dep.matches(r)]
+
+    def requirements(self, res: Resource) -> list[Dependency]:
+        return self.types[res.kind].requirements(res)
+
+
 def _cascade(types: Mapping[str, ResourceType], changes: dict[str, Change], wanted: Mapping[str, Resource],
              current: Mapping[str, Resource]) -> list[str]:
-    """Account for what the kernel does on its own when an object goes: dependents die or are reset."""
+    """Account for what the kernel does on its own when an object goes: dependents die or are reset.
+
+    A dependency on several objects (the addresses covering a route's gateway) is lost only when none of
+    them remains."""
     queue = [a for a, c in changes.items() if c.action in ("delete", "replace")]
     if not queue:
         return []
-    dependents: dict[str, list[tuple[Resource, str, bool]]] = {}
+    graph = _Graph(types, current)
+    dependents: dict[str, list[tuple[Resource, Dependency, list[str]]]] = {}
     for res in current.values():
-        for dep in types[res.kind].requirements(res):
-            dependents.setdefault(dep.address, []).append((res, dep.attr, dep.lifetime))
+        for dep in graph.requirements(res):
+            targets = graph.targets(dep)
+            for target in targets:
+                dependents.setdefault(target, []).append((res, dep, targets))
     warnings: list[str] = []
     seen = set(queue)
+    gone: set[str] = set(queue)
     while queue:
-        gone = queue.pop()
-        verb = "replaced" if changes[gone].action == "replace" else "deleted"
-        for res, attr, lifetime in dependents.get(gone, []):
+        lost = queue.pop()
+        verb = "replaced" if changes[lost].action == "replace" else "deleted"
+        for res, dep, targets in dependents.get(lost, []):
+            if any(t not in gone for t in targets):
+                continue  # another object it depends on in the same way stays
             existing = changes.get(res.address)
             want = wanted.get(res.address)
             if existing and existing.action in ("delete", "replace"):
                 continue
             if want is None:
-                if lifetime:
-                    warnings.append(f"{res.address} is not managed by netx and will be lost when {gone} is "
+                if dep.lifetime:
+                    warnings.append(f"{res.address} is not managed by netx and will be lost when {lost} is "
                                     f"{verb}")
                 continue
-            reason = f"{gone} is {verb}"
-            if lifetime:
+            reason = f"{lost} is {verb}"
+            if dep.lifetime:
                 changed = existing.changed if existing else ()
                 changes[res.address] = Change(res.address, res.kind, "replace", res, want, changed, (), reason=reason)
                 if res.address not in seen:
                     seen.add(res.address)
+                    gone.add(res.address)
                     queue.append(res.address)
-            elif existing is None:
+            elif existing is None and dep.attr:
                 after = _updated(types[res.kind], want, res, None)
-                changes[res.address] = Change(res.address, res.kind, "update", res, after, (attr,), reason=reason)
+                changes[res.address] = Change(res.address, res.kind, "update", res, after, (dep.attr,),
+                                              reason=reason)
     return warnings
 
 
@@ -120,7 +158,13 @@ def _with_disruption(types: Mapping[str, ResourceType], change: Change) -> Chang
 
 def _order(types: Mapping[str, ResourceType], changes: Sequence[Change], wanted: Mapping[str, Resource],
            current: Mapping[str, Resource]) -> list[Step]:
-    """Deletes first, dependents before what they depend on; then creates and updates, the other way."""
+    """Deletes first, dependents before what they depend on; then creates and updates, the other way.
+
+    The order comes from the dependencies alone: a resource's level is the length of the longest chain
+    of dependencies below it. Resources of one level do not depend on each other; they are listed in
+    the order of their kinds in the registry, then by address, so plans read the same every time."""
+    graph = _Graph(types, wanted, current)
+    rank = {kind: position for position, kind in enumerate(types)}
     levels: dict[str, int] = {}
 
     def level(address: str) -> int:
@@ -128,13 +172,12 @@ def _order(types: Mapping[str, ResourceType], changes: Sequence[Change], wanted:
         if address not in levels:
             levels[address] = 0  # provisional: breaks cycles
             res = wanted.get(address) or current.get(address)
-            deps = types[res.kind].requirements(res) if res else []
-            levels[address] = 1 + max((level(d.address) for d in deps
-                                       if d.address in wanted or d.address in current), default=-1)
+            below = [t for d in graph.requirements(res) for t in graph.targets(d) if t != address] if res else []
+            levels[address] = 1 + max((level(t) for t in below), default=-1)
         return levels[address]
 
     def key(change: Change) -> tuple[int, int, str]:
-        return types[change.kind].rank, level(change.address), change.address
+        return level(change.address), rank[change.kind], change.address
 
     removals = [c for c in changes if c.action in ("delete", "replace")]
     additions = [c for c in changes if c.action != "delete"]

@@ -10,8 +10,8 @@ what, what a change disrupts) and carries out create/update/delete against its t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
 
@@ -47,19 +47,38 @@ class Resource(NamedTuple):
 
 @dataclass(frozen=True)
 class Dependency:
-    """``address`` must exist first. ``lifetime``: the dependent dies with it (an address with its link);
-    otherwise the dependent's attribute ``attr`` is reset when it goes (a bridge port's master)."""
+    """What must exist first: the resource at ``address``, or (with ``matches``) the resources of ``kind``
+    that ``matches`` accepts (the addresses that make a route's gateway reachable).
 
-    address: str
+    ``lifetime``: the dependent dies with it (an address with its link; a route when the last address
+    covering its gateway goes); otherwise only the order matters, and the dependent's attribute ``attr``
+    (if any) is reset when it goes (a bridge port's master).
+    """
+
+    address: str = ""
     lifetime: bool = True
     attr: str = ""
+    kind: str = ""
+    matches: Callable[[Resource], bool] | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a read covers besides what a kind finds on its own: the ``desired`` resources (readers look
+    them up by address, as rules do for a foreign rule sharing a priority) and named ``options`` (the
+    sysctl keys adoption reads, the gobgpd API address ``netx show --bgp-api`` names)."""
+
+    desired: Sequence[Resource] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def of_kind(self, kind: str) -> list[Resource]:
+        return [r for r in self.desired if r.kind == kind]
 
 
 class ResourceType:
     """One kind of resource. Subclasses set the class attributes and implement the operations."""
 
     kind: str = ""
-    rank: int = 0  # creation order between kinds: lower first
     claims_on_update: bool = False  # an update makes netx the owner (else the live marker is kept)
     replace_on: frozenset[str] = frozenset()
     disruption_of: ClassVar[Mapping[str, str]] = {"create": "hitless", "update": "hitless", "replace": "traffic loss",
@@ -93,7 +112,8 @@ class ResourceType:
         """Problems that make the desired resources impossible on this host (checked before planning)."""
         return []
 
-    def read(self, desired: Sequence[Resource]) -> list[Resource]:
+    def read(self, query: Query) -> list[Resource]:
+        """Every live resource of this kind."""
         raise NotImplementedError
 
     def create(self, resources: Sequence[Resource]) -> list[Exception | None]:

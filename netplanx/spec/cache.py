@@ -29,7 +29,7 @@ def _code_fingerprint() -> str:
     package = Path(__file__).resolve().parents[1]
     stats = sorted((str(p.relative_to(package)), p.stat().st_size, p.stat().st_mtime_ns)
                    for p in package.rglob("*.py"))
-    from netplanx.providers.bpf.loader import BPF_DIR  # eBPF sources: their digests are in compiled specs
+    from netplanx.system.bpf.loader import BPF_DIR  # eBPF sources: their digests are in compiled specs
 
     stats += sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in BPF_DIR.glob("*.[ch]"))
     text = repr((__version__, sys.version_info[:2], stats))

@@ -1,0 +1,1 @@
+"""The document layer: YAML with positions and limits, the shared field types, problems."""

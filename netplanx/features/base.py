@@ -1,0 +1,81 @@
+"""What the kernel's resource types have in common."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Sequence
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from netplanx.engine.resource import Dependency, Resource, ResourceType
+from netplanx.errors import NetxError
+from netplanx.system.context import KernelContext
+
+
+class KernelType(ResourceType):
+    """A resource type bound to the sockets of one namespace."""
+
+    def __init__(self, ctx: KernelContext):
+        self.ctx = ctx
+
+
+class StepwiseType(KernelType):
+    """Resources written one at a time by ``_create``, ``_update`` and ``_delete``; an error of one of
+    them becomes that resource's result instead of stopping the others."""
+
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return [_guarded(self._create, r) for r in resources]
+
+    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
+        return [_guarded(self._update, before, after) for before, after in pairs]
+
+    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return [_guarded(self._delete, r) for r in resources]
+
+    def _create(self, res: Resource) -> None:
+        raise NotImplementedError
+
+    def _update(self, before: Resource, after: Resource) -> None:
+        raise NotImplementedError
+
+    def _delete(self, res: Resource) -> None:
+        raise NotImplementedError
+
+
+def _guarded(operation: Callable[..., None], *resources: Resource) -> Exception | None:
+    try:
+        operation(*resources)
+    except (NetlinkError, NetxError, OSError) as exc:
+        return exc
+    return None
+
+
+class OnLinkType(KernelType):
+    """Objects that live on one link (``attrs['dev']``), written one pyroute2 request each."""
+
+    def dependencies(self, resource: Resource) -> list[Dependency]:
+        return [Dependency(f"link.{resource.attrs['dev']}")]
+
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return [self._call("add", r) for r in resources]
+
+    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
+        return [self._call("replace", after) for _before, after in pairs]
+
+    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return [self._call("del", r) for r in resources]
+
+    def _call(self, command: str, res: Resource) -> Exception | None:
+        try:
+            found = self.ctx.ipr.link_lookup(ifname=res.attrs["dev"])
+            if not found:
+                raise NetlinkError(errno.ENODEV, f"No such device: {res.attrs['dev']}")
+            self._request(command, res, found[0])
+            self.ctx.count_write()
+        except (NetlinkError, OSError) as exc:
+            return exc
+        return None
+
+    def _request(self, command: str, res: Resource, index: int) -> None:
+        """Send one add/replace/del request for ``res`` on the link with ``index``."""
+        raise NotImplementedError

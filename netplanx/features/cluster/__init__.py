@@ -1,0 +1,1 @@
+"""A cluster: nodes, their underlay, tunnel or native routing, and endpoints."""

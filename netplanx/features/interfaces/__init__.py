@@ -1,0 +1,1 @@
+"""Interfaces: links of every kind and their addresses."""

@@ -1,0 +1,51 @@
+"""Adoption of links and addresses: the ``interfaces`` section that describes them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from netplanx.engine.resource import Resource
+from netplanx.features.interfaces.kinds.catalog import KINDS
+
+DEFAULT_MTU = 1500
+
+
+def adopt_interfaces(live: Mapping[str, Sequence[Resource]], spec: dict[str, Any]) -> None:
+    addresses: dict[str, list[str]] = {}
+    for res in live.get("address", ()):
+        addresses.setdefault(res.attrs["dev"], []).append(res.attrs["address"])
+    interfaces = []
+    named = set()
+    pairs: set[str] = set()  # veth ends already written as the pair's primary
+    for res in sorted(live.get("link", ()), key=lambda r: r.meta.get("index", 0)):
+        attrs = dict(res.attrs)
+        name = attrs["name"]
+        if name == "lo" and not addresses.get(name):
+            continue
+        if attrs["type"] == "veth" and attrs["peer"]["netns"] is None:
+            if name in pairs:  # the other end of a pair already written: configure it as a device
+                attrs["type"] = "device"
+            pairs.add(attrs["peer"]["name"])
+        interfaces.append(_interface(attrs, addresses.get(name, [])))
+        named.add(name)
+    for dev in sorted(set(addresses) - named):  # the folded peer end of a veth pair
+        interfaces.append({"name": dev, "type": "device", "addresses": sorted(addresses[dev])})
+    if interfaces:
+        spec["interfaces"] = interfaces
+
+
+def _interface(a: dict[str, Any], addresses: list[str]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": a["name"], "type": a["type"]}
+    kind = KINDS.get(a["type"])
+    if kind is not None and kind.created:
+        entry.update(kind.adopt(a))
+    if a.get("mtu") and a["mtu"] != DEFAULT_MTU:
+        entry["mtu"] = a["mtu"]
+    if a["state"] != "up":
+        entry["state"] = a["state"]
+    if a.get("master"):
+        entry["master"] = a["master"]
+    if addresses:
+        entry["addresses"] = sorted(addresses)
+    return entry

@@ -1,0 +1,69 @@
+"""The interfaces feature: links of every kind (``kinds/``) and their addresses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from netplanx.document.problems import Problem
+from netplanx.engine.feature import DoctorCheck, Feature, NodeView, Section
+from netplanx.engine.resource import Resource, ResourceType
+from netplanx.system.context import KernelContext
+
+FIXES = {"veth": "a kernel with CONFIG_VETH", "bridge": "a kernel with CONFIG_BRIDGE",
+         "vxlan": "a kernel with CONFIG_VXLAN (tunnel mode)", "macvlan": "a kernel with CONFIG_MACVLAN",
+         "geneve": "a kernel with CONFIG_GENEVE, or tunnel protocol vxlan"}
+REQUIRED = ("veth", "bridge")
+
+
+class Interfaces(Feature):
+    name = "interfaces"
+
+    def sections(self, node_sections: Sequence[Section]) -> list[Section]:
+        return self._section("Links and their addresses.")
+
+    def node_sections(self) -> list[Section]:
+        return self._section("Links of this node only.")
+
+    @staticmethod
+    def _section(description: str) -> list[Section]:
+        from pydantic import Field
+
+        from netplanx.features.interfaces.model import Interface
+
+        return [Section("interfaces", "interfaces", list[Interface],
+                        Field(default_factory=list, description=description))]
+
+    def check_view(self, view: NodeView) -> Iterable[Problem]:
+        from netplanx.features.interfaces.checks import interface_problems
+
+        return interface_problems(view)
+
+    def compile(self, view: NodeView) -> list[Resource]:
+        from netplanx.features.interfaces.compile import interface_resources
+
+        return interface_resources(view)
+
+    def types(self, ctx: KernelContext) -> list[ResourceType]:
+        from netplanx.features.interfaces.addresses import AddressType
+        from netplanx.features.interfaces.links import LinkType
+
+        return [LinkType(ctx), AddressType(ctx)]
+
+    def adopt(self, live: Mapping[str, Sequence[Resource]], spec: dict[str, Any]) -> None:
+        from netplanx.features.interfaces.adopt import adopt_interfaces
+
+        adopt_interfaces(live, spec)
+
+    def doctor(self) -> list[DoctorCheck]:
+        from netplanx.features.interfaces.kinds.catalog import KINDS
+
+        checks = []
+        for name, fix in FIXES.items():
+            error = KINDS[name].missing()
+            checks.append(DoctorCheck(f"kernel: {name} links", error is None, error or "supported",
+                                      "" if error is None else fix, name in REQUIRED))
+        return checks
+
+
+FEATURE = Interfaces()

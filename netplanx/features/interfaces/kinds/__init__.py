@@ -1,0 +1,1 @@
+"""Link kinds: one module each (its spec model and how netx reads, creates and changes it)."""

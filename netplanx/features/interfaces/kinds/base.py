@@ -1,0 +1,86 @@
+"""What every link kind has: the model fields all interfaces share, and the LinkKind contract.
+
+A link kind is one module in this folder: its spec model (a subclass of InterfaceBase with a ``type``
+literal) and a LinkKind object that says how netx compiles, reads, creates, changes and adopts links of
+that kind, which attributes force a replacement, what an in-place change disrupts, and how to probe the
+kernel for it. ``kinds/__init__.py`` lists them in the order the spec documents them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from netplanx.document.fields import IfName, InterfaceAddress, Mac, SpecModel
+from netplanx.document.problems import Problem
+from netplanx.system.probes import link_kind_error
+
+IndexOf = Callable[[str], int]
+
+
+class InterfaceBase(SpecModel):
+    name: IfName
+    mtu: int | None = Field(None, ge=68, le=65535, description="MTU in bytes (68-65535); unset leaves it alone.")
+    state: Literal["up", "down"] = Field("up", description="Administrative state.")
+    mac: Mac | None = Field(None, description="MAC address; unset leaves it alone.")
+    master: IfName | None = Field(None, description="Bridge this interface is enslaved to.")
+    addresses: list[InterfaceAddress] = Field(default_factory=list, description="IPv4/IPv6 addresses with prefix.")
+
+
+class LinkReading:
+    """What decoding a live link may need besides its own message: the names of the namespace's links,
+    and the peers of veths in other namespaces (resolved by the reader)."""
+
+    def __init__(self, names: Mapping[int, str], peer: Callable[[Any], dict[str, Any]]):
+        self.names = names
+        self.peer = peer
+
+
+class LinkKind:
+    """One kind of link. Override what differs from a plain link of this ``type``."""
+
+    type: ClassVar[str] = ""
+    model: ClassVar[type[InterfaceBase]]
+    created: ClassVar[bool] = True  # netx creates and deletes links of this kind (a device: never)
+    replace_on: ClassVar[frozenset[str]] = frozenset({"type"})
+    disruption: ClassVar[Mapping[str, str]] = {}  # attribute -> what changing it in place disrupts
+    probe_settings: ClassVar[dict[str, Any]] = {}  # netlink attributes of the kernel probe's link
+    lower: ClassVar[str] = ""  # the attribute naming the link this one sits on ("parent", "device")
+
+    def missing(self) -> str | None:
+        """Why this kernel cannot create links of this kind (None: it can)."""
+        return link_kind_error(self.type, self.probe_settings)
+
+    def compile(self, interface: Any) -> dict[str, Any]:
+        """The kind's own attributes of a spec entry."""
+        return {}
+
+    def decode(self, message: Any, data: Any, reading: LinkReading) -> dict[str, Any]:
+        """The kind's own attributes of a live link (``data``: its IFLA_INFO_DATA, if any)."""
+        return {}
+
+    def settings(self, attrs: Mapping[str, Any], index_of: IndexOf) -> dict[str, Any]:
+        """pyroute2 arguments that create the link (besides name, kind, mtu and address)."""
+        return {}
+
+    def update_settings(self, attrs: Mapping[str, Any], changed: set[str], index_of: IndexOf) -> dict[str, Any]:
+        """pyroute2 arguments that change ``changed`` kind attributes in place (none by default)."""
+        return {}
+
+    def adopt(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """The kind's own keys of the spec entry that describes a live link."""
+        return {}
+
+    def check(self, interface: Any, index: int, declared: set[str]) -> Iterable[Problem]:
+        """Problems of one entry that need the other names of the namespace (its lower device)."""
+        lower = getattr(interface, self.lower, None) if self.lower else None
+        if lower is not None and lower not in declared:
+            yield Problem(("interfaces", index, self.lower), f"{self.lower} '{lower}' is not declared (allowed: "
+                          f"an interface in interfaces: {names_text(declared)})")
+
+
+def names_text(names: Iterable[str]) -> str:
+    listed = sorted(set(names))
+    return ", ".join(listed) if listed else "none declared"

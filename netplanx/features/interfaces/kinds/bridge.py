@@ -1,0 +1,41 @@
+"""``bridge``: a Linux bridge; ports join it with ``master``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from netplanx.features.interfaces.kinds.base import IndexOf, InterfaceBase, LinkKind, LinkReading
+
+
+class Bridge(InterfaceBase):
+    """A Linux bridge."""
+
+    type: Literal["bridge"]
+    stp: bool = Field(False, description="Spanning tree protocol.")
+
+
+class BridgeKind(LinkKind):
+    type = "bridge"
+    model = Bridge
+    disruption: ClassVar[Mapping[str, str]] = {"stp": "link flap"}
+
+    def compile(self, interface: Any) -> dict[str, Any]:
+        return {"stp": interface.stp}
+
+    def decode(self, message: Any, data: Any, reading: LinkReading) -> dict[str, Any]:
+        return {"stp": bool(data.get_attr("IFLA_BR_STP_STATE"))} if data is not None else {}
+
+    def settings(self, attrs: Mapping[str, Any], index_of: IndexOf) -> dict[str, Any]:
+        return {"br_stp_state": int(attrs.get("stp", False))}
+
+    def update_settings(self, attrs: Mapping[str, Any], changed: set[str], index_of: IndexOf) -> dict[str, Any]:
+        return self.settings(attrs, index_of) if "stp" in changed else {}
+
+    def adopt(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"stp": True} if attrs.get("stp") else {}
+
+
+KIND = BridgeKind()

@@ -1,0 +1,56 @@
+"""``macvlan``: a link with its own MAC address on a parent link."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+from pyroute2 import IPRoute
+
+from netplanx.document.fields import IfName
+from netplanx.features.interfaces.kinds.base import IndexOf, InterfaceBase, LinkKind, LinkReading
+from netplanx.system.probes import link_kind_error
+
+
+class Macvlan(InterfaceBase):
+    """A macvlan device on a parent interface."""
+
+    type: Literal["macvlan"]
+    parent: IfName = Field(description="The lower device.")
+    mode: Literal["private", "vepa", "bridge", "passthru", "source"] = Field("bridge", description="Macvlan mode.")
+
+
+def _probe(ipr: IPRoute) -> None:
+    ipr.link("add", ifname="netx-probe", kind="veth", peer={"ifname": "netx-probe-p"})
+    ipr.link("add", ifname="netx-probe-m", kind="macvlan", link=ipr.link_lookup(ifname="netx-probe")[0])
+
+
+class MacvlanKind(LinkKind):
+    type = "macvlan"
+    model = Macvlan
+    replace_on: ClassVar[frozenset[str]] = frozenset({"type", "parent"})
+    disruption: ClassVar[Mapping[str, str]] = {"mode": "link flap"}
+    lower = "parent"
+
+    def missing(self) -> str | None:
+        return link_kind_error(self.type, attempt=_probe)
+
+    def compile(self, interface: Any) -> dict[str, Any]:
+        return {"parent": interface.parent, "mode": interface.mode}
+
+    def decode(self, message: Any, data: Any, reading: LinkReading) -> dict[str, Any]:
+        return {"parent": reading.names.get(message.get_attr("IFLA_LINK")),
+                "mode": data.get_attr("IFLA_MACVLAN_MODE") if data is not None else None}
+
+    def settings(self, attrs: Mapping[str, Any], index_of: IndexOf) -> dict[str, Any]:
+        return {"link": index_of(attrs["parent"]), "macvlan_mode": attrs["mode"]}
+
+    def update_settings(self, attrs: Mapping[str, Any], changed: set[str], index_of: IndexOf) -> dict[str, Any]:
+        return {"macvlan_mode": attrs["mode"]} if "mode" in changed else {}
+
+    def adopt(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"parent": attrs["parent"], "mode": attrs["mode"]}
+
+
+KIND = MacvlanKind()

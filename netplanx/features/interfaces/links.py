@@ -1,0 +1,273 @@
+"""Links of every kind, through pyroute2: one resource type, the kinds' own parts in ``kinds/``.
+
+Links netx creates carry the alias ``netx``; a link without it is never deleted. ``device`` links are
+configured (mtu, state, mac, master) but never created or deleted. Links another feature manages (a
+WireGuard device) are claimed through the namespace context and left to it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from netplanx.engine.resource import Dependency, Query, Resource
+from netplanx.features.base import StepwiseType
+from netplanx.features.interfaces.kinds.base import LinkReading
+from netplanx.features.interfaces.kinds.catalog import KINDS
+from netplanx.system import netns
+from netplanx.system.names import NETX_ALIAS
+
+IFF_UP = 0x1
+COMMON_DISRUPTION = {"state": "link down", "mac": "link flap", "master": "link flap", "mtu": "hitless"}
+
+
+def link_address(name: str) -> str:
+    return f"link.{name}"
+
+
+class LinkType(StepwiseType):
+    kind = "link"
+    disruption_of: ClassVar[Mapping[str, str]] = {
+        "create": "hitless", "replace": "traffic loss", "delete": "traffic loss",
+    }
+
+    def forces_replacement(self, desired: Resource, live: Resource, changed: Sequence[str]) -> list[str]:
+        if desired.attrs.get("type") is None:  # a device: nothing forces a replacement
+            return []
+        kind = KINDS.get(desired.attrs["type"])
+        replace_on = kind.replace_on if kind else frozenset({"type"})
+        return [key for key in changed if key in replace_on]
+
+    def dependencies(self, resource: Resource) -> list[Dependency]:
+        a = resource.attrs
+        deps = []
+        if a.get("master"):
+            deps.append(Dependency(link_address(a["master"]), lifetime=False, attr="master"))
+        kind = KINDS.get(a.get("type") or "device")
+        lower = a.get(kind.lower) if kind is not None and kind.lower else None
+        if lower:
+            deps.append(Dependency(link_address(lower)))
+        peer_ns = (a.get("peer") or {}).get("netns")
+        if peer_ns:
+            deps.append(Dependency(f"netns.{peer_ns}"))
+        return deps
+
+    def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
+                   after: Resource | None) -> str:
+        if action != "update":
+            return self.disruption_of[action]
+        if "state" in changed and after is not None and after.attrs.get("state") == "up":
+            return "hitless"
+        kind = KINDS.get((after.attrs.get("type") if after else None) or "device")
+        labels = {COMMON_DISRUPTION.get(key) or (kind.disruption.get(key) if kind else None) or "link flap"
+                  for key in changed}
+        for label in ("link down", "link flap"):
+            if label in labels:
+                return label
+        return "hitless"
+
+    def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:
+        problems = []
+        coming = {a for r in desired for a in r.meta.get("requires", ())}
+        for res in desired:
+            a = res.attrs
+            if "type" not in a and res.address not in live and not res.meta.get("requires"):
+                problems.append(f"{res.address}: device '{a['name']}' does not exist (type device configures an "
+                                "existing interface; use veth, bridge, vxlan or macvlan to create one)")
+            peer_ns = (a.get("peer") or {}).get("netns")
+            if peer_ns and not netns.exists(peer_ns) and f"netns.{peer_ns}" not in coming:
+                problems.append(f"{res.address}: peer namespace '{peer_ns}' does not exist "
+                                f"(create it with: ip netns add {peer_ns})")
+            kind = KINDS.get(a.get("type", "device"))
+            if "type" in a and res.address not in live and kind is not None and (missing := kind.missing()):
+                problems.append(f"{res.address}: {missing}")
+            existing = live.get(res.address)
+            if existing is not None and "type" in a and not existing.owned and existing.attrs["type"] != a["type"]:
+                problems.append(f"{res.address}: an interface '{a['name']}' of type {existing.attrs['type']} exists "
+                                f"and is not managed by netx (the spec asks for {a['type']}; rename one of them)")
+        return problems
+
+    # reading
+
+    def read(self, query: Query) -> list[Resource]:
+        messages = list(self.ctx.ipr.get_links())
+        names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in messages}
+        links = query.of_kind(self.kind)
+        claimed_names, claimed_kinds = self.ctx.claimed_links(query)
+        primaries = {r.attrs["name"] for r in links if r.attrs.get("type") == "veth"}
+        declared = {r.attrs["name"] for r in links}
+        peers_named = {r.attrs["peer"]["name"] for r in links if r.attrs.get("type") == "veth"} - declared
+        resources = []
+        wanted = {m.get_attr("IFLA_LINK_NETNSID") for m in messages} - {None}
+        likely = sorted({r.attrs["peer"]["netns"] for r in links if (r.attrs.get("peer") or {}).get("netns")})
+        nsids = self._nsid_names(wanted, likely) if wanted else {}
+        reading = LinkReading(names, lambda message: self._peer(message, names, nsids))
+        for message in messages:
+            info = message.get_attr("IFLA_LINKINFO")
+            kind = info.get_attr("IFLA_INFO_KIND") if info else None
+            name = names[message["index"]]
+            if kind in claimed_kinds or name in claimed_names:
+                continue  # another feature's resource (a WireGuard device)
+            if kind == "veth" and name not in declared and _folded(message, names, messages, primaries, peers_named):
+                continue  # this end is part of its pair's resource
+            resources.append(self._resource(message, kind, reading))
+        return resources
+
+    def _nsid_names(self, wanted: set[int], likely: Sequence[str]) -> dict[int, str]:
+        """Names of the namespaces behind the peer nsids in ``wanted``: the namespaces the spec names are
+        asked first, then every other one (namespaces of other tools may vanish while we ask)."""
+        found: dict[int, str] = {}
+        for name in [*likely, *(n for n in netns.named() if n not in likely)]:
+            if wanted <= set(found):
+                break
+            try:
+                fd = os.open(netns.netns_path(name), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                reply = self.ctx.ipr.get_netnsid(fd=fd)
+            except (NetlinkError, OSError):
+                continue
+            finally:
+                os.close(fd)
+            nsid = reply.get("nsid") if reply else None
+            if nsid is not None and nsid >= 0:
+                found[nsid] = name
+        return found
+
+    def _resource(self, message: Any, kind_name: str | None, reading: LinkReading) -> Resource:
+        name = reading.names[message["index"]]
+        master = message.get_attr("IFLA_MASTER")
+        kind = KINDS.get(kind_name or "")
+        created = kind is not None and kind.created
+        attrs: dict[str, Any] = {
+            "name": name,
+            "type": kind_name if created else "device",
+            "state": "up" if message["flags"] & IFF_UP else "down",
+            "mtu": message.get_attr("IFLA_MTU"),
+            "mac": message.get_attr("IFLA_ADDRESS"),
+            "master": reading.names.get(master) if master else None,
+        }
+        if created:
+            info = message.get_attr("IFLA_LINKINFO")
+            attrs.update(kind.decode(message, info.get_attr("IFLA_INFO_DATA") if info else None, reading))
+        owned = message.get_attr("IFLA_IFALIAS") == NETX_ALIAS
+        return Resource("link", link_address(name), attrs, owned, {"index": message["index"]})
+
+    def _peer(self, message: Any, names: Mapping[int, str], nsids: Mapping[int, str]) -> dict[str, Any]:
+        index = message.get_attr("IFLA_LINK")
+        nsid = message.get_attr("IFLA_LINK_NETNSID")
+        if nsid is None:
+            return {"name": names.get(index), "netns": None}
+        where = nsids.get(nsid)
+        if where is None:
+            return {"name": f"if{index}", "netns": f"nsid:{nsid}"}
+        try:
+            peer = self.ctx.ipr_in(where).get_links(index)
+        except (NetlinkError, OSError):
+            peer = []
+        return {"name": peer[0].get_attr("IFLA_IFNAME") if peer else f"if{index}", "netns": where}
+
+    # writing
+
+    def _index(self, name: str) -> int:
+        found = self.ctx.ipr.link_lookup(ifname=name)
+        if not found:
+            raise NetlinkError(errno.ENODEV, f"No such device: {name}")
+        return found[0]
+
+    def _create(self, res: Resource) -> None:
+        a = res.attrs
+        kind = KINDS.get(a.get("type") or "device")
+        if kind is None or not kind.created:
+            raise NetlinkError(errno.ENODEV, f"device {a['name']} does not exist")
+        spec: dict[str, Any] = {"ifname": a["name"], "kind": a["type"]}
+        if res.meta.get("index") and res.meta["index"] not in self.ctx.link_names():
+            spec["index"] = res.meta["index"]  # a rollback re-creates the link as it was, ifindex included
+        if a.get("mtu"):
+            spec["mtu"] = a["mtu"]
+        if a.get("mac"):
+            spec["address"] = a["mac"]
+        spec.update(kind.settings(a, self._index))
+        self.ctx.ipr.link("add", **spec)
+        self.ctx.count_write()
+        try:
+            index = self._index(a["name"])
+            settings: dict[str, Any] = {"index": index, "state": a.get("state", "up")}
+            if res.owned:
+                settings["ifalias"] = NETX_ALIAS
+            if a.get("master"):
+                settings["master"] = self._index(a["master"])
+            self.ctx.ipr.link("set", **settings)
+            self.ctx.count_write()
+            if a.get("peer"):
+                self._peer_up(a["peer"])
+        except (NetlinkError, OSError):
+            self.ctx.ipr.link("del", ifname=a["name"])
+            raise
+
+    def _peer_up(self, peer: Mapping[str, Any]) -> None:
+        socket: IPRoute = self.ctx.ipr_in(peer["netns"]) if peer.get("netns") else self.ctx.ipr
+        index = socket.link_lookup(ifname=peer["name"])
+        if index:
+            socket.link("set", index=index[0], state="up")
+            self.ctx.count_write()
+
+    def _update(self, before: Resource, after: Resource) -> None:
+        a = after.attrs
+        index = self._index(a["name"])
+        settings: dict[str, Any] = {"index": index}
+        if "mtu" in a and a["mtu"] != before.attrs.get("mtu"):
+            settings["mtu"] = a["mtu"]
+        if "master" in a:
+            settings["master"] = self._index(a["master"]) if a["master"] else 0
+        if after.owned != before.owned:
+            settings["ifalias"] = NETX_ALIAS if after.owned else ""
+        kind = KINDS.get(a.get("type") or "device")
+        if kind is not None:
+            changed = {k for k in a if a[k] != before.attrs.get(k)}
+            own = kind.update_settings(a, changed, self._index)
+            if own:
+                settings.update(own, kind=kind.type)
+        if a.get("mac") and a["mac"] != before.attrs.get("mac"):
+            self._set_mac(index, a["mac"])
+        settings["state"] = a.get("state", "up")
+        self.ctx.ipr.link("set", **settings)
+        self.ctx.count_write()
+
+    def _set_mac(self, index: int, mac: str) -> None:
+        try:
+            self.ctx.ipr.link("set", index=index, address=mac)
+        except NetlinkError as exc:
+            if exc.code != errno.EBUSY:
+                raise
+            self.ctx.ipr.link("set", index=index, state="down")
+            self.ctx.ipr.link("set", index=index, address=mac)
+        self.ctx.count_write()
+
+    def _delete(self, res: Resource) -> None:
+        if res.attrs.get("type") == "device" or not res.owned:
+            raise NetlinkError(errno.EPERM, f"{res.address} is not owned by netx; refusing to delete it")
+        self.ctx.ipr.link("del", index=self._index(res.attrs["name"]))
+        self.ctx.count_write()
+
+
+def _folded(message: Any, names: Mapping[int, str], messages: Sequence[Any], primaries: set[str],
+            peers_named: set[str]) -> bool:
+    """Whether this veth end is represented by its partner in the same namespace: it is the peer the
+    spec names, or its partner is a veth netx created (only that end carries the alias)."""
+    name = names[message["index"]]
+    if name in peers_named:
+        return True
+    peer_index = message.get_attr("IFLA_LINK")
+    if message.get_attr("IFLA_LINK_NETNSID") is not None or peer_index not in names:
+        return False
+    if names[peer_index] in primaries:
+        return True
+    partner = next((m for m in messages if m["index"] == peer_index), None)
+    return partner is not None and partner.get_attr("IFLA_IFALIAS") == NETX_ALIAS != message.get_attr("IFLA_IFALIAS")

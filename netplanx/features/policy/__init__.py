@@ -1,0 +1,1 @@
+"""Network policy in eBPF, with flow visibility."""

@@ -1,0 +1,102 @@
+"""``netx flows`` and ``netx show policies``: what the policy datapath decides, live, and its counters."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from netplanx.engine.feature import Command, Console, View
+from netplanx.engine.resource import Query
+from netplanx.errors import NetxError
+from netplanx.render.console import Output
+from netplanx.system.root import require_root
+
+OPEN = {"any": ["any allow by open"]}  # a direction no policy selects, as policy.ENDPOINT reads it
+
+
+def add_flows_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", metavar="NAME", help="only flows from, to or enforced at this endpoint")
+    parser.add_argument("--verdict", choices=("allowed", "dropped"), help="only this verdict")
+    parser.add_argument("--policy", metavar="NAME", help="only flows decided by this policy's rules")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--aggregate", type=float, metavar="SECONDS",
+                        help="print counts per (source, destination, port, verdict) every SECONDS")
+    parser.add_argument("--count", type=int, metavar="N", help="stop after N flows")
+    parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
+
+
+def cmd_flows(args: argparse.Namespace, out: Console, open_session: Callable[[], Any]) -> int:
+    from netplanx.features.policy import maps as pm
+    from netplanx.features.policy.flows import FlowFilter, Namer, print_flows, watch
+    from netplanx.features.policy.types import RECORD
+
+    require_root()
+    session = open_session()
+    try:
+        if not pm.loaded(session.store.scope):
+            raise NetxError(f"no policy datapath in {args.netns or 'the host namespace'} (nothing to watch: "
+                            "apply a spec with policies first)")
+        endpoints = {int(i): name for i, name in session.store.load(RECORD).items()}
+        namer = Namer(session.store.scope, session.ctx.link_names(), endpoints)
+    finally:
+        session.close()
+    err = Output(sys.stderr)
+    deadline = time.monotonic() + args.duration if args.duration else None
+    flows = watch(namer.scope, namer, lambda: err.print(f"watching policy verdicts in {args.netns or 'the host'} "
+                                                        "(Ctrl-C to stop)"), deadline)
+    keep = FlowFilter(args.endpoint, args.verdict, args.policy)
+    print_flows(flows, keep, sys.stdout, args.json, args.count, args.aggregate)
+    return 0
+
+
+def show_policies(args: argparse.Namespace, out: Console, open_session: Callable[[], Any]) -> int:
+    """Per endpoint its directions and entries; per rule its packet and byte counters."""
+    from netplanx.features.policy import maps as pm
+
+    require_root()
+    session = open_session()
+    try:
+        live = session.types["policy"].read(Query())
+        scope = session.store.scope
+    finally:
+        session.close()
+    if not live:
+        out.print("no policy datapath in this namespace")
+        return 0
+    names = pm.read_names(scope)
+    rules = {i: t for (kind, i), t in names.items() if kind == pm.NAME_RULE}
+    counters = pm.rule_counters(scope)
+    endpoints = []
+    for res in live:
+        directions = {d: "open" if res.attrs[d] == OPEN else "enforced" for d in ("ingress", "egress")}
+        endpoints.append({"endpoint": res.address.split(".", 1)[1], **directions, "entries": res.attrs["entries"],
+                          "attached": res.attrs["attached"]})
+    rows = [{"rule": rules.get(number, f"rule {number}"), "packets": packets, "bytes": size}
+            for number, (packets, size) in sorted(counters.items())]
+    rows += [{"rule": text, "packets": 0, "bytes": 0} for number, text in sorted(rules.items())
+             if number not in counters]
+    if args.output == "json":
+        sys.stdout.write(json.dumps({"endpoints": endpoints, "rules": rows}, indent=1) + "\n")
+        return 0
+    out.print(f"{'ENDPOINT':<24} {'INGRESS':<9} {'EGRESS':<9} {'ENTRIES':>7}  ATTACHED")
+    for e in endpoints:
+        out.print(f"{e['endpoint']:<24} {e['ingress']:<9} {e['egress']:<9} {e['entries']:>7}  "
+                  f"{'yes' if e['attached'] else 'NO'}")
+    out.print(f"\n{'RULE':<40} {'PACKETS':>10} {'BYTES':>12}")
+    for row in rows:
+        out.print(f"{row['rule']:<40} {row['packets']:>10} {row['bytes']:>12}")
+    return 0
+
+
+FLOWS = Command(
+    "flows", "print the policy datapath's verdicts live",
+    "Print each policy verdict (new connections and every drop) as the datapath reports it: time, source, "
+    "destination, ports, protocol, verdict and the deciding rule.",
+    ["netx flows --netns node-a", "netx flows --verdict dropped --endpoint web-1", "netx flows --policy web --json",
+     "netx flows --aggregate 10"],
+    add_flows_options, cmd_flows)
+POLICIES = View("policies", "per-endpoint policy entries and per-rule counters", show_policies)

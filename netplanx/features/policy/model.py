@@ -1,0 +1,137 @@
+"""Network policies in the spec: which endpoints a policy selects, and whom they may talk to.
+
+Cilium's semantics: an endpoint selected by any policy with an ``ingress`` (or ``ingressDeny``) section is
+default-deny for ingress, likewise for egress; unselected endpoints are open; deny rules win over allow.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic.functional_validators import AfterValidator
+
+from netplanx.document.fields import Name, Network, SpecModel
+
+ENTITIES = ("host", "world", "cluster", "remote-node", "all")
+PROTOCOLS = ("tcp", "udp", "icmp", "any")
+LABEL_KEY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_./-]{0,62}[A-Za-z0-9])?")
+MAX_RANGE = 1024  # ports a range may span (each port is one map entry per peer)
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    for key, text in value.items():
+        if not LABEL_KEY.fullmatch(key):
+            raise ValueError(f"label key {key!r} is not valid (allowed: 1-64 letters, digits, '_', '.', '/', '-')")
+        if not isinstance(text, str) or len(text) > 63 or "," in text or "=" in text:
+            raise ValueError(f"label value {text!r} of {key} is not valid (allowed: text of at most 63 characters "
+                             "without ',' or '=')")
+    return value
+
+
+Labels = Annotated[dict[str, str], AfterValidator(_labels),
+                   Field(description="Label selector: every key must have this value ({} selects every endpoint).")]
+
+
+class Peer(SpecModel):
+    """The other side of a rule: endpoints by labels, a CIDR outside the cluster, or an entity."""
+
+    labels: Labels | None = Field(None, description="Endpoints of the cluster whose labels include these.")
+    cidr: Network | None = Field(None, description="Addresses outside the cluster's endpoints (IPv4 or IPv6 CIDR).")
+    entity: Literal["host", "world", "cluster", "remote-node", "all"] | None = Field(
+        None, description="host: this node; remote-node: the other nodes; world: outside the cluster; "
+                          "cluster: every endpoint and node; all: anything.")
+
+    @model_validator(mode="after")
+    def _one(self) -> Peer:
+        given = [k for k in ("labels", "cidr", "entity") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a peer needs exactly one of labels, cidr, entity, got {len(given)} "
+                             "(allowed: {labels: {app: web}}, {cidr: 198.51.100.0/24}, {entity: host})")
+        return self
+
+
+class PortRule(SpecModel):
+    """A destination port (or range) and protocol; icmp and any take no port."""
+
+    port: int | None = Field(None, ge=1, le=65535, description="Destination port (1-65535); unset: every port.")
+    end_port: int | None = Field(None, alias="endPort", ge=1, le=65535,
+                                 description=f"Last port of a range (at most {MAX_RANGE} ports).")
+    protocol: Literal["tcp", "udp", "icmp", "any"] = Field("tcp", description="tcp, udp, icmp or any.")
+
+    @model_validator(mode="after")
+    def _range(self) -> PortRule:
+        if self.protocol in ("icmp", "any") and self.port is not None:
+            raise ValueError(f"protocol {self.protocol} takes no port (allowed: port with tcp or udp)")
+        if self.end_port is not None:
+            if self.port is None:
+                raise ValueError("endPort needs port (allowed: port: 8000, endPort: 8010)")
+            if self.end_port < self.port:
+                raise ValueError(f"endPort {self.end_port} is below port {self.port} (allowed: endPort >= port)")
+            if self.end_port - self.port + 1 > MAX_RANGE:
+                raise ValueError(f"port range {self.port}-{self.end_port} spans {self.end_port - self.port + 1} "
+                                 f"ports (allowed: at most {MAX_RANGE})")
+        return self
+
+    def ports(self) -> range:
+        """The ports this rule covers (``range(0, 1)`` for every port)."""
+        if self.port is None:
+            return range(0, 1)
+        return range(self.port, (self.end_port or self.port) + 1)
+
+
+class IngressRule(SpecModel):
+    """Traffic into the selected endpoints from ``from`` (unset: any peer) on ``ports`` (unset: all)."""
+
+    from_: list[Peer] | None = Field(None, alias="from", description="Peers; unset: any peer.")
+    ports: list[PortRule] = Field(default_factory=list, description="Ports and protocols; empty: all.")
+
+    @property
+    def peers(self) -> list[Peer] | None:
+        return self.from_
+
+
+class EgressRule(SpecModel):
+    """Traffic from the selected endpoints to ``to`` (unset: any peer) on ``ports`` (unset: all)."""
+
+    to: list[Peer] | None = Field(None, description="Peers; unset: any peer.")
+    ports: list[PortRule] = Field(default_factory=list, description="Ports and protocols; empty: all.")
+
+    @property
+    def peers(self) -> list[Peer] | None:
+        return self.to
+
+
+class Policy(SpecModel):
+    """Selects endpoints by labels; each section present makes them default-deny in that direction."""
+
+    name: Name
+    selector: Labels = Field(description="Endpoints this policy applies to ({} selects every endpoint).")
+    ingress: list[IngressRule] | None = Field(None, description="Allowed incoming traffic ([] allows none).")
+    ingress_deny: list[IngressRule] | None = Field(None, alias="ingressDeny",
+                                                   description="Denied incoming traffic (wins over allow).")
+    egress: list[EgressRule] | None = Field(None, description="Allowed outgoing traffic ([] allows none).")
+    egress_deny: list[EgressRule] | None = Field(None, alias="egressDeny",
+                                                 description="Denied outgoing traffic (wins over allow).")
+
+    @model_validator(mode="after")
+    def _some_section(self) -> Policy:
+        if all(getattr(self, k) is None for k in ("ingress", "ingress_deny", "egress", "egress_deny")):
+            raise ValueError(f"policy {self.name} has no section (allowed: ingress, ingressDeny, egress, egressDeny)")
+        return self
+
+    def sections(self) -> list[tuple[str, str, list[Any]]]:
+        """(direction, 'allow'|'deny', rules) for each section present, with its spec key."""
+        found = []
+        for key, direction, verdict in (("ingress", "ingress", "allow"), ("ingress_deny", "ingress", "deny"),
+                                        ("egress", "egress", "allow"), ("egress_deny", "egress", "deny")):
+            rules = getattr(self, key)
+            if rules is not None:
+                found.append((direction, verdict, rules))
+        return found
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """Whether an endpoint with ``labels`` matches a selector (every selector label present and equal)."""
+    return all(labels.get(key) == value for key, value in selector.items())

@@ -1,0 +1,305 @@
+"""Resource types of the policy datapath: programs and maps (``policydp``), ipcache prefixes
+(``ipcache``) and per-endpoint policy entries with their tc filters (``policy``).
+
+Pins live under ``/sys/fs/bpf/netx/<scope>/policy/`` (``maps-VERSION``, ``prog-VERSION``: the shared
+loader's layout). The filters are named ``netx-pol-*`` and sit at the priorities of the tc chaining
+contract (``system/bpf/tc.py``): on the veth's ingress hook (the endpoint's egress policy) after the
+service LB, on its egress hook (the endpoint's ingress policy) before the LB's reverse NAT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from netplanx.engine.resource import Dependency, Query, Resource
+from netplanx.errors import NetxError
+from netplanx.features.base import StepwiseType
+from netplanx.features.ebpf import ebpf_missing
+from netplanx.features.policy import maps as pm
+from netplanx.features.policy.entries import BUILTIN_RULES
+from netplanx.features.policy.resources import (
+    POLICY_PROGRAM,
+    entries_from_meta,
+    ipcache_resource,
+    policy_program_resource,
+    policy_resource,
+)
+from netplanx.system.bpf.loader import Loaded, load, remove_pins, remove_scope
+from netplanx.system.bpf.tc import priority
+from netplanx.system.context import KernelContext
+
+RECORD = "policy-endpoints"  # ifindex -> endpoint name, so entries keep their name after the spec drops them
+FILTERS = {  # hook -> (name, program), at the priorities of the tc chaining contract (system/bpf/tc.py)
+    "ingress": ("netx-pol-egress", "from_endpoint"),
+    "egress": ("netx-pol-ingress", "to_endpoint"),
+}
+
+
+def _names_of(scope: str) -> tuple[dict[int, str], dict[int, str]]:
+    """Identity and rule names the datapath carries."""
+    names = pm.read_names(scope)
+    identities = {i: t for (kind, i), t in names.items() if kind == pm.NAME_IDENTITY}
+    rules = {i: t for (kind, i), t in names.items() if kind == pm.NAME_RULE}
+    return identities, rules
+
+
+class Filters:
+    """The two netx-pol filters of each endpoint, on the namespace's clsact hooks."""
+
+    def __init__(self, ctx: KernelContext, scope: str):
+        self.ctx = ctx
+        self.scope = scope
+        self._programs: Loaded | None = None  # open for the process's life: attaching 1,000 links reuses them
+
+    def attached(self, device: str) -> bool:
+        """Both netx-pol filters are on the device at their priorities."""
+        index = self._index(device)
+        return index is not None and all(
+            any(f.name == name and f.prio == priority(hook, "policy") for f in self.ctx.tc.filters(index, hook))
+            for hook, (name, _program) in FILTERS.items())
+
+    def attach(self, device: str) -> None:
+        """Attach (or replace in place, hitless) both filters with this version's programs."""
+        if self._programs is None or self._programs.version != pm.POLICY.version:
+            self._programs = load(pm.POLICY, self.scope)
+        index = self._index(device)
+        if index is None:
+            raise NetxError(f"cannot attach the policy filters: interface {device} does not exist")
+        for hook, (name, program) in FILTERS.items():
+            self.ctx.tc.attach(index, hook, self._programs.fd(program), prio=priority(hook, "policy"), name=name)
+
+    def detach(self, device: str) -> None:
+        index = self._index(device)
+        if index is None:
+            return
+        for hook in FILTERS:
+            self.ctx.tc.detach(index, hook, priority(hook, "policy"))
+
+    def _index(self, device: str) -> int | None:
+        found = self.ctx.ipr.link_lookup(ifname=device)
+        return found[0] if found else None
+
+
+class PolicyProgramType(StepwiseType):
+    """The programs and pinned maps: compiled with bcc on create, or when the C source changed."""
+
+    kind = "policydp"
+    disruption_of: ClassVar[Mapping[str, str]] = {"create": "hitless", "update": "hitless (programs swapped)",
+                                                  "replace": "policy off briefly", "delete": "policy off"}
+
+    def __init__(self, ctx: KernelContext, scope: str, filters: Filters):
+        super().__init__(ctx)
+        self.scope = scope
+        self.filters = filters
+
+    def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:
+        return ebpf_missing(POLICY_PROGRAM) if any(r.kind == self.kind for r in desired) else []
+
+    def read(self, query: Query) -> list[Resource]:
+        folder = pm.scope_dir(self.scope)
+        if not folder.is_dir():
+            return []
+        programs = sorted(p.name.removeprefix("prog-") for p in folder.glob("prog-*"))
+        maps = sorted(p.name.removeprefix("maps-") for p in folder.glob("maps-*"))
+        return [policy_program_resource(",".join(programs) or "(none)", ",".join(maps) or "(none)")]
+
+    def _create(self, res: Resource) -> None:
+        self._load()
+
+    def _update(self, before: Resource, after: Resource) -> None:
+        self._load()
+
+    def _load(self) -> None:
+        """Load this version (maps kept while bpf/policy.h is unchanged), move every attached endpoint onto
+        it in place, then drop the pins of other versions."""
+        load(pm.POLICY, self.scope).close()
+        with pm.open_map(self.scope, "names") as names:
+            for number, text in BUILTIN_RULES.items():
+                names.update(*pm.name_entry(pm.NAME_RULE, number, text))
+        for device in self._attached():
+            self.filters.attach(device)
+        keep = {pm.POLICY.prog_dir(self.scope).name, pm.POLICY.map_dir(self.scope).name}
+        for folder in pm.scope_dir(self.scope).iterdir():
+            if folder.name not in keep:
+                remove_pins(folder)
+        self.ctx.count_write()
+
+    def _attached(self) -> list[str]:
+        links = self.ctx.link_names()
+        return [links[int(i)] for i in self.ctx.store.load(RECORD) if int(i) in links]
+
+    def _delete(self, res: Resource) -> None:
+        for device in self._attached():
+            self.filters.detach(device)
+        remove_scope(self.scope, pm.POLICY.name)
+        self.ctx.store.remove(RECORD)
+        self.ctx.count_write()
+
+
+class IpcacheType(StepwiseType):
+    kind = "ipcache"
+    disruption_of: ClassVar[Mapping[str, str]] = {"create": "hitless", "update": "verdicts change",
+                                                  "replace": "verdicts change", "delete": "verdicts change"}
+
+    def __init__(self, ctx: KernelContext, scope: str, filters: Filters):
+        super().__init__(ctx)
+        self.scope = scope
+        self.filters = filters
+
+    def dependencies(self, resource: Resource) -> list[Dependency]:
+        return [Dependency(POLICY_PROGRAM)]
+
+    def read(self, query: Query) -> list[Resource]:
+        if not pm.loaded(self.scope):
+            return []
+        identities, _rules = _names_of(self.scope)
+        with pm.open_map(self.scope, "ipcache") as ipcache:
+            return [ipcache_resource(pm.prefix_text(key), value.identity, value.name.decode(errors="replace"),
+                                     identities.get(value.identity, "")) for key, value in ipcache.items()]
+
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return self._write(resources)
+
+    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
+        return self._write([after for _before, after in pairs])
+
+    def _write(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        results: list[Exception | None] = []
+        with pm.open_map(self.scope, "ipcache") as ipcache, pm.open_map(self.scope, "names") as names:
+            for res in resources:
+                try:
+                    ipcache.update(pm.prefix_key(res.meta["cidr"]), pm.ip_value(res.attrs["identity"],
+                                                                                res.attrs["name"]))
+                    if res.meta.get("identity_name"):
+                        names.update(*pm.name_entry(pm.NAME_IDENTITY, res.attrs["identity"],
+                                                    res.meta["identity_name"]))
+                    results.append(None)
+                except OSError as exc:
+                    results.append(exc)
+        self.ctx.count_write(len(resources))
+        return results
+
+    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        if pm.loaded(self.scope):
+            with pm.open_map(self.scope, "ipcache") as ipcache:
+                for res in resources:
+                    ipcache.delete(pm.prefix_key(res.meta["cidr"]))
+        self.ctx.count_write(len(resources))
+        return [None for _r in resources]
+
+
+class PolicyType(StepwiseType):
+    """One endpoint's entries in the policy map, and its two tc filters."""
+
+    kind = "policy"
+    disruption_of: ClassVar[Mapping[str, str]] = {"create": "default deny where selected",
+                                                  "update": "verdicts change", "replace": "verdicts change",
+                                                  "delete": "endpoint open"}
+
+    def __init__(self, ctx: KernelContext, scope: str, filters: Filters):
+        super().__init__(ctx)
+        self.scope = scope
+        self.filters = filters
+
+    def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
+                   after: Resource | None) -> str:
+        """The verdict change plus the number of map entries the change writes or removes."""
+        old = entries_from_meta(before.meta["_entries"]) if before else {}
+        new = entries_from_meta(after.meta["_entries"]) if after else {}
+        touched = sum(1 for k, v in new.items() if old.get(k) != v) + len(old.keys() - new.keys())
+        entries = f"{touched} map {'entry' if touched == 1 else 'entries'}"
+        if action == "update" and list(changed) == ["attached"]:
+            return f"filters re-attached, {entries}"
+        return f"{self.disruption_of.get(action, 'verdicts change')}, {entries}"
+
+    def dependencies(self, resource: Resource) -> list[Dependency]:
+        interface = resource.meta.get("host_interface")
+        return [Dependency(POLICY_PROGRAM), *([Dependency(f"link.{interface}")] if interface else [])]
+
+    def read(self, query: Query) -> list[Resource]:
+        if not pm.loaded(self.scope):
+            return []
+        identities, rules = _names_of(self.scope)
+        for res in query.of_kind(self.kind):
+            identities.update({int(k): v for k, v in res.meta["_names"]["identities"].items()})
+            rules.update({int(k): v for k, v in res.meta["_names"]["rules"].items()})
+        links = self.ctx.link_names()
+        interfaces = {r.meta["host_interface"]: r.address.split(".", 1)[1] for r in query.of_kind(self.kind)}
+        recorded = {int(i): name for i, name in self.ctx.store.load(RECORD).items()}
+        by_index: dict[int, dict] = {}
+        with pm.open_map(self.scope, "policy") as policy:
+            for key, value in policy.items():
+                index, entry, verdict = pm.unpack_policy(key, value)
+                by_index.setdefault(index, {})[entry] = verdict
+        found = []
+        for index, entries in sorted(by_index.items()):
+            interface = links.get(index, "")
+            endpoint = interfaces.get(interface) or recorded.get(index) or f"ifindex-{index}"
+            found.append(policy_resource(endpoint, interface, entries, identities, rules,
+                                         bool(interface) and self.filters.attached(interface), index))
+        return found
+
+    def _index(self, res: Resource) -> int:
+        found = self.ctx.ipr.link_lookup(ifname=res.meta["host_interface"])
+        if not found:
+            raise NetxError(f"{res.address}: interface {res.meta['host_interface']} does not exist")
+        return found[0]
+
+    def _create(self, res: Resource) -> None:
+        index = self._index(res)
+        self._write(index, {}, res)
+        self.filters.attach(res.meta["host_interface"])
+        recorded = self.ctx.store.load(RECORD)
+        recorded[str(index)] = res.address.split(".", 1)[1]
+        self.ctx.store.save(RECORD, recorded)
+
+    def _update(self, before: Resource, after: Resource) -> None:
+        """``before`` is the live resource (or, in a rollback, the desired one the apply wrote): its entries
+        are what the map holds for the endpoint."""
+        index = self._index(after)
+        previous = before.meta.get("ifindex") or index
+        if previous != index:  # the veth was re-created: the old ifindex's entries go
+            self._clear(previous, entries_from_meta(before.meta["_entries"]))
+        self._write(index, entries_from_meta(before.meta["_entries"]) if previous == index else {}, after)
+        if not self.filters.attached(after.meta["host_interface"]):
+            self.filters.attach(after.meta["host_interface"])
+
+    def _write(self, index: int, current: dict, res: Resource) -> None:
+        """Write the entries that differ and remove the ones no longer wanted; names first."""
+        wanted = entries_from_meta(res.meta["_entries"])
+        with pm.open_map(self.scope, "names") as names:
+            for number, text in res.meta["_names"]["rules"].items():
+                names.update(*pm.name_entry(pm.NAME_RULE, int(number), text))
+            for number, text in res.meta["_names"]["identities"].items():
+                names.update(*pm.name_entry(pm.NAME_IDENTITY, int(number), text))
+        changed = [(k, v) for k, v in wanted.items() if current.get(k) != v]
+        with pm.open_map(self.scope, "policy") as policy:
+            policy.update_batch([pm.policy_entry(index, key, verdict) for key, verdict in changed])
+            for key in current.keys() - wanted.keys():
+                policy.delete(pm.policy_entry(index, key)[0])
+        self.ctx.count_write(len(changed) + len(current.keys() - wanted.keys()))
+
+    def _clear(self, index: int, entries: dict) -> None:
+        with pm.open_map(self.scope, "policy") as policy:
+            for key in entries:
+                policy.delete(pm.policy_entry(index, key)[0])
+
+    def _delete(self, res: Resource) -> None:
+        index = res.meta.get("ifindex") or self._index(res)
+        if pm.loaded(self.scope):
+            self._clear(index, entries_from_meta(res.meta["_entries"]))
+        interface = self.ctx.link_names().get(index)
+        if interface:
+            self.filters.detach(interface)
+        recorded = self.ctx.store.load(RECORD)
+        recorded.pop(str(index), None)
+        self.ctx.store.save(RECORD, recorded)
+        self.ctx.count_write(len(res.meta["_entries"]))
+
+
+def policy_types(ctx: KernelContext) -> list[Any]:
+    """The policy datapath's types for one namespace (its scope names the pin folder)."""
+    filters = Filters(ctx, ctx.scope)
+    return [PolicyProgramType(ctx, ctx.scope, filters), IpcacheType(ctx, ctx.scope, filters),
+            PolicyType(ctx, ctx.scope, filters)]

@@ -1,0 +1,1 @@
+"""Routing: routes, policy rules and permanent neighbours."""

@@ -1,0 +1,53 @@
+"""Checks of a host's routes and rules: duplicates, declared devices, reachable gateways."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from netplanx.document.problems import Problem
+from netplanx.engine.feature import NodeView
+from netplanx.features.interfaces.checks import declared_links, link_networks
+from netplanx.features.interfaces.kinds.base import names_text
+from netplanx.system.names import TABLES
+
+
+def route_problems(view: NodeView) -> Iterator[Problem]:
+    declared = declared_links(view)
+    networks = link_networks(view)
+    seen: dict[tuple[object, ...], int] = {}
+    for index, route in enumerate(view.spec.routes):
+        metric = route.metric if route.metric is not None else (1024 if route.family == 6 else 0)
+        key = (TABLES.get(route.table, route.table), route.destination, metric)
+        if key in seen:
+            yield Problem(("routes", index, "to"), f"route to {route.destination} in table {route.table} is declared "
+                          f"twice (first at routes[{seen[key]}]; allowed: distinct to/table/metric)")
+        seen.setdefault(key, index)
+        hops = [(("routes", index), route.via, route.dev)] + [
+            (("routes", index, "nexthops", n), hop.via, hop.dev) for n, hop in enumerate(route.nexthops)
+        ]
+        for path, via, dev in hops:
+            if dev is not None and dev not in declared:
+                yield Problem((*path, "dev"), f"dev '{dev}' is not declared (allowed: an interface in interfaces: "
+                              f"{names_text(declared)})")
+                continue
+            if via is None or route.onlink:
+                continue
+            if via.version == 6 and via.is_link_local:
+                if dev is None:
+                    yield Problem((*path, "via"), f"link-local gateway {via} needs dev (allowed: set dev)")
+                continue
+            candidates = networks.get(dev, []) if dev else [n for nets in networks.values() for n in nets]
+            if not any(via in network for network in candidates):
+                where = f"on '{dev}'" if dev else "on any interface"
+                yield Problem((*path, "via"), f"gateway {via} is not reachable: no address {where} covers it "
+                              "(allowed: a gateway inside a subnet of a declared address, or onlink: true)")
+
+
+def rule_problems(view: NodeView) -> Iterator[Problem]:
+    seen: dict[tuple[int, int], int] = {}
+    for index, rule in enumerate(view.spec.rules):
+        key = (rule.ip_family, rule.priority)
+        if key in seen:
+            yield Problem(("rules", index, "priority"), f"IPv{rule.ip_family} rule priority {rule.priority} is "
+                          f"declared twice (first at rules[{seen[key]}]; allowed: one rule a priority)")
+        seen.setdefault(key, index)

@@ -1,0 +1,28 @@
+"""Compile the routes and rules of a host's view."""
+
+from __future__ import annotations
+
+from netplanx.engine.feature import NodeView
+from netplanx.engine.resource import Resource
+from netplanx.features.routing.routes import route_resource
+from netplanx.features.routing.rules import rule_resource
+from netplanx.system.names import table_number
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def routing_resources(view: NodeView) -> list[Resource]:
+    resources = [route_resource(
+        table=table_number(route.table), to=str(route.destination), metric=route.metric, kind=route.type,
+        via=_text(route.via), dev=route.dev, src=_text(route.src), scope=route.scope, onlink=route.onlink,
+        nexthops=[{"via": _text(h.via), "dev": h.dev, "weight": h.weight} for h in route.nexthops],
+    ) for route in view.spec.routes]
+    resources += [rule_resource(
+        family=f"ipv{rule.ip_family}", priority=rule.priority, action=rule.action,
+        table=table_number(rule.table) if rule.table is not None else None,
+        from_=_text(rule.from_), to=_text(rule.to), iif=rule.iif, oif=rule.oif,
+        fwmark=rule.fwmark, fwmask=rule.fwmask,
+    ) for rule in view.spec.rules]
+    return resources

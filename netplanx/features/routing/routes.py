@@ -1,0 +1,326 @@
+"""Routes: read and written with the lean netlink socket, in batches (the kind that reaches 10,000s)."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import socket
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from netplanx.addressing import parse_ip
+from netplanx.engine.resource import Dependency, Query, Resource
+from netplanx.features.base import KernelType
+from netplanx.system.names import (
+    NETX_BGP_PROTOCOL,
+    NETX_PROTOCOL,
+    ROUTE_TYPE_NAMES,
+    ROUTE_TYPES,
+    SCOPE_NAMES,
+    SCOPES,
+    live_meta,
+    table_name,
+)
+from netplanx.system.netlink import (
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NLM_F_REPLACE,
+    NetlinkError,
+    attr,
+    attrs,
+)
+
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTMSG = struct.Struct("=BBBBBBBBI")
+ATTR_HEADER = struct.Struct("=HH")
+U32 = struct.Struct("=I")
+RTNEXTHOP = struct.Struct("=HBBi")
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_MULTIPATH, RTA_TABLE, RTA_VIA = 1, 4, 5, 6, 7, 9, 15, 18
+RTA_ENCAP_TYPE, RTA_ENCAP = 21, 22
+LWTUNNEL_ENCAP_IP = 2
+LWTUNNEL_IP_ID, LWTUNNEL_IP_DST = 1, 2
+RTNH_F_ONLINK = 4
+NLA_F_NESTED = 0x8000
+RTM_F_CLONED = 0x200
+PROTO_KERNEL = 2
+SKIPPED_PROTOCOLS = (PROTO_KERNEL, NETX_BGP_PROTOCOL)  # the kernel's own; those 'netx bgp sync' follows from BGP
+TABLE_LOCAL = 255
+DEFAULT_METRIC = {4: 0, 6: 1024}
+FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
+VERSION = {socket.AF_INET: 4, socket.AF_INET6: 6}
+
+
+def route_address(table: int, to: str, metric: int, family: int) -> str:
+    """``route.main.10.2.0.0/24``, with ``@METRIC`` when the metric is not the family's default."""
+    suffix = "" if metric == DEFAULT_METRIC[family] else f"@{metric}"
+    return f"route.{table_name(table)}.{to}{suffix}"
+
+
+def default_scope(family: int, kind: str, via: str | None, nexthops: Sequence[Mapping[str, Any]]) -> str:
+    """The scope iproute2 (and so every operator's habit) gives a route that does not name one."""
+    if family == 4 and kind == "unicast" and via is None and not any(h.get("via") for h in nexthops):
+        return "link"
+    return "global"
+
+
+def route_resource(*, table: int, to: str, metric: int | None, kind: str, via: str | None, dev: str | None,
+                   src: str | None, scope: str | None, onlink: bool, nexthops: list[dict[str, Any]],
+                   encap: dict[str, Any] | None = None, owned: bool = True,
+                   protocol: int | None = None) -> Resource:
+    """Build a route resource in its canonical form (shared by the spec compiler and the reader)."""
+    family = 6 if ":" in to else 4
+    metric = DEFAULT_METRIC[family] if metric is None else metric
+    if nexthops:
+        nexthops = sorted(nexthops, key=lambda h: (h.get("via") or "", h.get("dev") or ""))
+    attrs_ = {
+        "table": table, "to": to, "metric": metric, "type": kind, "via": via, "dev": dev, "src": src,
+        "scope": scope or default_scope(family, kind, via, nexthops), "onlink": onlink, "nexthops": nexthops,
+        "encap": encap,
+    }
+    return Resource("route", route_address(table, to, metric, family), attrs_, owned, live_meta(protocol))
+
+
+class RouteType(KernelType):
+    kind = "route"
+    disruption_of: ClassVar[Mapping[str, str]] = {
+        "create": "hitless", "update": "hitless", "replace": "route gap", "delete": "route gap",
+    }
+
+    def differs(self, desired: Resource, live: Resource) -> list[str]:
+        """As the base, except that a gateway without dev lets the kernel choose the device."""
+        want, have = desired.attrs, live.attrs
+        changed = [key for key, value in want.items() if have.get(key) != value]
+        if "dev" in changed and want["dev"] is None and want.get("via"):
+            changed.remove("dev")
+        if "nexthops" in changed and _hops_match(want["nexthops"], have.get("nexthops", [])):
+            changed.remove("nexthops")
+        return changed
+
+    def forces_replacement(self, desired: Resource, live: Resource, changed: Sequence[str]) -> list[str]:
+        """IPv6 checks an onlink gateway against the routing table, where the route being replaced still
+        sends it through the old device: such a change must delete the old route first."""
+        if ":" in desired.attrs["to"] and desired.attrs.get("onlink"):
+            return [key for key in changed if key in ("dev", "onlink")]
+        return []
+
+    def dependencies(self, resource: Resource) -> list[Dependency]:
+        """Its devices, and for each gateway the addresses that make it reachable: the kernel refuses the
+        route before one exists, and removes it when the last one goes."""
+        a = resource.attrs
+        devs = {a.get("dev")} | {h.get("dev") for h in a.get("nexthops", [])}
+        deps = [Dependency(f"link.{dev}") for dev in sorted(d for d in devs if d)]
+        if not a.get("onlink"):
+            hops = [(a.get("via"), a.get("dev"))] + [(h.get("via"), h.get("dev")) for h in a.get("nexthops", [])]
+            deps += [Dependency(kind="address", matches=_covering(via, dev)) for via, dev in hops
+                     if via and not _link_local(via)]
+        return deps
+
+    def read(self, query: Query) -> list[Resource]:
+        names = self.ctx.link_names()
+        routes = []
+        for _kind, payload in self.ctx.nl.dump(RTM_GETROUTE, RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)):
+            route = _decode(payload, names)
+            if route is not None:
+                routes.append(route)
+        return routes
+
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        indexes = self._indexes()
+        return self._send(resources, lambda r: (RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, _encode(r, indexes)))
+
+    def update(self, pairs: Sequence[tuple[Resource, Resource]]) -> list[Exception | None]:
+        indexes = self._indexes()
+        return self._send([after for _before, after in pairs],
+                          lambda r: (RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, _encode(r, indexes)))
+
+    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        return self._send(resources, lambda r: (RTM_DELROUTE, 0, _encode_key(r)))
+
+    def _indexes(self) -> dict[str, int]:
+        return {name: index for index, name in self.ctx.link_names().items()}
+
+    def _send(self, resources: Sequence[Resource],
+              encode: Callable[[Resource], tuple[int, int, bytes]]) -> list[Exception | None]:
+        """Encode each request (a resource that cannot be encoded fails alone) and send them batched."""
+        results: list[Exception | None] = [None] * len(resources)
+        requests, slots = [], []
+        for slot, resource in enumerate(resources):
+            try:
+                requests.append(encode(resource))
+                slots.append(slot)
+            except NetlinkError as exc:
+                results[slot] = exc
+        for slot, outcome in zip(slots, self.ctx.nl.transact(requests), strict=True):
+            results[slot] = outcome
+        return results
+
+
+@functools.lru_cache(maxsize=4096)
+def _network_of(address: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_interface(address).network
+
+
+@functools.lru_cache(maxsize=4096)
+def _link_local(via: str) -> bool:
+    return ipaddress.ip_address(via).is_link_local
+
+
+def _covering(via: str, dev: str | None) -> Callable[[Resource], bool]:
+    """Whether an address resource makes ``via`` reachable (on ``dev``, when the route names one)."""
+    gateway = ipaddress.ip_address(via)
+
+    def covers(address: Resource) -> bool:
+        return (dev is None or address.attrs["dev"] == dev) and gateway in _network_of(address.attrs["address"])
+    return covers
+
+
+def _hops_match(want: Sequence[Mapping[str, Any]], have: Sequence[Mapping[str, Any]]) -> bool:
+    if len(want) != len(have):
+        return False
+    return all(w.get("via") == h.get("via") and w["weight"] == h["weight"]
+               and ((w.get("dev") is None and w.get("via")) or w.get("dev") == h.get("dev"))
+               for w, h in zip(want, have, strict=True))
+
+
+def _ip_text(data: memoryview, start: int, stop: int) -> str:
+    raw = bytes(data[start:stop])
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
+    """One RTM_NEWROUTE message to a resource; None for what netx never manages (kernel, local, cache).
+
+    The attribute loop is written out (no generator, no copies): it runs once per route on every plan.
+    """
+    family, dst_len, _src_len, _tos, table, protocol, scope, kind, flags = RTMSG.unpack_from(payload, 0)
+    if family not in VERSION or kind not in ROUTE_TYPE_NAMES or protocol in SKIPPED_PROTOCOLS or flags & RTM_F_CLONED:
+        return None
+    version = VERSION[family]
+    dst = via = src = None
+    oif = metric = 0
+    nexthops: list[dict[str, Any]] = []
+    encap = None
+    offset, end = RTMSG.size, len(payload)
+    unpack_attr, unpack_u32, ntop = ATTR_HEADER.unpack_from, U32.unpack_from, socket.inet_ntop
+    while offset + 4 <= end:
+        length, atype = unpack_attr(payload, offset)
+        if length < 4:
+            break
+        start, stop = offset + 4, offset + length
+        if atype == RTA_DST:
+            dst = ntop(family, payload[start:stop])
+        elif atype == RTA_GATEWAY:
+            via = ntop(family, payload[start:stop])
+        elif atype in (RTA_OIF, RTA_PRIORITY, RTA_TABLE):
+            value = unpack_u32(payload, start)[0]
+            if atype == RTA_OIF:
+                oif = value
+            elif atype == RTA_PRIORITY:
+                metric = value
+            else:
+                table = value
+        elif atype == RTA_PREFSRC:
+            src = ntop(family, payload[start:stop])
+        elif atype == RTA_VIA:
+            via = _ip_text(payload, start + 2, stop)
+        elif atype == RTA_MULTIPATH:
+            nexthops = _decode_multipath(payload, start, stop, names)
+        elif atype == RTA_ENCAP:
+            encap = _decode_encap(payload, start, stop)
+        offset += (length + 3) & ~3
+    if table == TABLE_LOCAL:
+        return None
+    if version == 6 and dst is not None and dst_len >= 8 and dst.startswith("ff"):
+        return None  # kernel multicast routes
+    to = f"{dst or ('0.0.0.0' if version == 4 else '::')}/{dst_len}"
+    route_kind = ROUTE_TYPE_NAMES[kind]
+    dev = names.get(oif) if route_kind == "unicast" and not nexthops else None
+    return route_resource(
+        table=table, to=to, metric=metric, kind=route_kind, via=via, dev=dev, src=src,
+        scope=SCOPE_NAMES.get(scope, str(scope)) if version == 4 else "global",
+        onlink=bool(flags & RTNH_F_ONLINK), nexthops=nexthops, encap=encap,
+        owned=protocol == NETX_PROTOCOL, protocol=protocol,
+    )
+
+
+def _decode_encap(payload: memoryview, offset: int, end: int) -> dict[str, Any] | None:
+    """IP tunnel metadata of a route (``encap ip id VNI dst ADDRESS``), for collect-metadata devices."""
+    encap: dict[str, Any] = {"type": "ip", "id": 0, "dst": None}
+    for atype, start, stop in attrs(payload, offset, end):
+        if atype == LWTUNNEL_IP_ID:
+            encap["id"] = struct.unpack_from(">Q", payload, start)[0]
+        elif atype == LWTUNNEL_IP_DST:
+            encap["dst"] = _ip_text(payload, start, stop)
+    return encap
+
+
+def _decode_multipath(payload: memoryview, offset: int, end: int, names: Mapping[int, str]) -> list[dict[str, Any]]:
+    hops = []
+    while offset + RTNEXTHOP.size <= end:
+        length, _flags, weight, index = RTNEXTHOP.unpack_from(payload, offset)
+        via = None
+        for atype, start, stop in attrs(payload, offset + RTNEXTHOP.size, offset + length):
+            if atype == RTA_GATEWAY:
+                via = _ip_text(payload, start, stop)
+            elif atype == RTA_VIA:
+                via = _ip_text(payload, start + 2, stop)
+        hops.append({"via": via, "dev": names.get(index), "weight": weight + 1})
+        offset += (length + 3) & ~3
+    return hops
+
+
+def _packed(text: str) -> bytes:
+    return parse_ip(text)[1]
+
+
+def _header(route: Resource, scope: int, kind: int, protocol: int, flags: int = 0) -> bytes:
+    a = route.attrs
+    address, _, length = a["to"].partition("/")
+    version, packed = parse_ip(address)
+    prefixlen = int(length)
+    table = a["table"]
+    body = RTMSG.pack(FAMILY[version], prefixlen, 0, 0, table if table < 256 else 252, protocol, scope, kind, flags)
+    body += attr(RTA_TABLE, struct.pack("=I", table))
+    if prefixlen:
+        body += attr(RTA_DST, packed)
+    return body + attr(RTA_PRIORITY, struct.pack("=I", a["metric"]))
+
+
+def _encode_key(route: Resource) -> bytes:
+    """Just enough to delete this route, and only if it still has the protocol we saw."""
+    return _header(route, SCOPES["nowhere"], 0, route.meta.get("protocol", NETX_PROTOCOL) if not route.owned
+                   else NETX_PROTOCOL)
+
+
+def _encode(route: Resource, indexes: Mapping[str, int]) -> bytes:
+    a = route.attrs
+    protocol = NETX_PROTOCOL if route.owned else route.meta.get("protocol", NETX_PROTOCOL)
+    body = _header(route, SCOPES.get(a["scope"], 0), ROUTE_TYPES[a["type"]], protocol,
+                   RTNH_F_ONLINK if a["onlink"] else 0)
+    if a["dev"]:
+        body += attr(RTA_OIF, struct.pack("=i", _index(indexes, a["dev"])))
+    if a["via"]:
+        body += attr(RTA_GATEWAY, _packed(a["via"]))
+    if a["src"]:
+        body += attr(RTA_PREFSRC, _packed(a["src"]))
+    if a.get("encap"):
+        inner = attr(LWTUNNEL_IP_ID, struct.pack(">Q", a["encap"]["id"]))
+        inner += attr(LWTUNNEL_IP_DST, _packed(a["encap"]["dst"]))
+        body += attr(RTA_ENCAP_TYPE, struct.pack("=H", LWTUNNEL_ENCAP_IP))
+        body += attr(RTA_ENCAP | NLA_F_NESTED, inner)
+    if a["nexthops"]:
+        hops = b""
+        for hop in a["nexthops"]:
+            inner = attr(RTA_GATEWAY, _packed(hop["via"])) if hop.get("via") else b""
+            index = _index(indexes, hop["dev"]) if hop.get("dev") else 0
+            flags = RTNH_F_ONLINK if a["onlink"] else 0
+            hops += RTNEXTHOP.pack(RTNEXTHOP.size + len(inner), flags, hop["weight"] - 1, index) + inner
+        body += attr(RTA_MULTIPATH, hops)
+    return body
+
+
+def _index(indexes: Mapping[str, int], name: str) -> int:
+    if name not in indexes:
+        raise NetlinkError(19, f"No such device: {name}")
+    return indexes[name]

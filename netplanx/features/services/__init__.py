@@ -1,0 +1,1 @@
+"""Services on an eBPF load balancer with Maglev hashing."""

@@ -1,0 +1,47 @@
+"""Checks of the services section against the rest of the spec."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from netplanx.document.problems import Problem
+from netplanx.features.services.maglev import table_size_problem
+
+
+def service_problems(spec: Any) -> Iterator[Problem]:
+    if spec.services and spec.cluster is None:
+        yield Problem(("services", 0), "services need a cluster section (allowed: add cluster: with the nodes; "
+                                              "the load balancer runs on the endpoints' veths and the underlay device)")
+        return
+    endpoints = {e.name: str(e.address) for e in spec.endpoints}
+    names: dict[str, int] = {}
+    frontends: dict[tuple[str, int, str], int] = {}
+    for index, service in enumerate(spec.services):
+        at = ("services", index)
+        if service.name in names:
+            yield Problem((*at, "name"), f"service name '{service.name}' is declared twice (first at "
+                                                f"services[{names[service.name]}]; allowed: unique names)")
+        names.setdefault(service.name, index)
+        frontend = (str(service.vip), service.port, service.protocol)
+        if frontend in frontends:
+            yield Problem((*at, "vip"), f"{service.vip}:{service.port}/{service.protocol} is already service "
+                                               f"{spec.services[frontends[frontend]].name}'s (allowed: one service per "
+                                               "VIP, port and protocol)")
+        frontends.setdefault(frontend, index)
+        seen: dict[str, int] = {}
+        for position, backend in enumerate(service.backends):
+            where = (*at, "backends", position)
+            if backend.endpoint is not None and backend.endpoint not in endpoints:
+                allowed = ", ".join(sorted(endpoints)) or "no endpoints declared"
+                yield Problem((*where, "endpoint"),
+                                     f"endpoint '{backend.endpoint}' does not exist (allowed: {allowed})")
+                continue
+            address = endpoints[backend.endpoint] if backend.endpoint else str(backend.address)
+            key = f"{address}:{backend.port or service.port}"
+            if key in seen:
+                yield Problem(where, f"backend {key} is listed twice (first at backends[{seen[key]}]; "
+                                            "allowed: each backend once, with a weight)")
+            seen.setdefault(key, position)
+        if problem := table_size_problem(service.maglev_table_size, len(service.backends)):
+            yield Problem((*at, "maglevTableSize"), problem)

@@ -1,0 +1,59 @@
+"""Compile the services section for one node: the load balancer's program, its entries and attachments.
+
+The load balancer runs where client traffic enters the node: on every local endpoint's host veth
+(ingress: DNAT of pod -> VIP traffic; egress: reverse NAT of the replies) and, with
+``cluster.underlay.loadBalancer``, on the underlay device (tc or XDP ingress, tc egress). Every node
+gets every service: the same Maglev tables everywhere send a flow to the same backend from any node.
+"""
+
+from __future__ import annotations
+
+from netplanx.engine.feature import NodeView
+from netplanx.engine.resource import Resource
+from netplanx.features.bgp.compile import advertised_path
+from netplanx.features.cluster.nodes import endpoints_of, host_interface
+from netplanx.features.services.attachments import attachment_resource
+from netplanx.features.services.lbmaps import LB
+from netplanx.features.services.services import program_resource, service_resource
+from netplanx.features.sysctls.sysctls import sysctl_resource
+
+XDP_MODES = {"xdp": "xdp", "xdpGeneric": "xdp-generic", "xdpNative": "xdp-native"}
+
+
+def service_resources(view: NodeView) -> list[Resource]:
+    spec, node = view.spec, view.node
+    if not spec.services or node is None:
+        return []
+    version = LB.version
+    resources = [program_resource(version, LB.map_version)]
+    addresses = {e.name: str(e.address) for e in spec.endpoints}
+    for service in spec.services:
+        backends: dict[str, int] = {}
+        endpoints: dict[str, str] = {}
+        for backend in service.backends:
+            address = addresses[backend.endpoint] if backend.endpoint else str(backend.address)
+            key = f"{address}:{backend.port or service.port}"
+            backends[key] = backend.weight
+            if backend.endpoint:
+                endpoints[key] = backend.endpoint
+        resources.append(service_resource(service.name, vip=str(service.vip), port=service.port,
+                                          protocol=service.protocol, affinity=service.affinity,
+                                          size=service.maglev_table_size, backends=backends, endpoints=endpoints))
+    for endpoint in endpoints_of(spec, node):
+        device = host_interface(endpoint)
+        resources += [attachment_resource(device, "ingress", version=version),
+                      attachment_resource(device, "egress", version=version)]
+    mode = spec.cluster.underlay.load_balancer
+    if mode != "none":
+        device = spec.cluster.underlay.device
+        masquerade = str(node.address)  # replies from backends on other nodes come back through this node
+        first = (attachment_resource(device, "ingress", version=version, masquerade=masquerade) if mode == "tc"
+                 else attachment_resource(device, "xdp", version=version, mode=XDP_MODES[mode], masquerade=masquerade))
+        # masqueraded packets leave the ingress hook with the node's own address as source: the device must
+        # accept them (else the kernel drops them as martians)
+        resources += [first, attachment_resource(device, "egress", version=version),
+                      sysctl_resource(f"net.ipv4.conf.{device}.accept_local", 1)]
+    if spec.bgp is not None and spec.bgp.advertise.service_vips:
+        vips = dict.fromkeys(str(service.vip) for service in spec.services)  # several services may share one
+        resources += [advertised_path(view, f"{vip}/{32 if ':' not in vip else 128}") for vip in vips]
+    return resources

@@ -1,0 +1,54 @@
+"""The services feature: services on an eBPF load balancer (tc and XDP) with Maglev hashing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from netplanx.document.problems import Problem
+from netplanx.engine.feature import DoctorCheck, Feature, NodeView, Section, View
+from netplanx.engine.resource import Resource, ResourceType
+from netplanx.system.context import KernelContext
+
+
+class Services(Feature):
+    name = "services"
+
+    def sections(self, node_sections: Sequence[Section]) -> list[Section]:
+        from pydantic import Field
+
+        from netplanx.features.services.model import Service
+
+        return [Section("services", "services", list[Service],
+                        Field(default_factory=list, description="Load-balanced services (eBPF, Maglev)."))]
+
+    def check(self, spec: Any) -> Iterable[Problem]:
+        from netplanx.features.services.checks import service_problems
+
+        return service_problems(spec)
+
+    def compile(self, view: NodeView) -> list[Resource]:
+        from netplanx.features.services.compile import service_resources
+
+        return service_resources(view)
+
+    def types(self, ctx: KernelContext) -> list[ResourceType]:
+        from netplanx.features.services.attachments import AttachmentType
+        from netplanx.features.services.services import LbContext, ProgramType, ServiceType
+
+        lb = LbContext(ctx.scope)
+        return [ProgramType(ctx, lb), ServiceType(ctx, lb), AttachmentType(ctx, lb)]
+
+    def views(self) -> list[View]:
+        from netplanx.features.services.show import show_services
+
+        return [View("services", "the load balancer's services, backends and packet counters", show_services)]
+
+    def doctor(self) -> list[DoctorCheck]:
+        from netplanx.features.ebpf import bcc_check, bpffs_check
+
+        return [bpffs_check(), bcc_check()]
+
+
+
+FEATURE = Services()

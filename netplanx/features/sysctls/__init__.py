@@ -1,0 +1,1 @@
+"""Network sysctls of a namespace."""

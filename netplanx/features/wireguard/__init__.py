@@ -1,0 +1,1 @@
+"""WireGuard between nodes: kernel WireGuard or wireguard-go."""

@@ -1,1 +1,0 @@
-"""Network policy: identities derived from the spec, and policies compiled into eBPF map entries."""

@@ -1,1 +1,0 @@
-"""Providers read live resources and carry out create/update/delete; they never plan."""

@@ -1,1 +1,0 @@
-"""The BGP provider: GoBGP (gobgpd) driven over its gRPC API, with stubs generated at install time."""

@@ -1,1 +1,0 @@
-"""eBPF datapath provider: services load balancing and policies."""

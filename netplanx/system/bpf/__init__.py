@@ -1,0 +1,1 @@
+"""Compiling, loading, pinning and attaching eBPF programs, and pinned maps."""

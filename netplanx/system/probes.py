@@ -1,0 +1,74 @@
+"""What this kernel can do, probed where it cannot hurt: in a private network namespace of a child.
+
+A kernel without a link type (geneve, wireguard, dummy, vlan when not built and no modules) answers
+EOPNOTSUPP to RTM_NEWLINK. The probe forks, unshares a fresh network namespace, tries to create the
+link there and reports the errno; nothing is ever created where the operator works.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from collections.abc import Callable
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+CLONE_NEWNET = 0x40000000
+Attempt = Callable[[IPRoute], None]
+_answers: dict[str, str | None] = {}
+
+
+def link_kind_error(kind: str, settings: dict[str, Any] | None = None, attempt: Attempt | None = None) -> str | None:
+    """None when the kernel can create links of ``kind``, else why not (in words). ``settings`` are the
+    link's netlink attributes for the probe; ``attempt`` replaces the plain link creation (a kind that
+    needs a lower device makes one first). Answers are kept for the process's life."""
+    if kind not in _answers:
+        _answers[kind] = _describe(kind, _probe(attempt or _plain(kind, settings or {})))
+    return _answers[kind]
+
+
+def _plain(kind: str, settings: dict[str, Any]) -> Attempt:
+    def attempt(ipr: IPRoute) -> None:
+        ipr.link("add", ifname="netx-probe", kind=kind, **settings)
+    return attempt
+
+
+def _describe(kind: str, code: int) -> str | None:
+    if code == 0:
+        return None
+    if code == errno.EOPNOTSUPP:
+        return f"kernel lacks {kind} (creating a {kind} link fails: not supported; the kernel has no " \
+               f"CONFIG_{kind.upper()} and cannot load it)"
+    return f"cannot create a {kind} link on this kernel ({os.strerror(code)})"
+
+
+def _probe(attempt: Attempt) -> int:
+    """The errno of ``attempt`` run in a fresh network namespace of a forked child (0: it worked)."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        os.close(read)
+        os.write(write, str(_in_child(attempt)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        answer = pipe.read()
+    os.waitpid(child, 0)
+    return int(answer or errno.EIO)
+
+
+def _in_child(attempt: Attempt) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        return ctypes.get_errno()
+    try:
+        with IPRoute() as ipr:
+            attempt(ipr)
+    except NetlinkError as exc:
+        return exc.code
+    except Exception:
+        return errno.EIO
+    return 0

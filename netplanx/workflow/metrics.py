@@ -1,0 +1,49 @@
+"""Drift as Prometheus metrics for node_exporter's textfile collector."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+from netplanx.engine.plan import Plan
+from netplanx.workflow.history import Entry
+
+CLASSES = {"create": "missing", "update": "changed", "replace": "changed", "delete": "extra"}
+
+
+def drift_counts(plan: Plan) -> Counter[tuple[str, str]]:
+    """(kind, class) -> count: changed by someone else, missing, extra (netx's, no longer in the spec),
+    unmanaged (live, not netx's, not in the spec)."""
+    counts: Counter[tuple[str, str]] = Counter((c.kind, CLASSES[c.action]) for c in plan.changes)
+    counts.update((address.split(".", 1)[0], "unmanaged") for address in plan.unmanaged)
+    return counts
+
+
+def metrics_text(plan: Plan, duration: float, last: Entry | None, last_success: Entry | None) -> str:
+    lines = ["# HELP netx_drift Whether the live state differs from the spec (1) or not (0).",
+             "# TYPE netx_drift gauge", f"netx_drift {0 if plan.empty else 1}",
+             "# HELP netx_drift_resources Resources that differ from the spec, by kind and class.",
+             "# TYPE netx_drift_resources gauge"]
+    for (kind, klass), count in sorted(drift_counts(plan).items()):
+        lines.append(f'netx_drift_resources{{kind="{kind}",class="{klass}"}} {count}')
+    lines += ["# HELP netx_plan_duration_seconds How long the drift check's plan took.",
+              "# TYPE netx_plan_duration_seconds gauge", f"netx_plan_duration_seconds {duration:.6f}"]
+    if last_success is not None:
+        lines += ["# HELP netx_last_apply_success_timestamp_seconds When the last successful apply ended.",
+                  "# TYPE netx_last_apply_success_timestamp_seconds gauge",
+                  f"netx_last_apply_success_timestamp_seconds {last_success.time:.3f}"]
+    if last is not None:
+        lines += ["# HELP netx_last_apply_success Whether the last apply succeeded (1) or failed (0).",
+                  "# TYPE netx_last_apply_success gauge",
+                  f"netx_last_apply_success {1 if last.result in ('applied', 'no-changes') else 0}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_textfile(path: Path, text: str) -> None:
+    """Atomically, as the textfile collector wants; 0644: node_exporter reads it, and it holds counts only."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)

@@ -1,0 +1,183 @@
+"""The use cases behind the commands: plan a spec, apply a plan, read the live state.
+
+A Session binds the engine to the resource types of every feature, in the namespace the process is in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netplanx.document.digest import spec_digest
+from netplanx.document.loader import read_text
+from netplanx.engine import faults
+from netplanx.engine.applier import JOURNAL, Applier
+from netplanx.engine.compare import mismatches
+from netplanx.engine.plan import PLAN_FORMAT, Plan
+from netplanx.engine.planner import make_plan, preflight
+from netplanx.engine.resource import Query, Resource, ResourceType
+from netplanx.errors import NetxError, StalePlanError
+from netplanx.registry import FEATURES
+from netplanx.spec.cache import SpecCache
+from netplanx.system.context import KernelContext
+from netplanx.system.lock import exclusive
+from netplanx.system.state import StateStore
+
+
+@dataclass
+class Desired:
+    resources: list[Resource]
+    digest: str
+    text: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_desired(path: Path, node: str, cache: SpecCache | None = None) -> Desired:
+    """Load and validate a spec file and compile it, for ``node`` when it describes a cluster.
+
+    Raises SpecError (or PlanError for a node the cluster does not have). With a cache, a spec whose bytes
+    were compiled for this node by this very code before is not parsed again.
+    """
+    return desired_from_text(read_text(path), str(path), node, cache)
+
+
+def desired_from_text(text: str, source: str, node: str, cache: SpecCache | None = None) -> Desired:
+    """As load_desired, for spec text that ``source`` names in error messages."""
+    digest = spec_digest(text)
+    key = spec_digest(f"{digest}/{node}")
+    cached = cache.get(key) if cache else None
+    if cached is not None:
+        return Desired(cached[0], digest, text, cached[1])
+    from netplanx.spec.compile import compile_checks, compile_spec  # pydantic and the model: on a cache miss
+    from netplanx.spec.validate import parse_spec
+
+    spec, _document = parse_spec(text, source)
+    resources, checks = compile_spec(spec, node), compile_checks(spec)
+    if cache:
+        cache.put(key, resources, checks)
+    return Desired(resources, digest, text, checks)
+
+
+class Session:
+    """Providers of one namespace plus netx's records for it; the process is already inside it."""
+
+    def __init__(self, netns: str | None, state_dir: Path):
+        self.netns = netns
+        self.store = StateStore(state_dir, netns)
+        self.ctx = KernelContext(self.store)
+        self.types: dict[str, ResourceType] = {t.kind: t for f in FEATURES for t in f.types(self.ctx)}
+
+    def close(self) -> None:
+        self.ctx.close()
+
+    @property
+    def writes(self) -> int:
+        return self.ctx.writes
+
+    def read_live(self, desired: Sequence[Resource] = (), options: Mapping[str, Any] | None = None) -> list[Resource]:
+        """Every live resource of every kind (``desired``: what a plan wants; ``options``: what else to read)."""
+        query = Query(desired, options or {})
+        return [r for rtype in self.types.values() for r in rtype.read(query)]
+
+    def plan(self, desired: Desired) -> Plan:
+        live = self.read_live(desired.resources)
+        preflight(self.types, desired.resources, live)
+        wanted = self.resolve(desired.resources)
+        interrupted = self.interrupted() or {}
+        plan = make_plan(self.types, wanted, live, claim=set(interrupted.get("creates", ())))
+        plan.netns = self.netns
+        plan.spec_digest = desired.digest
+        return plan
+
+    def resolve(self, resources: Sequence[Resource]) -> list[Resource]:
+        """Desired resources completed by their kinds (secret digests read from their files now)."""
+        by_kind: dict[str, list[Resource]] = {}
+        for res in resources:
+            by_kind.setdefault(res.kind, []).append(res)
+        resolved = {r.address: r for kind, group in by_kind.items() for r in self.types[kind].resolve(group)}
+        return [resolved[r.address] for r in resources]
+
+    def interrupted(self) -> dict[str, Any] | None:
+        """The journal of an earlier apply that died before finishing, if any."""
+        record = self.store.load(JOURNAL)
+        if not record or _alive(int(record.get("pid", 0))):
+            return None
+        return record
+
+    def forget_interrupted(self) -> None:
+        """The live state matches the spec: an interrupted apply's journal has nothing left to tell."""
+        if self.interrupted() is not None:
+            self.store.remove(JOURNAL)
+
+    def interrupted_apply(self) -> str | None:
+        """A warning when an earlier apply died before finishing (its journal is still there)."""
+        record = self.interrupted()
+        if record is None:
+            return None
+        return (f"an earlier apply (pid {record.get('pid')}, spec {record.get('spec_digest') or '?'}) was "
+                f"interrupted after {record.get('done', 0)} of {record.get('steps', '?')} steps; "
+                "this run plans from the live state and converges")
+
+    def lock(self, timeout: float) -> AbstractContextManager[bool]:
+        """Serialise applies on this namespace (yields whether we had to wait)."""
+        return exclusive(self.store.lock_path, timeout)
+
+    def applier(self) -> Applier:
+        return Applier(self.types, self.read_live, self.store, faults.from_environment())
+
+    def apply(self, plan: Plan, checks: Sequence[dict[str, Any]] = (),
+              progress: Callable[[int, int], None] | None = None) -> int:
+        """Execute a plan (verified, post-conditions checked, rolled back on failure); the steps executed."""
+        from netplanx.workflow.postconditions import run_checks
+
+        return self.applier().apply(plan, (lambda: run_checks(self, checks)) if checks else None, progress)
+
+    def check_fresh(self, plan: Plan) -> None:
+        """Refuse a saved plan when any resource it touches changed since it was computed."""
+        if plan.netns != self.netns:
+            raise StalePlanError(f"the saved plan is for namespace {plan.netns or 'host'}, "
+                                 f"not {self.netns or 'host'}")
+        interest = [r for c in plan.changes for r in (c.before, c.after) if r is not None]
+        live = {r.address: r for r in self.read_live(interest)}
+        wording = {"missing": "no longer exists", "present": "now exists", "different": "changed"}
+        stale = [f"{m.address} {wording[m.problem]}"
+                 for m in mismatches(self.types, [(c.address, c.before) for c in plan.changes], live, exact=True)]
+        if stale:
+            raise StalePlanError("the saved plan is stale, the live state changed since it was made: "
+                                 + "; ".join(stale) + ". Run 'netx plan' again.")
+
+
+def load_saved_plan(path: Path) -> Plan:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise NetxError(f"{path}: not a readable netx plan ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+        raise NetxError(f"{path}: not a netx plan (expected format {PLAN_FORMAT})")
+    return Plan.from_json(data)
+
+
+def is_saved_plan(path: Path) -> bool:
+    """A saved plan is JSON starting with '{'; a spec is YAML."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(1) == b"{" and load_saved_plan(path) is not None
+    except (OSError, NetxError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
