@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from netplanx.lab.cluster import Lab, lab_spec
+from netplanx.system.probes import link_kind_error
 from tests.conftest import IS_ROOT, ip_json, snapshot
 from tests.traffic import capture, ping, tcp_exchange
 
@@ -134,6 +135,20 @@ def test_geneve_is_refused_with_the_missing_kernel_feature(lab):
     assert ip_json(lab.netns("node-a"), "link", "show") == before
     assert not [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
                 if n.startswith(f"{lab.name}-web")]
+
+
+@pytest.mark.skipif(link_kind_error("geneve") is None, reason="the kernel has geneve: nothing to refuse")
+def test_switching_a_running_overlay_to_geneve_is_refused_too(lab):
+    """A replacement creates the new kind as much as a first apply does: the same plan error, nothing touched."""
+    lab.apply(spec(lab))
+    before = {node: snapshot(lab.netns(node)) for node in NODES}
+    path = lab.write(spec(lab, protocol="geneve"))
+    result = lab.netx("node-a", "plan", str(path), "--detailed-exitcode")
+    assert result.returncode == 1 and "link.netx-tunnel: kernel lacks geneve" in result.stderr
+    applied = lab.netx("node-a", "apply", str(path), "--auto-approve")
+    assert applied.returncode == 1 and "nothing was changed" in applied.stderr
+    assert {node: snapshot(lab.netns(node)) for node in NODES} == before
+    assert ping(lab.endpoint_netns("web-a"), WEB_B)
 
 
 def test_node_view_and_node_overrides(lab):

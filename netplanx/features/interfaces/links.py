@@ -83,10 +83,11 @@ class LinkType(StepwiseType):
             if peer_ns and not netns.exists(peer_ns) and f"netns.{peer_ns}" not in coming:
                 problems.append(f"{res.address}: peer namespace '{peer_ns}' does not exist "
                                 f"(create it with: ip netns add {peer_ns})")
-            kind = KINDS.get(a.get("type", "device"))
-            if "type" in a and res.address not in live and kind is not None and (missing := kind.missing()):
-                problems.append(f"{res.address}: {missing}")
             existing = live.get(res.address)
+            kind = KINDS.get(a.get("type", "device"))
+            created = existing is None or existing.attrs["type"] != a.get("type")  # a new kind: create or replace
+            if "type" in a and created and kind is not None and (missing := kind.missing()):
+                problems.append(f"{res.address}: {missing}")
             if existing is not None and "type" in a and not existing.owned and existing.attrs["type"] != a["type"]:
                 problems.append(f"{res.address}: an interface '{a['name']}' of type {existing.attrs['type']} exists "
                                 f"and is not managed by netx (the spec asks for {a['type']}; rename one of them)")
