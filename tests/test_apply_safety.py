@@ -147,3 +147,59 @@ def test_apply_asks_for_confirmation(netx, netns):
     result = netx("apply", spec=START)  # stdin is not a terminal and there is no --auto-approve
     assert result.code == 1 and "--auto-approve" in result.err
     assert snapshot(netns) == before
+
+
+RENUMBER_BEFORE = """\
+apiVersion: netx/v1
+interfaces:
+  - {name: h0, type: veth, peer: {name: h0-p}, addresses: [10.81.0.1/24]}
+routes:
+  - {to: default, via: 10.81.0.2, table: 100}
+"""
+RENUMBER_AFTER = RENUMBER_BEFORE.replace("10.81.0.1/24", "10.81.0.5/24")
+
+
+def table_100(netns: str) -> list[str]:
+    return ip("-n", netns, "route", "show", "table", "100").splitlines()
+
+
+def test_renumbering_plans_the_routes_the_kernel_drops_with_the_address(netx, netns):
+    """The kernel removes a route whose gateway loses its connected prefix: the plan re-creates it."""
+    netx.apply(RENUMBER_BEFORE)
+    plan = netx.plan(RENUMBER_AFTER)
+    changes = {c["address"]: c for c in plan["changes"]}
+    route = changes["route.100.0.0.0.0/0"]
+    assert route["action"] == "replace" and route["reason"] == "address.h0.10.81.0.1/24 is deleted"
+    assert route["disruption"] == "route gap"
+    netx.apply(RENUMBER_AFTER)
+    assert table_100(netns) == ["default via 10.81.0.2 dev h0 proto netx "]
+    assert netx.plan(RENUMBER_AFTER)["changes"] == []
+
+
+def test_a_failed_renumbering_brings_the_route_back(netx, netns):
+    netx.apply(RENUMBER_BEFORE)
+    before = snapshot(netns)
+    steps = len(netx.plan(RENUMBER_AFTER)["steps"])
+    for step in range(1, steps + 1):
+        result = netx("apply", "--auto-approve", spec=RENUMBER_AFTER, env={"NETX_FAILPOINT_STEP": str(step)})
+        assert result.code == 1 and "back where it was (verified)" in result.err
+        assert snapshot(netns) == before, f"state differs after a failure at step {step}"
+
+
+def test_verification_catches_a_resource_the_kernel_removed_on_its_own(netx, netns):
+    """An MTU under 1280 makes the kernel drop a link's IPv6 addresses: the plan changes only the MTU,
+    verification finds the unchanged address gone, and the rollback brings both back."""
+    spec = """\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: h0, type: veth, peer: {name: h0-p}, mtu: 1500, addresses: ["fd81::1/64", 10.81.0.1/24]}
+        """
+    netx.apply(spec)
+    before = snapshot(netns)
+    smaller = spec.replace("mtu: 1500", "mtu: 1200")
+    assert [c["address"] for c in netx.plan(smaller)["changes"]] == ["link.h0"]
+    result = netx("apply", "--auto-approve", spec=smaller)
+    assert result.code == 1
+    assert "verification after apply failed: address.h0.fd81::1/64 is missing" in result.err
+    assert "back where it was (verified)" in result.err
+    assert snapshot(netns) == before

@@ -129,3 +129,19 @@ def test_passing_post_conditions_confirm_automatically(netx, netns):
     wait_for_watchdog(netx)
     assert pending(netx)["status"] == "confirmed"
     assert netx.plan(passing)["changes"] == []
+
+
+def test_reverts_bring_back_the_routes_the_kernel_dropped_with_an_address(netx, netns):
+    """Renumbering drops the route through the old gateway; the watchdog's revert and a failed
+    post-condition's rollback both bring it back."""
+    from tests.test_apply_safety import RENUMBER_AFTER, RENUMBER_BEFORE, table_100
+
+    netx.apply(RENUMBER_BEFORE)
+    before = snapshot(netns)
+    result = netx("apply", "--auto-approve", "--confirm-timeout", "1", spec=RENUMBER_AFTER)
+    assert result.code == 1 and "reverted" in result.err
+    assert snapshot(netns) == before and table_100(netns)
+    failing = RENUMBER_AFTER + "checks:\n  - {ping: 10.81.0.99, count: 1, timeout: 1}\n"
+    result = netx("apply", "--auto-approve", spec=failing)
+    assert result.code == 1 and "back where it was (verified)" in result.err
+    assert snapshot(netns) == before and table_100(netns)

@@ -57,16 +57,14 @@ class Applier:
                        "steps": len(plan.steps), "done": 0,
                        "creates": [s.change.address for s in plan.steps if s.operation == "create"]})
         done, failure = self._execute(plan.steps, forward=True, progress=progress)
-        if failure is None:
-            problems = self._verify(plan)
-            if problems:
-                message = "verification after apply failed: " + "; ".join(problems)
-                raise self._rollback(plan, done, message)
-            failed_checks = post_check() if post_check else []
-            if failed_checks:
-                raise self._rollback(plan, done, "post-condition failed: " + "; ".join(failed_checks))
-        else:
+        if failure is not None:
             raise self._rollback(plan, done, failure.describe(len(plan.steps)))
+        problems, lost = self._verify(plan)
+        if problems:
+            raise self._rollback(plan, done, "verification after apply failed: " + "; ".join(problems), lost)
+        failed_checks = post_check() if post_check else []
+        if failed_checks:
+            raise self._rollback(plan, done, "post-condition failed: " + "; ".join(failed_checks))
         self._journal(None)
         return len(done)
 
@@ -107,31 +105,42 @@ class Applier:
             return rtype.update([(c.before, c.after) for c in changes if c.before and c.after])
         return rtype.delete([c.before for c in changes if c.before is not None])
 
-    def _verify(self, plan: Plan) -> list[str]:
-        live = {r.address: r for r in self.read_live(_resources_of(plan))}
+    def _verify(self, plan: Plan) -> tuple[list[str], list[Resource]]:
+        """What differs from the plan's after-states, and from every other desired resource (a plan made
+        from a spec knows them all: one the kernel took away on its own is caught too). The second list
+        holds the desired resources the plan did not change that are missing or different now."""
+        changed = {c.address for c in plan.changes}
+        kept = [r for r in plan.desired if r.address not in changed]
+        live = {r.address: r for r in self.read_live([*_resources_of(plan), *kept])}
+        expected = [(c.address, c.after) for c in plan.changes] + [(r.address, r) for r in kept]
+        found = mismatches(self.types, expected, live, exact=False)
         wording = {"missing": "is missing", "present": "still exists", "different": "differs in"}
-        return [f"{m.address} {wording[m.problem]}" + (f" {', '.join(m.attrs)}" if m.attrs else "")
-                for m in mismatches(self.types, [(c.address, c.after) for c in plan.changes], live, exact=False)]
+        problems = [f"{m.address} {wording[m.problem]}" + (f" {', '.join(m.attrs)}" if m.attrs else "") for m in found]
+        wanted = {r.address: r for r in kept}
+        return problems, [wanted[m.address] for m in found if m.address in wanted]
 
-    def restore(self, plan: Plan) -> tuple[Plan, StepFailure | None, Plan]:
-        """Bring every address the plan touches back to its before-state; the undo plan, the first failure
+    def restore(self, plan: Plan, lost: Sequence[Resource] = ()) -> tuple[Plan, StepFailure | None, Plan]:
+        """Bring every address the plan touches back to its before-state (and ``lost``, resources the
+        apply did not change that were there before, back as they were); the undo plan, the first failure
         and what still differs afterwards (empty when the host is back where it was)."""
-        before = [c.before for c in plan.changes if c.before is not None]
-        scope = {c.address for c in plan.changes}
-        interest = _resources_of(plan)
+        before = [c.before for c in plan.changes if c.before is not None] + list(lost)
+        scope = {c.address for c in plan.changes} | {r.address for r in lost}
+        interest = [*_resources_of(plan), *lost]
         undo = make_plan(self.types, before, self.read_live(interest), scope)
         _, failure = self._execute(undo.steps, forward=False)
         residual = make_plan(self.types, before, self.read_live(interest), scope)
         return undo, failure, residual
 
-    def _rollback(self, plan: Plan, done: Sequence[Step], cause: str) -> ApplyError:
-        """Restore the before-states and say how that went."""
-        undo, failure, residual = self.restore(plan)
-        if failure is None and residual.empty:
+    def _rollback(self, plan: Plan, done: Sequence[Step], cause: str, lost: Sequence[Resource] = ()) -> ApplyError:
+        """Restore the before-states and say how that went: only what was verified afterwards."""
+        undo, failure, residual = self.restore(plan, lost)
+        if residual.empty:
             self._journal(None)
+            note = (f" (a rollback step failed: {failure.describe(len(undo.steps))}; the state it was to make "
+                    "is there all the same)") if failure else ""
             return ApplyError(f"{cause}\nRolled back {len(undo.steps)} step(s) undoing {len(done)} completed "
-                              "step(s); the host is back where it was (verified).", restored=True)
-        leftover = ", ".join(c.address for c in residual.changes) or "unknown"
+                              f"step(s); the host is back where it was (verified){note}.", restored=True)
+        leftover = ", ".join(c.address for c in residual.changes)
         detail = f" (rollback {failure.describe(len(undo.steps))})" if failure else ""
         return ApplyError(f"{cause}\nROLLBACK INCOMPLETE{detail}: these resources differ from before the apply: "
                           f"{leftover}. Run 'netx plan' to see them.", restored=False)

@@ -64,6 +64,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     unmanaged: list[str] = field(default_factory=list)
     spec_digest: str = ""
+    desired: list[Resource] = field(default_factory=list, repr=False)  # the whole desired state (not saved)
 
     @property
     def empty(self) -> bool:

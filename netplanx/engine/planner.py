@@ -63,7 +63,7 @@ def make_plan(types: Mapping[str, ResourceType], desired: Iterable[Resource], li
     warnings = _cascade(types, changes, wanted, current)
     finished = [_with_disruption(types, c) for c in changes.values()]
     return Plan(sorted(finished, key=lambda c: c.address), _order(types, finished, wanted, current),
-                warnings=warnings, unmanaged=sorted(unmanaged))
+                warnings=warnings, unmanaged=sorted(unmanaged), desired=list(wanted.values()))
 
 
 def _updated(rtype: ResourceType, want: Resource, have: Resource, scope: Collection[str] | None) -> Resource:
