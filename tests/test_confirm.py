@@ -8,7 +8,9 @@ import select
 import signal
 import subprocess
 import sys
+import time
 
+from netplanx.workflow.confirm import APPLY_BUDGET
 from tests.conftest import ROOT, snapshot
 
 BEFORE = """\
@@ -145,3 +147,20 @@ def test_reverts_bring_back_the_routes_the_kernel_dropped_with_an_address(netx, 
     result = netx("apply", "--auto-approve", spec=failing)
     assert result.code == 1 and "back where it was (verified)" in result.err
     assert snapshot(netns) == before and table_100(netns)
+
+
+def test_a_killed_apply_is_reverted_at_once(netx, netns):
+    """SIGKILL mid-apply (here: at step 3, after two steps were written): the watchdog follows the apply
+    process and reverts as soon as it is gone, not when the apply budget runs out; no journal is left."""
+    netx.apply(BEFORE)
+    before = snapshot(netns)
+    started = time.monotonic()
+    killed = netx("apply", "--auto-approve", "--confirm-timeout", "6", spec=AFTER,
+                  env={"NETX_FAILPOINT_STEP": "3", "NETX_FAILPOINT_KILL": "1"})
+    assert killed.code == -signal.SIGKILL
+    wait_for_watchdog(netx)
+    assert pending(netx)["status"] == "reverted"
+    assert time.monotonic() - started < APPLY_BUDGET / 4  # the revert did not wait for the budget
+    assert snapshot(netns) == before
+    assert not (netx.state_dir / f"{netx.netns}.journal.json").exists()
+    assert "interrupted" not in netx("plan", spec=BEFORE).out

@@ -18,6 +18,7 @@ from typing import Any
 from netplanx.engine.plan import Plan
 from netplanx.errors import NetxError
 from netplanx.system.inotify import FolderWatch
+from netplanx.system.processes import start_time, watch_exit
 from netplanx.system.state import StateStore
 
 PENDING = "pending"
@@ -46,7 +47,7 @@ def arm(store: StateStore, plan: Plan, timeout: float, netns: str | None) -> Non
         raise NetxError("an earlier apply is still waiting for confirmation: run 'netx confirm' or wait for it "
                         "to be reverted")
     store.save(PENDING, {"status": WAITING, "deadline": time.time() + APPLY_BUDGET + timeout, "timeout": timeout,
-                         "plan": plan.to_json()})
+                         "plan": plan.to_json(), "apply": os.getpid(), "apply_started": start_time(os.getpid())})
     command = [sys.executable, "-m", "netplanx", "_watchdog", "--state-dir", str(store.root)]
     if netns:
         command += ["--netns", netns]
@@ -96,29 +97,41 @@ def wait_for_decision(store: StateStore, deadline: float, stdin_fd: int | None) 
 
 
 def watchdog(store: StateStore, session_factory: Any, lock_timeout: float = 120.0) -> str:
-    """The detached process: wait for a decision until the deadline, then restore the before-states."""
-    with FolderWatch(store.root) as watch:
-        while True:
-            deadline = float(pending(store).get("deadline", 0))
+    """The detached process: wait for a decision until the deadline, then restore the before-states. The
+    apply process is followed too: gone without a decision (killed, its terminal closed), the change is
+    reverted at once."""
+    record = pending(store)
+    exited = watch_exit(int(record.get("apply", 0)), record.get("apply_started"))
+    try:
+        with FolderWatch(store.root) as watch:
+            while exited is not None:
+                deadline = float(pending(store).get("deadline", 0))
 
-            def moved(seen: float = deadline) -> bool:
-                record = pending(store)
-                return record.get("status") != WAITING or float(record.get("deadline", 0)) != seen
+                def moved(seen: float = deadline) -> bool:
+                    now = pending(store)
+                    return now.get("status") != WAITING or float(now.get("deadline", 0)) != seen
 
-            if not watch.wait(moved, deadline):
-                break  # the deadline passed: revert
-            if status(store) != WAITING:
-                return status(store)
+                if watch.wait(moved, deadline, also=(exited,)):
+                    if status(store) != WAITING:
+                        return status(store)
+                    continue  # the clock started: wait for the new deadline
+                if status(store) != WAITING:
+                    return status(store)
+                break  # the deadline passed, or the apply is gone: revert
+    finally:
+        if exited is not None:
+            os.close(exited)
     _update(store, status="reverting")
     plan = Plan.from_json(pending(store)["plan"])
     session = session_factory()
     try:
         with session.lock(lock_timeout):
             _undo, failure, residual = session.applier().restore(plan)
+            if failure is None and residual.empty:
+                session.forget_interrupted()  # an apply killed mid-way left its journal: nothing left to tell
     finally:
         session.close()
     result = REVERTED if failure is None and residual.empty else REVERT_FAILED
     _update(store, status=result, reverted_at=time.time(),
             leftover=[c.address for c in residual.changes])
     return result
-
