@@ -203,3 +203,38 @@ def test_verification_catches_a_resource_the_kernel_removed_on_its_own(netx, net
     assert "verification after apply failed: address.h0.fd81::1/64 is missing" in result.err
     assert "back where it was (verified)" in result.err
     assert snapshot(netns) == before
+
+
+PEER_AS_DEVICE = """\
+apiVersion: netx/v1
+interfaces:
+  - {name: h8v0, type: veth, peer: {name: h8v1}, addresses: [10.88.0.1/24]}
+  - {name: h8v1, type: device, mtu: 1400, addresses: [10.88.0.2/24]}
+"""
+
+
+def test_a_same_namespace_veth_peer_is_configured_as_a_device(netx, netns):
+    """The documented form: the veth creates both ends, the device entry configures the peer end."""
+    before = snapshot(netns)
+    netx.apply(PEER_AS_DEVICE)
+    shown = ip("-n", netns, "-br", "addr", "show", "h8v1")
+    assert "10.88.0.2/24" in shown and "UP" in shown and '"mtu":1400' in ip("-n", netns, "-j", "link", "show", "h8v1")
+    assert netx.plan(PEER_AS_DEVICE)["changes"] == []
+    steps = len(netx.plan("apiVersion: netx/v1\n")["steps"])
+    for step in range(1, steps + 1):  # removing the pair, failing at every step: back where it was
+        applied = snapshot(netns)
+        result = netx("apply", "--auto-approve", spec="apiVersion: netx/v1\n", env={"NETX_FAILPOINT_STEP": str(step)})
+        assert result.code == 1 and "back where it was (verified)" in result.err and "INCOMPLETE" not in result.err
+        assert snapshot(netns) == applied
+    netx.apply("apiVersion: netx/v1\n")
+    assert snapshot(netns) == before
+
+
+def test_a_failed_apply_of_a_veth_pair_with_its_peer_as_device_rolls_back_cleanly(netx, netns):
+    before = snapshot(netns)
+    steps = len(netx.plan(PEER_AS_DEVICE)["steps"])
+    for step in range(1, steps + 1):
+        result = netx("apply", "--auto-approve", spec=PEER_AS_DEVICE, env={"NETX_FAILPOINT_STEP": str(step)})
+        assert result.code == 1 and "back where it was (verified)" in result.err and "INCOMPLETE" not in result.err
+        assert snapshot(netns) == before
+        assert not (netx.state_dir / f"{netns}.journal.json").exists()

@@ -108,6 +108,7 @@ class LinkType(StepwiseType):
         likely = sorted({r.attrs["peer"]["netns"] for r in links if (r.attrs.get("peer") or {}).get("netns")})
         nsids = self._nsid_names(wanted, likely) if wanted else {}
         reading = LinkReading(names, lambda message: self._peer(message, names, nsids))
+        aliased = {m["index"] for m in messages if m.get_attr("IFLA_IFALIAS") == NETX_ALIAS}
         for message in messages:
             info = message.get_attr("IFLA_LINKINFO")
             kind = info.get_attr("IFLA_INFO_KIND") if info else None
@@ -116,7 +117,7 @@ class LinkType(StepwiseType):
                 continue  # another feature's resource (a WireGuard device)
             if kind == "veth" and name not in declared and _folded(message, names, messages, primaries, peers_named):
                 continue  # this end is part of its pair's resource
-            resources.append(self._resource(message, kind, reading))
+            resources.append(self._resource(message, kind, reading, aliased))
         return resources
 
     def _nsid_names(self, wanted: set[int], likely: Sequence[str]) -> dict[int, str]:
@@ -141,7 +142,9 @@ class LinkType(StepwiseType):
                 found[nsid] = name
         return found
 
-    def _resource(self, message: Any, kind_name: str | None, reading: LinkReading) -> Resource:
+    def _resource(self, message: Any, kind_name: str | None, reading: LinkReading, aliased: set[int]) -> Resource:
+        """A live link. The far end of a veth pair netx made in this namespace (the end the spec may
+        configure as a device) is netx's too, and lives and dies with the end that carries the alias."""
         name = reading.names[message["index"]]
         master = message.get_attr("IFLA_MASTER")
         kind = KINDS.get(kind_name or "")
@@ -157,8 +160,12 @@ class LinkType(StepwiseType):
         if created:
             info = message.get_attr("IFLA_LINKINFO")
             attrs.update(kind.decode(message, info.get_attr("IFLA_INFO_DATA") if info else None, reading))
-        owned = message.get_attr("IFLA_IFALIAS") == NETX_ALIAS
-        return Resource("link", link_address(name), attrs, owned, {"index": message["index"]})
+        meta: dict[str, Any] = {"index": message["index"]}
+        owned = message["index"] in aliased
+        partner = message.get_attr("IFLA_LINK")
+        if kind_name == "veth" and not owned and message.get_attr("IFLA_LINK_NETNSID") is None and partner in aliased:
+            owned, meta["requires"] = True, [link_address(reading.names[partner])]
+        return Resource("link", link_address(name), attrs, owned, meta)
 
     def _peer(self, message: Any, names: Mapping[int, str], nsids: Mapping[int, str]) -> dict[str, Any]:
         index = message.get_attr("IFLA_LINK")
@@ -185,6 +192,11 @@ class LinkType(StepwiseType):
     def _create(self, res: Resource) -> None:
         a = res.attrs
         kind = KINDS.get(a.get("type") or "device")
+        made = kind is None or not kind.created or res.meta.get("requires")  # exists, or its veth makes it
+        if made and self.ctx.ipr.link_lookup(ifname=a["name"]):
+            current = self._current(a["name"])
+            self._update(current, res._replace(owned=current.owned))  # configured, not created: marker kept
+            return
         if kind is None or not kind.created:
             raise NetlinkError(errno.ENODEV, f"device {a['name']} does not exist")
         spec: dict[str, Any] = {"ifname": a["name"], "kind": a["type"]}
@@ -254,8 +266,23 @@ class LinkType(StepwiseType):
     def _delete(self, res: Resource) -> None:
         if res.attrs.get("type") == "device" or not res.owned:
             raise NetlinkError(errno.EPERM, f"{res.address} is not owned by netx; refusing to delete it")
-        self.ctx.ipr.link("del", index=self._index(res.attrs["name"]))
+        found = self.ctx.ipr.link_lookup(ifname=res.attrs["name"])
+        if not found:
+            return  # gone already: the other end of its veth pair was deleted first
+        self.ctx.ipr.link("del", index=found[0])
         self.ctx.count_write()
+
+    def _current(self, name: str) -> Resource:
+        """The live link ``name`` (ENODEV when there is none)."""
+        messages = list(self.ctx.ipr.get_links())
+        names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in messages}
+        aliased = {m["index"] for m in messages if m.get_attr("IFLA_IFALIAS") == NETX_ALIAS}
+        message = next((m for m in messages if names[m["index"]] == name), None)
+        if message is None:
+            raise NetlinkError(errno.ENODEV, f"No such device: {name}")
+        info = message.get_attr("IFLA_LINKINFO")
+        reading = LinkReading(names, lambda _message: {"name": None, "netns": None})
+        return self._resource(message, info.get_attr("IFLA_INFO_KIND") if info else None, reading, aliased)
 
 
 def _folded(message: Any, names: Mapping[int, str], messages: Sequence[Any], primaries: set[str],
