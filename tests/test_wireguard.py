@@ -22,7 +22,7 @@ from tests.traffic import capture, ping, tcp_exchange
 
 NODES = ["node-a", "node-b", "node-c"]
 ENDPOINTS = {"web-a": "node-a", "web-b": "node-b", "db-c": "node-c"}
-WEB_B, WEB_B6, DB_C = "10.244.2.11", "fd00:244:0:2::b", "10.244.3.11"
+WEB_A, WEB_B, WEB_B6, DB_C = "10.244.1.11", "10.244.2.11", "fd00:244:0:2::b", "10.244.3.11"
 
 
 class SecretWatch:
@@ -135,12 +135,32 @@ def test_key_rotation_is_planned_and_re_establishes(lab):
     changes = {c["address"]: c for c in plan["changes"]}
     assert set(changes) == {"wireguard.netx-wg", "wgpeer.netx-wg.node-b", "wgpeer.netx-wg.node-c"}
     device = changes["wireguard.netx-wg"]
-    assert device["action"] == "update" and device["changed"] == ["key"] and device["disruption"] == "session reset"
+    assert device["action"] == "update" and device["changed"] == ["key"]
+    assert device["disruption"].startswith("traffic loss: key rotation; every other node drops this node's traffic")
     assert device["after"]["attrs"]["key"] == fingerprint(rotated["node-a"][0])
     human = lab.netx("node-a", "plan", str(lab.write(encrypted(lab, rotated), "rotated.yaml"))).stdout
     assert f'~ key: "{fingerprint(keys["node-a"][0])}" -> "{fingerprint(rotated["node-a"][0])}"' in human
     lab.apply(encrypted(lab, rotated))
     assert ping(lab.endpoint_netns("web-a"), WEB_B) and ping(lab.endpoint_netns("db-c"), WEB_B6)
+
+
+def test_one_node_rotating_its_key_says_what_traffic_waits_for(lab):
+    """node-a rotates; on node-b the peer change is labelled with what it waits for, and it is true:
+    after node-b applies, node-a and node-b reach each other only once node-a applies too."""
+    lab, watch = lab
+    keys = lab.keys()
+    watch.add_keys(keys)
+    lab.apply(encrypted(lab, keys))
+    rotated = {**keys, "node-a": lab.keys(generation=2)["node-a"]}
+    watch.add_keys(rotated)
+    peer = {c["address"]: c for c in lab.plan(encrypted(lab, rotated), "node-b")["changes"]}["wgpeer.netx-wg.node-a"]
+    assert peer["action"] == "update" and peer["changed"] == ["key"]
+    assert peer["disruption"] == ("traffic loss: node-a rotated its key; traffic to node-a stops until node-a runs the "
+                                  "new key (apply this spec on node-a too), then the session re-establishes")
+    lab.apply(encrypted(lab, rotated), nodes=["node-b"])
+    assert not ping(lab.endpoint_netns("web-b"), WEB_A)
+    lab.apply(encrypted(lab, rotated), nodes=["node-a", "node-c"])
+    assert ping(lab.endpoint_netns("web-b"), WEB_A) and ping(lab.endpoint_netns("db-c"), WEB_A)
 
 
 def test_readable_key_file_is_refused_and_nothing_changes(lab):

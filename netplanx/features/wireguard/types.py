@@ -87,6 +87,9 @@ class WireguardType(StepwiseType):
                    after: Resource | None) -> str:
         if action == "update" and set(changed) <= {"mtu"}:
             return "hitless"
+        if action == "update" and "key" in changed:
+            return ("traffic loss: key rotation; every other node drops this node's traffic until it applies the "
+                    "spec with this node's new public key, then the sessions re-establish")
         return self.disruption_of[action]
 
     def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:
@@ -164,6 +167,15 @@ class WireguardPeerType(StepwiseType):
 
     def dependencies(self, resource: Resource) -> list[Dependency]:
         return [Dependency(f"wireguard.{resource.attrs['device']}")]
+
+    def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
+                   after: Resource | None) -> str:
+        """A peer's new key works only once that peer runs it: say what the traffic waits for."""
+        if action == "update" and "key" in changed and after is not None:
+            node = after.meta.get("node", "the peer")
+            return (f"traffic loss: {node} rotated its key; traffic to {node} stops until {node} runs the new key "
+                    f"(apply this spec on {node} too), then the session re-establishes")
+        return self.disruption_of[action]
 
     def read(self, query: Query) -> list[Resource]:
         wanted = query.of_kind(self.kind)
