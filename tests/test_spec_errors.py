@@ -707,14 +707,18 @@ def test_all_semantic_problems_are_reported_at_once_sorted_by_position() -> None
     ]
 
 
-def test_semantic_checks_wait_for_a_valid_model() -> None:
+def test_whole_file_checks_run_on_the_parts_that_passed_the_schema() -> None:
+    """The second interface fails the schema; the first is still checked (its master is not declared),
+    and the duplicate name, which only involves the failed entry, is not repeated."""
     text = spec("""\
         apiVersion: netx/v1
         interfaces:
           - {name: a, type: device, master: zz}
           - {name: a, type: device, mtu: 1}
         """)
-    assert problems_of(text) == [f"{SOURCE}:4:34: mtu 1 is too small (allowed: at least 68)"]
+    assert problems_of(text) == [
+        f"{SOURCE}:3:37: master 'zz' is not declared (allowed: a bridge in interfaces: none declared)",
+        f"{SOURCE}:4:34: mtu 1 is too small (allowed: at least 68)"]
 
 
 def test_all_document_problems_are_reported_at_once() -> None:

@@ -135,8 +135,16 @@ def _name(value: str) -> str:
 
 
 def _family_network(version: int) -> Any:
+    example = "10.0.0.0/24" if version == 4 else "fd00::/64"
+
     def check(value: Any) -> IfNetwork:
-        network = _network(value)
+        try:
+            network = _network(value)
+        except ValueError as exc:
+            if "host bits" in str(exc):
+                raise
+            raise ValueError(f"'{value}' is not an IPv{version} network (allowed: an IPv{version} CIDR such as "
+                             f"{example})") from None
         if network.version != version:
             raise ValueError(f"'{value}' is not an IPv{version} network (allowed: an IPv{version} CIDR)")
         return network
@@ -145,7 +153,10 @@ def _family_network(version: int) -> Any:
 
 def _family_ip(version: int) -> Any:
     def check(value: Any) -> IfAddress:
-        address = _ip(value)
+        try:
+            address = _ip(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not an IPv{version} address (allowed: an IPv{version} address)") from None
         if address.version != version:
             raise ValueError(f"'{value}' is not an IPv{version} address (allowed: an IPv{version} address)")
         return address

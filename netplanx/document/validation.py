@@ -14,16 +14,23 @@ from pydantic import BaseModel, ValidationError
 
 from netplanx.document.loader import LoadedDocument
 
+Positioned = tuple[int, int, str]  # line, column, text
 
-def schema_problems(exc: ValidationError, document: LoadedDocument, root: type[BaseModel]) -> list[str]:
-    """Every error pydantic found validating ``document`` against ``root``, as FILE:LINE:COL: text."""
-    found: set[tuple[int, int, str]] = set()
+
+def schema_problems(exc: ValidationError, document: LoadedDocument, root: type[BaseModel]) -> list[Positioned]:
+    """Every error pydantic found validating ``document`` against ``root``, as (line, col, text)."""
+    found: set[Positioned] = set()
     for error in exc.errors(include_url=False):
         path, owner, model = _data_path(document.data, error["loc"], root)
         at_key = error["type"] == "extra_forbidden" or "[key]" in error["loc"]
         line, col = document.positions.of(path, key=at_key)
         found.add((line, col, _describe(error, path, owner, model)))
-    return [f"{document.source}:{line}:{col}: {text}" for line, col, text in sorted(found)]
+    return sorted(found)
+
+
+def error_paths(exc: ValidationError, data: Any, root: type[BaseModel]) -> list[tuple[Any, ...]]:
+    """The data path of each error pydantic found in ``data``."""
+    return [_data_path(data, error["loc"], root)[0] for error in exc.errors(include_url=False)]
 
 
 def _data_path(data: Any, loc: tuple[Any, ...], root: type[BaseModel]) -> tuple[tuple[Any, ...], type[BaseModel] | None,

@@ -1,17 +1,27 @@
-"""Turn a spec file into a validated Spec, or into positioned errors (all of them at once)."""
+"""Turn a spec file into a validated Spec, or into positioned errors (all of them at once).
+
+When parts of the file fail the schema, the checks that need the whole file still run on the parts that
+passed it (a problem that only follows from a failed part, such as a reference to an entry with its own
+error, is not repeated).
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from netplanx.document.loader import LoadedDocument, load_document, read_text
-from netplanx.document.validation import allowed_keys, schema_problems
+from netplanx.document.pruning import Pruned, cut_point, mentions_of, prune
+from netplanx.document.validation import Positioned, allowed_keys, error_paths, schema_problems
 from netplanx.errors import SpecError
 from netplanx.spec.model import Spec
 from netplanx.spec.semantic import semantic_problems
+
+MAX_ROUNDS = 8  # cutting a failed part may make its parent fail (a list that must not be empty): cut again
+FIRST_AT = re.compile(r"first at ([\w.\[\]]+)")
 
 
 def load_spec(path: Path | str) -> tuple[Any, LoadedDocument]:
@@ -29,8 +39,45 @@ def parse_spec(text: str, source: str) -> tuple[Any, LoadedDocument]:
     try:
         spec = Spec.model_validate(document.data)
     except ValidationError as exc:
-        raise SpecError(schema_problems(exc, document, Spec)) from None
-    found = sorted((*document.positions.of(p.path, p.at_key), p.text) for p in semantic_problems(spec))
+        found = schema_problems(exc, document, Spec) + _checks_of_the_rest(document, exc)
+        raise SpecError([f"{source}:{line}:{col}: {text}" for line, col, text in sorted(set(found))]) from None
+    found = _positioned(semantic_problems(spec), document, prune(document.data, ()))
     if found:
-        raise SpecError([f"{source}:{line}:{col}: {text}" for line, col, text in found])
+        raise SpecError([f"{source}:{line}:{col}: {text}" for line, col, text in sorted(found)])
     return spec, document
+
+
+def _checks_of_the_rest(document: LoadedDocument, exc: ValidationError) -> list[Positioned]:
+    """The whole-file checks of the parts that passed the schema."""
+    pruned = prune(document.data, ())
+    for _ in range(MAX_ROUNDS):
+        cuts = {cut_point(pruned.original(path)) for path in error_paths(exc, pruned.data, Spec)}
+        if cuts <= pruned.dropped:
+            return []  # no progress: the rest cannot be checked on its own
+        pruned = prune(document.data, pruned.dropped | cuts)
+        try:
+            spec = Spec.model_validate(pruned.data)
+        except ValidationError as again:
+            exc = again
+            continue
+        mentions = mentions_of(document.data, pruned.dropped)
+        problems = [p for p in semantic_problems(spec) if not any(m in p.text for m in mentions)]
+        return _positioned(problems, document, pruned)
+    return []
+
+
+def _positioned(problems: Any, document: LoadedDocument, pruned: Pruned) -> list[Positioned]:
+    found = []
+    for problem in problems:
+        text = FIRST_AT.sub(lambda m: "first at " + _dotted(pruned.original(_parse(m.group(1)))), problem.text)
+        found.append((*document.positions.of(pruned.original(problem.path), problem.at_key), text))
+    return found
+
+
+def _parse(dotted: str) -> tuple[str | int, ...]:
+    """``cluster.nodes[1].routes[0]`` -> ("cluster", "nodes", 1, "routes", 0)."""
+    return tuple(int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", dotted))
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(f"{p}" if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
