@@ -124,7 +124,7 @@ Table = Annotated[str | int, BeforeValidator(_table),
 class SpecModel(BaseModel):
     """Base of every spec object: unknown keys are errors, values are immutable once loaded."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 def _name(value: str) -> str:
