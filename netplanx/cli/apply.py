@@ -21,19 +21,22 @@ if TYPE_CHECKING:
 
 
 def cmd_apply(args: argparse.Namespace, out: Output) -> int:
+    from netplanx.document.loader import read_text
+    from netplanx.files import display
     from netplanx.spec.cache import SpecCache
-    from netplanx.workflow.session import is_saved_plan, load_desired
+    from netplanx.workflow.session import desired_from_text, saved_plan
 
     require_root()
-    saved = is_saved_plan(args.spec)
-    desired = None if saved else load_desired(args.spec, args.node, SpecCache(args.state_dir))
-    return _apply(args, out, desired)
+    text = read_text(args.spec)
+    saved = saved_plan(text, display(args.spec))
+    if saved is not None:
+        return _apply(args, out, None, saved)
+    return _apply(args, out, desired_from_text(text, display(args.spec), args.node, SpecCache(args.state_dir)))
 
 
-def _apply(args: argparse.Namespace, out: Output, desired: Desired | None) -> int:
-    """Plan (or load the saved plan) under the lock, then execute it; every outcome goes to the history."""
+def _apply(args: argparse.Namespace, out: Output, desired: Desired | None, saved: Plan | None = None) -> int:
+    """Plan (or take the saved plan) under the lock, then execute it; every outcome goes to the history."""
     from netplanx.workflow.history import History
-    from netplanx.workflow.session import load_saved_plan
 
     session = open_session(args)
     history = History(args.state_dir, session.store.scope)
@@ -45,8 +48,8 @@ def _apply(args: argparse.Namespace, out: Output, desired: Desired | None) -> in
             warning = session.interrupted_apply()
             if warning and not args.json:
                 out.print(f"{out.paint('Warning:', '33')} {warning}")
-            if desired is None:
-                plan = load_saved_plan(args.spec)
+            if saved is not None:
+                plan = saved
                 session.check_fresh(plan)
             else:
                 plan = session.plan(desired)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -84,9 +83,9 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
     finally:
         session.close()
     if args.out:
-        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(plan.to_json(), handle, indent=1)
+        from netplanx.files import write_atomically
+
+        write_atomically(args.out, json.dumps(plan.to_json(), indent=1))
     if args.json:
         sys.stdout.write(json.dumps(plan.to_json(display=True), indent=1) + "\n")
     else:

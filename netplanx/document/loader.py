@@ -16,6 +16,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from netplanx.errors import SpecError
+from netplanx.files import InputError, display, read_bounded
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_NODES = 2_000_000
@@ -165,21 +166,20 @@ def _children(node: Node) -> list[Node]:
 
 
 def read_text(path: Path) -> str:
-    """Read a spec file as UTF-8, refusing huge files and reporting bad bytes with a position."""
+    """Read a spec as UTF-8 (``-``: standard input): a regular file of at most MAX_BYTES, bad bytes
+    reported with their position."""
+    name = display(path)
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise SpecError([f"{path}:1:1: cannot read the spec ({exc.strerror})"]) from exc
-    if size > MAX_BYTES:
-        raise SpecError([f"{path}:1:1: file is {size} bytes (allowed: at most {MAX_BYTES})"])
-    raw = path.read_bytes()
+        raw = read_bounded(path, MAX_BYTES, stdin=True)
+    except InputError as exc:
+        raise SpecError([f"{name}:1:1: {exc.strerror}"]) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         line_start = raw.rfind(b"\n", 0, exc.start) + 1
         col = len(raw[line_start:exc.start].decode("utf-8", errors="replace")) + 1  # characters, as YAML counts
-        raise SpecError([f"{path}:{line}:{col}: invalid UTF-8 byte 0x{raw[exc.start]:02x} "
+        raise SpecError([f"{name}:{line}:{col}: invalid UTF-8 byte 0x{raw[exc.start]:02x} "
                          "(allowed: UTF-8 text)"]) from exc
 
 

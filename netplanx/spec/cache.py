@@ -18,6 +18,7 @@ from typing import Any
 
 from netplanx import __version__
 from netplanx.engine.resource import Resource
+from netplanx.files import write_atomically
 
 KEEP = 16
 
@@ -55,13 +56,8 @@ class SpecCache:
         try:
             os.makedirs(self.root.parent, mode=0o700, exist_ok=True)
             os.makedirs(self.root, mode=0o700, exist_ok=True)
-            target = self._path(digest)
-            temporary = target.with_suffix(f".{os.getpid()}.tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                marshal.dump(([(r.kind, r.address, dict(r.attrs), r.owned, dict(r.meta)) for r in resources],
-                              checks), handle)
-            os.replace(temporary, target)
+            write_atomically(self._path(digest), marshal.dumps(
+                ([(r.kind, r.address, dict(r.attrs), r.owned, dict(r.meta)) for r in resources], checks)))
             self._prune()
         except OSError:
             pass  # a cache that cannot be written only costs time

@@ -17,6 +17,7 @@ from netplanx.document.loader import LoadedDocument, load_document, read_text
 from netplanx.document.pruning import Pruned, cut_point, mentions_of, prune
 from netplanx.document.validation import Positioned, allowed_keys, error_paths, schema_problems
 from netplanx.errors import SpecError
+from netplanx.files import display
 from netplanx.spec.model import Spec
 from netplanx.spec.semantic import semantic_problems
 
@@ -27,7 +28,7 @@ FIRST_AT = re.compile(r"first at ([\w.\[\]]+)")
 def load_spec(path: Path | str) -> tuple[Any, LoadedDocument]:
     """Load, validate and semantically check one spec file; raise SpecError listing every problem."""
     path = Path(path)
-    return parse_spec(read_text(path), str(path))
+    return parse_spec(read_text(path), display(path))
 
 
 def parse_spec(text: str, source: str) -> tuple[Any, LoadedDocument]:

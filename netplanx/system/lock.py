@@ -23,8 +23,9 @@ def _expire(_signum: int, _frame: object) -> None:
 @contextmanager
 def exclusive(path: Path, timeout: float) -> Iterator[bool]:
     """Hold an exclusive lock on ``path``; yields whether we had to wait. Raises LockTimeout."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
+        os.fchmod(fd, 0o600)  # a lock file found there keeps no other mode
         waited = False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

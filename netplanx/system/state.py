@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from netplanx.files import write_atomically
+
 DEFAULT_STATE_DIR = Path("/var/lib/netx")
 
 
@@ -33,14 +35,7 @@ class StateStore:
             return {}
 
     def save(self, name: str, data: dict[str, Any]) -> None:
-        target = self.path(name)
-        temporary = target.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(data, sort_keys=True))  # no indent: the C encoder (records can be large)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        write_atomically(self.path(name), json.dumps(data, sort_keys=True))  # no indent: the C encoder is fast
 
     def remove(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)

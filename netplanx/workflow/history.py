@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from netplanx.files import write_atomically
+
 KEEP = 200
 
 
@@ -86,9 +88,7 @@ def _user() -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    write_atomically(path, text)
 
 
 def as_json(entries: list[Entry]) -> list[dict[str, Any]]:

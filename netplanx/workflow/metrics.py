@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
 from netplanx.engine.plan import Plan
+from netplanx.files import write_atomically
 from netplanx.workflow.history import Entry
 
 CLASSES = {"create": "missing", "update": "changed", "replace": "changed", "delete": "extra"}
@@ -42,8 +42,4 @@ def metrics_text(plan: Plan, duration: float, last: Entry | None, last_success: 
 
 def write_textfile(path: Path, text: str) -> None:
     """Atomically, as the textfile collector wants; 0644: node_exporter reads it, and it holds counts only."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+    write_atomically(path, text, mode=0o644)

@@ -22,6 +22,7 @@ from netplanx.engine.plan import PLAN_FORMAT, Plan
 from netplanx.engine.planner import make_plan, preflight
 from netplanx.engine.resource import Query, Resource, ResourceType
 from netplanx.errors import NetxError, StalePlanError
+from netplanx.files import display
 from netplanx.registry import FEATURES
 from netplanx.spec.cache import SpecCache
 from netplanx.system.context import KernelContext
@@ -43,7 +44,7 @@ def load_desired(path: Path, node: str, cache: SpecCache | None = None) -> Desir
     Raises SpecError (or PlanError for a node the cluster does not have). With a cache, a spec whose bytes
     were compiled for this node by this very code before is not parsed again.
     """
-    return desired_from_text(read_text(path), str(path), node, cache)
+    return desired_from_text(read_text(path), display(path), node, cache)
 
 
 def desired_from_text(text: str, source: str, node: str, cache: SpecCache | None = None) -> Desired:
@@ -152,23 +153,17 @@ class Session:
                                  + "; ".join(stale) + ". Run 'netx plan' again.")
 
 
-def load_saved_plan(path: Path) -> Plan:
+def saved_plan(text: str, source: str) -> Plan | None:
+    """The plan in ``text`` when it is a saved plan (JSON starting with '{'; a spec is YAML), else None."""
+    if not text.lstrip().startswith("{"):
+        return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise NetxError(f"{path}: not a readable netx plan ({exc})") from exc
+        data = json.loads(text)
+    except ValueError as exc:
+        raise NetxError(f"{source}: not a readable netx plan ({exc})") from exc
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
-        raise NetxError(f"{path}: not a netx plan (expected format {PLAN_FORMAT})")
+        raise NetxError(f"{source}: not a netx plan (expected format {PLAN_FORMAT})")
     return Plan.from_json(data)
-
-
-def is_saved_plan(path: Path) -> bool:
-    """A saved plan is JSON starting with '{'; a spec is YAML."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(1) == b"{" and load_saved_plan(path) is not None
-    except (OSError, NetxError):
-        return False
 
 
 def _alive(pid: int) -> bool:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from netplanx.errors import ProviderError
 from netplanx.features.wireguard.keys import decode, encode
+from netplanx.files import write_atomically
 from netplanx.system.inotify import FolderWatch
 from netplanx.system.processes import command_line, terminate
 
@@ -156,9 +157,7 @@ class UserspaceDriver:
                 os.close(exited)
             if not ready:
                 raise ProviderError(f"wireguard-go could not start {device} (exit status {process.poll()})")
-        fd = os.open(self._pidfile(device), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"{process.pid}\n")
+        write_atomically(self._pidfile(device), f"{process.pid}\n")
 
     def _pid(self, device: str) -> int | None:
         """The PID of the daemon serving ``device``, if the recorded process is still that daemon."""

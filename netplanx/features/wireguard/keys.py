@@ -8,28 +8,29 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 from pathlib import Path
 
 from netplanx.errors import NetxError
+from netplanx.files import write_atomically
 from netplanx.system.secretfile import read_secret
 
 P = 2**255 - 19
 A24 = 121665
 
 
-def _clamp(scalar: bytes) -> int:
+def clamped(scalar: bytes) -> bytes:
+    """A private key as X25519 uses it (RFC 7748): what ``wg genkey`` writes, and what a device reports."""
     value = bytearray(scalar)
     value[0] &= 248
     value[31] &= 127
     value[31] |= 64
-    return int.from_bytes(value, "little")
+    return bytes(value)
 
 
 def x25519(scalar: bytes, point: bytes) -> bytes:
     """The X25519 function of RFC 7748 (Montgomery ladder)."""
-    k = _clamp(scalar)
+    k = int.from_bytes(clamped(scalar), "little")
     u = int.from_bytes(point, "little") & ((1 << 255) - 1)
     x1, x2, z2, x3, z3, swap = u, 1, 0, u, 1, 0
     for t in reversed(range(255)):
@@ -75,16 +76,13 @@ def fingerprint(public: str) -> str:
 
 
 def generate(path: Path, force: bool = False) -> str:
-    """Write a new private key to ``path`` (mode 0600, never over a file unless ``force``); its public key."""
-    private = secrets.token_bytes(32)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | (0 if force else os.O_EXCL)
+    """Write a new private key to ``path`` (mode 0600, never over a file unless ``force``); its public key.
+    The key is clamped as ``wg genkey`` writes it, so the file holds exactly the key the device reports."""
+    private = clamped(secrets.token_bytes(32))
     try:
-        fd = os.open(path, flags, 0o600)
+        write_atomically(path, encode(private) + "\n", replace=force)
     except FileExistsError:
         raise NetxError(f"{path} exists; not overwriting a key (use --force to replace it)") from None
-    with os.fdopen(fd, "w") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(encode(private) + "\n")
     return encode(public_key(private))
 
 
