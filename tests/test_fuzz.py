@@ -1,7 +1,7 @@
 """Property-based fuzzing of the spec loader: whatever the bytes, the answer is a spec or positioned errors.
 
 CI runs a bounded number of examples; ``NETX_FUZZ_EXAMPLES=20000 pytest tests/test_fuzz.py`` is the long
-campaign recorded in the README.
+campaign recorded in docs/reliability.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Crashes, concurrency and the state directory: what lets an operator trust netx on a production host.
 
 The crash campaign is seeded: ``NETX_CRASH_RUNS=50 pytest tests/test_reliability.py -k crash`` runs the
-full campaign recorded in the README (CI runs fewer).
+full campaign recorded in docs/reliability.md (CI runs fewer).
 """
 
 from __future__ import annotations
