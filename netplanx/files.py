@@ -25,22 +25,24 @@ def display(name: str | Path) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
 
 
-def read_bounded(path: str | Path, limit: int, stdin: bool = False) -> bytes:
+def read_bounded(path: str | Path, limit: int, stdin: bool = False, what: str = "the file") -> bytes:
     """The bytes of a regular file (or of standard input for ``-`` when ``stdin``), at most ``limit``:
     a directory, FIFO or device is refused without blocking, and no more than ``limit + 1`` bytes are
-    read to find out that a file is too large."""
+    read to find out that a file is too large. ``what`` names the file in messages."""
     if stdin and str(path) == STDIN:
         return _bounded(sys.stdin.buffer.fileno(), limit, "standard input")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise InputError(exc.errno, f"cannot read it ({exc.strerror})") from None
+        raise InputError(exc.errno, f"cannot read {what} ({exc.strerror})") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
             allowed = "a regular file, or - for standard input" if stdin else "a regular file"
             raise InputError(0, f"it is {kind} (allowed: {allowed})")
+        if info.st_size > limit:
+            raise InputError(0, f"file is {info.st_size} bytes (allowed: at most {limit})")
         return _bounded(fd, limit, "the file")
     finally:
         os.close(fd)

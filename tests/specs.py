@@ -25,3 +25,11 @@ def problems_of(text: str, source: str) -> list[str]:
 
 # The spec's top-level keys as error messages list them (each section a feature adds joins the list)
 TOP_KEYS = ", ".join(field.alias or name for name, field in Spec.model_fields.items() if name != "api_version")
+
+
+def one_problem(text: str, source: str, line: int, col: int) -> str:
+    """The single problem parse_spec reports for ``text``, checked to be reported at ``source:line:col``."""
+    problems = problems_of(text, source)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{source}:{line}:{col}: "), problems[0]
+    return problems[0]

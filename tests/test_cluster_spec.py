@@ -2,6 +2,9 @@
 
 Error cases follow tests/test_spec_errors.py: a small spec written inline (``textwrap.dedent``: the first
 line of the text is line 1), the position it must be reported at, and a distinctive part of the message.
+Most specs start with the four lines of ``demo``, so their rows begin at line 5. Where only a few lines of
+one node, of the routing or of the endpoints vary, a row gives just those lines to ``node``, ``routing`` or
+``endpoints`` (each says on which line they start).
 Compile cases use the lab's generator: node i has 192.0.2.1i, 2001:db8::1i, pods 10.244.i.0/24 and
 fd00:244:0:i::/64; endpoint k of a node gets host .1k of it.
 """
@@ -21,28 +24,55 @@ from netplanx.spec.compile import compile_spec
 from netplanx.spec.model import Spec
 from netplanx.spec.semantic import node_views
 from netplanx.spec.validate import parse_spec
-from tests.specs import problems_of as problems
-from tests.specs import spec
+from tests.specs import one_problem, spec
 
 SOURCE = "cluster.yaml"
 NODES = ["node-a", "node-b", "node-c"]
 ENDPOINTS = {"web-a": "node-a", "web-b": "node-b", "db-c": "node-c"}
+LAB_WEB = {f"web-{n[-1]}": n for n in NODE_NAMES}  # an endpoint on each node of the lab
 NAME_RULE = "(allowed: 1-40 lower-case letters, digits and '-', starting and ending with a letter or digit)"
 LONG = "n" * 41
+DEMO = """\
+        apiVersion: netx/v1
+        cluster:
+          name: demo
+          podCIDR: 10.244.0.0/16
+"""
+NODE_A = "{name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}"
 
 
-def problems_of(text: str) -> list[str]:
-    return problems(text, SOURCE)
+def demo(rest: str) -> str:
+    """The spec of cluster demo: its first four lines, then ``rest`` (written with the tables' 8-space margin).
+
+    The first line of ``rest`` is line 5 of the spec.
+    """
+    return spec(DEMO + rest)
+
+
+def node(*lines: str, name: str = "node-a") -> str:
+    """The demo cluster with one node written as a block: ``name`` on line 6, its other keys ``lines`` from line 7."""
+    return spec(DEMO) + f"  nodes:\n    - name: {name}\n" + "".join(f"      {line}\n" for line in lines)
+
+
+def named(name: str) -> str:
+    """The demo cluster with one node, NODE_A, but ``name`` for its name (line 3)."""
+    return spec(DEMO).replace("name: demo", f"name: {name}") + f"  nodes:\n    - {NODE_A}\n"
+
+
+def routing(*lines: str) -> str:
+    """The demo cluster with one node, NODE_A, and a routing section (line 5) whose ``lines`` start at line 6."""
+    return spec(DEMO) + "  routing:\n" + "".join(f"    {line}\n" for line in lines) + f"  nodes:\n    - {NODE_A}\n"
+
+
+def endpoints(*lines: str) -> str:
+    """The demo cluster with one node, NODE_A (line 6), and endpoints whose ``lines`` start at line 8."""
+    return spec(DEMO) + f"  nodes:\n    - {NODE_A}\nendpoints:\n" + "".join(f"  {line}\n" for line in lines)
 
 
 # (text, line, col, distinctive part of the message); exactly one problem is expected for each.
 CASES = [
     # --- nodes against each other ---------------------------------------------------------------------
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           nodes:
             - name: node-a
               address: 192.0.2.11
@@ -52,11 +82,7 @@ CASES = [
               podCIDR: 10.244.1.128/25
         """), 11, 16, "podCIDR 10.244.1.128/25 overlaps 10.244.1.0/24 of node node-a (allowed: disjoint pod networks)",
         id="node-pod-cidr-overlap-ipv4"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           podCIDR6: "fd00:244::/48"
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24, podCIDR6: "fd00:244:0:1::/64"}
@@ -66,11 +92,7 @@ CASES = [
               podCIDR6: "fd00:244::/56"
         """), 11, 17, 'podCIDR6 fd00:244::/56 overlaps fd00:244:0:1::/64 of node node-a (allowed: disjoint',
         id="node-pod-cidr-overlap-ipv6"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
             - {name: node-b, address: 192.0.2.12, podCIDR: 10.244.2.0/24}
@@ -79,11 +101,7 @@ CASES = [
               podCIDR: 10.244.3.0/24
         """), 8, 13, "node name 'node-a' is declared twice (first at cluster.nodes[0]; allowed: unique node names)",
         id="duplicate-node-name"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
             - name: node-b
@@ -91,11 +109,7 @@ CASES = [
               podCIDR: 10.244.2.0/24
         """), 8, 16, "address 192.0.2.11 is already the address of node node-a (allowed: one address a node)",
         id="duplicate-node-address"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           nodes:
             - {name: node-a, address: 192.0.2.11, address6: "2001:db8::11", podCIDR: 10.244.1.0/24}
             - name: node-b
@@ -105,22 +119,10 @@ CASES = [
         """), 9, 17, "address 2001:db8::11 is already the address of node node-a (allowed: one address a node)",
         id="duplicate-node-address6"),
     # --- nodes against the cluster's ranges ------------------------------------------------------------
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - name: node-a
-              address: 192.0.2.11
-              podCIDR: 10.245.1.0/24
-        """), 8, 16, "podCIDR 10.245.1.0/24 is outside the cluster's 10.244.0.0/16 (allowed: a subnet of "
+    pytest.param(node("address: 192.0.2.11", "podCIDR: 10.245.1.0/24"),
+        8, 16, "podCIDR 10.245.1.0/24 is outside the cluster's 10.244.0.0/16 (allowed: a subnet of "
         "10.244.0.0/16)", id="node-pod-cidr-outside-cluster"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           podCIDR6: "fd00:244::/48"
           nodes:
             - name: node-a
@@ -129,11 +131,7 @@ CASES = [
               podCIDR6: "fd00:245:0:1::/64"
         """), 10, 17, "podCIDR6 fd00:245:0:1::/64 is outside the cluster's fd00:244::/48",
         id="node-pod-cidr6-outside-cluster"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           podCIDR6: "fd00:244::/48"
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24, podCIDR6: "fd00:244:0:1::/64"}
@@ -142,23 +140,10 @@ CASES = [
               podCIDR: 10.244.2.0/24
         """), 8, 7, "node node-b has no podCIDR6 while the cluster has one (allowed: a podCIDR6 inside "
         "fd00:244::/48 on every node)", id="node-without-pod-cidr6"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - name: node-a
-              address: 192.0.2.11
-              podCIDR: 10.244.1.0/24
-              podCIDR6: "fd00:244:0:1::/64"
-        """), 9, 17, "node podCIDR6 fd00:244:0:1::/64 but the cluster has no podCIDR6 (allowed: set "
+    pytest.param(node("address: 192.0.2.11", "podCIDR: 10.244.1.0/24", 'podCIDR6: "fd00:244:0:1::/64"'),
+        9, 17, "node podCIDR6 fd00:244:0:1::/64 but the cluster has no podCIDR6 (allowed: set "
         "cluster.podCIDR6, or drop this one)", id="node-pod-cidr6-without-cluster-pod-cidr6"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           podCIDR6: "fd00:244::/48"
           routing: {mode: native}
           nodes:
@@ -184,11 +169,7 @@ CASES = [
             address: 10.244.1.11
         """), 5, 5, "endpoints need a cluster section (allowed: add cluster: with the nodes)",
         id="endpoints-without-cluster"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
             - {name: node-b, address: 192.0.2.12, podCIDR: 10.244.2.0/24}
@@ -197,11 +178,7 @@ CASES = [
             node: node-x
             address: 10.244.1.11
         """), 10, 11, "node 'node-x' is not in the cluster (allowed: node-a, node-b)", id="endpoint-unknown-node"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
             - {name: node-b, address: 192.0.2.12, podCIDR: 10.244.2.0/24}
@@ -211,33 +188,13 @@ CASES = [
             address: 10.244.2.11
         """), 11, 14, "address 10.244.2.11 is not a usable address of node node-a's 10.244.1.0/24 (allowed: an "
         "address inside it, not its first or last)", id="endpoint-address-outside-node-pod-cidr"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        endpoints:
-          - {name: web, node: node-a, address: 10.244.1.0}
-        """), 8, 40, "address 10.244.1.0 is not a usable address of node node-a's 10.244.1.0/24",
+    pytest.param(endpoints("- {name: web, node: node-a, address: 10.244.1.0}"),
+        8, 40, "address 10.244.1.0 is not a usable address of node node-a's 10.244.1.0/24",
         id="endpoint-address-is-pod-network-address"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        endpoints:
-          - {name: web, node: node-a, address: 10.244.1.255}
-        """), 8, 40, "address 10.244.1.255 is not a usable address of node node-a's 10.244.1.0/24",
+    pytest.param(endpoints("- {name: web, node: node-a, address: 10.244.1.255}"),
+        8, 40, "address 10.244.1.255 is not a usable address of node node-a's 10.244.1.0/24",
         id="endpoint-address-is-broadcast"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           podCIDR6: "fd00:244::/48"
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24, podCIDR6: "fd00:244:0:1::/64"}
@@ -248,35 +205,15 @@ CASES = [
             address6: "fd00:244:0:1::"
         """), 12, 15, "address6 fd00:244:0:1:: is not a usable address of node node-a's fd00:244:0:1::/64",
         id="endpoint-address6-is-pod-network-address"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        endpoints:
-          - {name: web, node: node-a, address: 10.244.1.11}
-          - {name: web, node: node-a, address: 10.244.1.12}
-        """), 9, 12, "endpoint name 'web' is declared twice (first at endpoints[0]; allowed: unique names)",
+    pytest.param(endpoints("- {name: web, node: node-a, address: 10.244.1.11}",
+                           "- {name: web, node: node-a, address: 10.244.1.12}"),
+        9, 12, "endpoint name 'web' is declared twice (first at endpoints[0]; allowed: unique names)",
         id="duplicate-endpoint-name"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        endpoints:
-          - {name: web, node: node-a, address: 10.244.1.11}
-          - {name: db, node: node-a, address: 10.244.1.11}
-        """), 9, 39, "address 10.244.1.11 is already used by endpoint web (allowed: one endpoint an address)",
+    pytest.param(endpoints("- {name: web, node: node-a, address: 10.244.1.11}",
+                           "- {name: db, node: node-a, address: 10.244.1.11}"),
+        9, 39, "address 10.244.1.11 is already used by endpoint web (allowed: one endpoint an address)",
         id="duplicate-endpoint-address"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           podCIDR6: "fd00:244::/48"
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24, podCIDR6: "fd00:244:0:1::/64"}
@@ -288,19 +225,8 @@ CASES = [
             address6: "fd00:244:0:1:0::b"
         """), 13, 15, "address6 fd00:244:0:1::b is already used by endpoint web (allowed: one endpoint an address)",
         id="duplicate-endpoint-address6"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        endpoints:
-          - name: web
-            node: node-a
-            address: 10.244.1.11
-            address6: "fd00:244:0:1::b"
-        """), 11, 15, "node node-a has no podCIDR6 for fd00:244:0:1::b (allowed: give the node one, or drop "
+    pytest.param(endpoints("- name: web", "  node: node-a", "  address: 10.244.1.11", '  address6: "fd00:244:0:1::b"'),
+        11, 15, "node node-a has no podCIDR6 for fd00:244:0:1::b (allowed: give the node one, or drop "
         "address6)", id="endpoint-address6-node-without-pod-cidr6"),
     pytest.param(spec(f"""\
         apiVersion: netx/v1
@@ -314,83 +240,21 @@ CASES = [
         """), 8, 12, f"namespace name '{'c' * 40}-{'e' * 24}' (cluster name, '-', endpoint name) is longer than "
         "64 (allowed: shorter names)", id="endpoint-namespace-too-long"),
     # --- names ----------------------------------------------------------------------------------------
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: Demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        """), 3, 9, f"name 'Demo' is not valid {NAME_RULE}", id="cluster-name-upper-case"),
-    pytest.param(spec(f"""\
-        apiVersion: netx/v1
-        cluster:
-          name: {LONG}
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - {{name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}}
-        """), 3, 9, f"name '{LONG}' is not valid {NAME_RULE}", id="cluster-name-too-long"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - name: Node-A
-              address: 192.0.2.11
-              podCIDR: 10.244.1.0/24
-        """), 6, 13, f"name 'Node-A' is not valid {NAME_RULE}", id="node-name-upper-case"),
-    pytest.param(spec(f"""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - name: {LONG}
-              address: 192.0.2.11
-              podCIDR: 10.244.1.0/24
-        """), 6, 13, f"name '{LONG}' is not valid {NAME_RULE}", id="node-name-too-long"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        endpoints:
-          - {name: Web, node: node-a, address: 10.244.1.11}
-        """), 8, 12, f"name 'Web' is not valid {NAME_RULE}", id="endpoint-name-upper-case"),
-    pytest.param(spec(f"""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - {{name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}}
-        endpoints:
-          - {{name: {LONG}, node: node-a, address: 10.244.1.11}}
-        """), 8, 12, f"name '{LONG}' is not valid {NAME_RULE}", id="endpoint-name-too-long"),
+    pytest.param(named("Demo"), 3, 9, f"name 'Demo' is not valid {NAME_RULE}", id="cluster-name-upper-case"),
+    pytest.param(named(LONG), 3, 9, f"name '{LONG}' is not valid {NAME_RULE}", id="cluster-name-too-long"),
+    pytest.param(node("address: 192.0.2.11", "podCIDR: 10.244.1.0/24", name="Node-A"),
+        6, 13, f"name 'Node-A' is not valid {NAME_RULE}", id="node-name-upper-case"),
+    pytest.param(node("address: 192.0.2.11", "podCIDR: 10.244.1.0/24", name=LONG),
+        6, 13, f"name '{LONG}' is not valid {NAME_RULE}", id="node-name-too-long"),
+    pytest.param(endpoints("- {name: Web, node: node-a, address: 10.244.1.11}"),
+        8, 12, f"name 'Web' is not valid {NAME_RULE}", id="endpoint-name-upper-case"),
+    pytest.param(endpoints(f"- {{name: {LONG}, node: node-a, address: 10.244.1.11}}"),
+        8, 12, f"name '{LONG}' is not valid {NAME_RULE}", id="endpoint-name-too-long"),
     # --- address families -----------------------------------------------------------------------------
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - name: node-a
-              address: "2001:db8::11"
-              podCIDR: 10.244.1.0/24
-        """), 7, 16, "'2001:db8::11' is not an IPv4 address (allowed: an IPv4 address)", id="node-address-ipv6"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - name: node-a
-              address: 192.0.2.11
-              podCIDR: "fd00:244:0:1::/64"
-        """), 8, 16, "'fd00:244:0:1::/64' is not an IPv4 network (allowed: an IPv4 CIDR)", id="node-pod-cidr-ipv6"),
+    pytest.param(node('address: "2001:db8::11"', "podCIDR: 10.244.1.0/24"),
+        7, 16, "'2001:db8::11' is not an IPv4 address (allowed: an IPv4 address)", id="node-address-ipv6"),
+    pytest.param(node("address: 192.0.2.11", 'podCIDR: "fd00:244:0:1::/64"'),
+        8, 16, "'fd00:244:0:1::/64' is not an IPv4 network (allowed: an IPv4 CIDR)", id="node-pod-cidr-ipv6"),
     pytest.param(spec("""\
         apiVersion: netx/v1
         cluster:
@@ -399,22 +263,9 @@ CASES = [
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
         """), 4, 12, "'fd00:244::/48' is not an IPv4 network (allowed: an IPv4 CIDR)", id="cluster-pod-cidr-ipv6"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - name: node-a
-              address: 192.0.2.11
-              address6: 192.0.2.111
-              podCIDR: 10.244.1.0/24
-        """), 8, 17, "'192.0.2.111' is not an IPv6 address (allowed: an IPv6 address)", id="node-address6-ipv4"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(node("address: 192.0.2.11", "address6: 192.0.2.111", "podCIDR: 10.244.1.0/24"),
+        8, 17, "'192.0.2.111' is not an IPv6 address (allowed: an IPv6 address)", id="node-address6-ipv4"),
+    pytest.param(demo("""\
           podCIDR6: "fd00:244::/48"
           nodes:
             - name: node-a
@@ -422,61 +273,17 @@ CASES = [
               podCIDR: 10.244.1.0/24
               podCIDR6: 10.245.1.0/24
         """), 10, 17, "'10.245.1.0/24' is not an IPv6 network (allowed: an IPv6 CIDR)", id="node-pod-cidr6-ipv4"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        endpoints:
-          - {name: web, node: node-a, address: "fd00:244:0:1::b"}
-        """), 8, 40, "'fd00:244:0:1::b' is not an IPv4 address (allowed: an IPv4 address)",
-        id="endpoint-address-ipv6"),
+    pytest.param(endpoints('- {name: web, node: node-a, address: "fd00:244:0:1::b"}'),
+        8, 40, "'fd00:244:0:1::b' is not an IPv4 address (allowed: an IPv4 address)", id="endpoint-address-ipv6"),
     # --- routing --------------------------------------------------------------------------------------
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          routing:
-            mode: tunnel
-            tunnel: {protocol: vxlan, vni: 16777216}
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        """), 7, 36, "vni 16777216 is too large (allowed: at most 16777215)", id="tunnel-vni-too-large"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          routing:
-            tunnel:
-              vni: -1
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        """), 7, 12, "vni -1 is too small (allowed: at least 0)", id="tunnel-vni-negative"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          routing:
-            mode: bgp
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        """), 6, 11, "'bgp' is not allowed for mode (allowed: 'tunnel' or 'native')", id="unknown-routing-mode"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          routing:
-            tunnel: {protocol: gre}
-          nodes:
-            - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
-        """), 6, 24, "'gre' is not allowed for protocol (allowed: 'vxlan' or 'geneve')",
-        id="unknown-tunnel-protocol"),
+    pytest.param(routing("mode: tunnel", "tunnel: {protocol: vxlan, vni: 16777216}"),
+        7, 36, "vni 16777216 is too large (allowed: at most 16777215)", id="tunnel-vni-too-large"),
+    pytest.param(routing("tunnel:", "  vni: -1"),
+        7, 12, "vni -1 is too small (allowed: at least 0)", id="tunnel-vni-negative"),
+    pytest.param(routing("mode: bgp"),
+        6, 11, "'bgp' is not allowed for mode (allowed: 'tunnel' or 'native')", id="unknown-routing-mode"),
+    pytest.param(routing("tunnel: {protocol: gre}"),
+        6, 24, "'gre' is not allowed for protocol (allowed: 'vxlan' or 'geneve')", id="unknown-tunnel-protocol"),
     # --- a node's own interfaces, routes and sysctls: reported where they are written -------------------
     pytest.param(spec("""\
         apiVersion: netx/v1
@@ -500,23 +307,12 @@ CASES = [
                   via: 203.0.113.1
         """), 19, 16, "gateway 203.0.113.1 is not reachable: no address on any interface covers it",
         id="node-route-gateway-unreachable"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - name: node-a
-              address: 192.0.2.11
-              podCIDR: 10.244.1.0/24
-              routes:
-                - {to: 10.7.0.0/16, via: 192.0.2.1}
-        """), 10, 34, "gateway 192.0.2.1 is not reachable", id="node-route-via-underlay-without-prefix-length"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(node("address: 192.0.2.11",
+                      "podCIDR: 10.244.1.0/24",
+                      "routes:",
+                      "  - {to: 10.7.0.0/16, via: 192.0.2.1}"),
+        10, 34, "gateway 192.0.2.1 is not reachable", id="node-route-via-underlay-without-prefix-length"),
+    pytest.param(demo("""\
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
             - name: node-b
@@ -530,25 +326,14 @@ CASES = [
                     - {via: 198.51.100.1}
                     - {via: 203.0.113.1}
         """), 16, 21, "gateway 203.0.113.1 is not reachable", id="node-route-nexthop-unreachable"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - name: node-a
-              address: 192.0.2.11
-              podCIDR: 10.244.1.0/24
-              interfaces:
-                - name: netx-tunnel
-                  type: bridge
-        """), 10, 17, "interface 'netx-tunnel' is created and configured by the cluster settings on this node "
+    pytest.param(node("address: 192.0.2.11",
+                      "podCIDR: 10.244.1.0/24",
+                      "interfaces:",
+                      "  - name: netx-tunnel",
+                      "    type: bridge"),
+        10, 17, "interface 'netx-tunnel' is created and configured by the cluster settings on this node "
         "(allowed: another name", id="node-interface-named-like-the-tunnel"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           routing: {tunnel: {device: flannel-1}}
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
@@ -559,11 +344,7 @@ CASES = [
                 - {name: flannel-1, type: vxlan, vni: 1, remote: 192.0.2.11}
         """), 12, 18, "interface 'flannel-1' is created and configured by the cluster settings on this node",
         id="node-interface-named-like-a-renamed-tunnel"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    pytest.param(demo("""\
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
         endpoints:
@@ -572,106 +353,10 @@ CASES = [
           - {name: ep-web, type: bridge}
         """), 10, 12, "interface 'ep-web' is created and configured by the cluster settings on this node",
         id="interface-named-like-an-endpoint-veth"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - name: node-a
-              address: 192.0.2.11
-              podCIDR: 10.244.1.0/24
-              sysctl:
-                net.ipv4.conf.eth7.forwarding: 1
-        """), 10, 9, "sysctl net.ipv4.conf.eth7.forwarding names interface 'eth7' which is not declared",
+    pytest.param(node("address: 192.0.2.11", "podCIDR: 10.244.1.0/24", "sysctl:", "  net.ipv4.conf.eth7.forwarding: 1"),
+        10, 9, "sysctl net.ipv4.conf.eth7.forwarding names interface 'eth7' which is not declared",
         id="node-sysctl-undeclared-interface"),
-]
-
-
-@pytest.mark.parametrize(("text", "line", "col", "message"), CASES)
-def test_cluster_spec_error_is_positioned(text: str, line: int, col: int, message: str) -> None:
-    problems = problems_of(text)
-    assert len(problems) == 1, problems
-    assert problems[0].startswith(f"{SOURCE}:{line}:{col}: "), problems[0]
-    assert message in problems[0], problems[0]
-    assert "allowed: " in problems[0], "every problem says what is allowed"
-
-
-@pytest.mark.parametrize("text", [
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          podCIDR6: "fd00:244::/48"
-          underlay: {device: eth0, prefixLength: 24, prefixLength6: 64}
-          nodes:
-            - name: node-a
-              address: 192.0.2.11
-              address6: "2001:db8::11"
-              podCIDR: 10.244.1.0/24
-              podCIDR6: "fd00:244:0:1::/64"
-              routes:
-                - {to: 10.7.0.0/16, via: 192.0.2.1}
-                - {to: 10.6.0.0/16, via: 192.0.2.1, dev: eth0}
-                - {to: "fd07::/64", via: "2001:db8::1", dev: eth0}
-        """), id="node-route-via-underlay-network"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          routing: {mode: native}
-          nodes:
-            - name: node-a
-              address: 192.0.2.11
-              podCIDR: 10.244.1.0/24
-              interfaces:
-                - {name: netx-tunnel, type: bridge}
-        """), id="tunnel-device-name-is-free-in-native-mode"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          nodes:
-            - name: node-a
-              address: 192.0.2.11
-              podCIDR: 10.244.1.0/24
-              sysctl:
-                net.ipv4.conf.netx-tunnel.rp_filter: 0
-        endpoints:
-          - {name: web, node: node-a, address: 10.244.1.254}
-        sysctl:
-          net.ipv4.conf.eth0.rp_filter: 2
-        """), id="sysctls-may-name-links-the-cluster-creates"),
-    pytest.param(spec("""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
-          podCIDR6: "fd00:244::/48"
-          routing: {mode: native}
-          nodes:
-            - {name: node-a, address: 192.0.2.11, address6: "2001:db8::11", podCIDR: 10.244.1.0/24,
-               podCIDR6: "fd00:244:0:1::/64"}
-            - {name: node-b, address: 192.0.2.12, address6: "2001:db8::12", podCIDR: 10.244.2.0/24,
-               podCIDR6: "fd00:244:0:2::/64"}
-        endpoints:
-          - {name: web-1, node: node-a, address: 10.244.1.11, address6: "fd00:244:0:1:ffff:ffff:ffff:ffff"}
-          - {name: web-2, node: node-b, address: 10.244.2.11}
-        """), id="native-dual-stack-last-ipv6-address-and-ipv4-only-endpoint"),
-])
-def test_valid_cluster_specs(text: str) -> None:
-    parse_spec(text, SOURCE)
-
-
-@pytest.mark.parametrize("mode", ["tunnel", "native"])
-def test_lab_specs_are_valid(mode: str) -> None:
-    parse_spec(lab_spec("demo", list(NODE_NAMES), mode, {f"web-{n[-1]}": n for n in NODE_NAMES}), SOURCE)
-
-
-@pytest.mark.parametrize(("text", "line", "col", "first"), [
+    # --- the same name twice in one node: the first is named where it is written -----------------------
     pytest.param(spec("""\
         apiVersion: netx/v1
         interfaces:
@@ -686,7 +371,7 @@ def test_lab_specs_are_valid(mode: str) -> None:
               interfaces:
                 - {name: eth1, type: device}
                 - {name: eth1, type: device}
-        """), 13, 18, "first at cluster.nodes[0].interfaces[0]", id="interface"),
+        """), 13, 18, "first at cluster.nodes[0].interfaces[0]", id="node-interface-declared-twice"),
     pytest.param(spec("""\
         apiVersion: netx/v1
         interfaces:
@@ -703,41 +388,120 @@ def test_lab_specs_are_valid(mode: str) -> None:
               routes:
                 - {to: 10.8.0.0/16, dev: lo}
                 - {to: 10.8.0.0/16, dev: lo}
-        """), 15, 16, "first at cluster.nodes[0].routes[0]", id="route"),
+        """), 15, 16, "first at cluster.nodes[0].routes[0]", id="node-route-declared-twice"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "col", "message"), CASES)
+def test_cluster_spec_error_is_positioned(text: str, line: int, col: int, message: str) -> None:
+    problem = one_problem(text, SOURCE, line, col)
+    assert message in problem, problem
+    assert "allowed: " in problem, "every problem says what is allowed"
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param(demo("""\
+          podCIDR6: "fd00:244::/48"
+          underlay: {device: eth0, prefixLength: 24, prefixLength6: 64}
+          nodes:
+            - name: node-a
+              address: 192.0.2.11
+              address6: "2001:db8::11"
+              podCIDR: 10.244.1.0/24
+              podCIDR6: "fd00:244:0:1::/64"
+              routes:
+                - {to: 10.7.0.0/16, via: 192.0.2.1}
+                - {to: 10.6.0.0/16, via: 192.0.2.1, dev: eth0}
+                - {to: "fd07::/64", via: "2001:db8::1", dev: eth0}
+        """), id="node-route-via-underlay-network"),
+    pytest.param(demo("""\
+          routing: {mode: native}
+          nodes:
+            - name: node-a
+              address: 192.0.2.11
+              podCIDR: 10.244.1.0/24
+              interfaces:
+                - {name: netx-tunnel, type: bridge}
+        """), id="tunnel-device-name-is-free-in-native-mode"),
+    pytest.param(demo("""\
+          nodes:
+            - name: node-a
+              address: 192.0.2.11
+              podCIDR: 10.244.1.0/24
+              sysctl:
+                net.ipv4.conf.netx-tunnel.rp_filter: 0
+        endpoints:
+          - {name: web, node: node-a, address: 10.244.1.254}
+        sysctl:
+          net.ipv4.conf.eth0.rp_filter: 2
+        """), id="sysctls-may-name-links-the-cluster-creates"),
+    pytest.param(demo("""\
+          podCIDR6: "fd00:244::/48"
+          routing: {mode: native}
+          nodes:
+            - {name: node-a, address: 192.0.2.11, address6: "2001:db8::11", podCIDR: 10.244.1.0/24,
+               podCIDR6: "fd00:244:0:1::/64"}
+            - {name: node-b, address: 192.0.2.12, address6: "2001:db8::12", podCIDR: 10.244.2.0/24,
+               podCIDR6: "fd00:244:0:2::/64"}
+        endpoints:
+          - {name: web-1, node: node-a, address: 10.244.1.11, address6: "fd00:244:0:1:ffff:ffff:ffff:ffff"}
+          - {name: web-2, node: node-b, address: 10.244.2.11}
+        """), id="native-dual-stack-last-ipv6-address-and-ipv4-only-endpoint"),
+    pytest.param(lab_spec("demo", list(NODE_NAMES), "tunnel", LAB_WEB), id="lab-tunnel"),
+    pytest.param(lab_spec("demo", list(NODE_NAMES), "native", LAB_WEB), id="lab-native"),
 ])
-def test_node_level_duplicate_names_where_the_first_is_written(text: str, line: int, col: int, first: str) -> None:
-    problems = problems_of(text)
-    assert len(problems) == 1, problems
-    assert problems[0].startswith(f"{SOURCE}:{line}:{col}: "), problems[0]
-    assert first in problems[0], problems[0]
+def test_valid_cluster_specs(text: str) -> None:
+    parse_spec(text, SOURCE)
 
 
 # --- compile -------------------------------------------------------------------------------------------
 
 
 def load(text: str) -> Spec:
+    """The spec model of ``text``."""
     return parse_spec(text, SOURCE)[0]
 
 
-def lab(mode: str = "tunnel", nodes: list[str] | None = None, protocol: str = "vxlan", port: int = 8472) -> Spec:
-    return load(lab_spec("demo", nodes or NODES, mode, ENDPOINTS, protocol, port))
+def lab_text(mode: str = "tunnel", nodes: list[str] | None = None, protocol: str = "vxlan",
+             port: int | None = 8472) -> str:
+    """The lab's spec of cluster demo with ENDPOINTS; port None leaves the tunnel port out (the default applies)."""
+    text = lab_spec("demo", nodes or NODES, mode, ENDPOINTS, protocol, 8472 if port is None else port)
+    if port is None:
+        assert ", port: 8472" in text
+        text = text.replace(", port: 8472", "")
+    return text
+
+
+def lab(mode: str = "tunnel", nodes: list[str] | None = None, protocol: str = "vxlan",
+        port: int | None = 8472) -> Spec:
+    """The spec model of ``lab_text``."""
+    return load(lab_text(mode, nodes, protocol, port))
 
 
 def by_address(resources: list[Resource]) -> dict[str, Resource]:
+    """``resources`` by address; no address may stand twice."""
     counts = Counter(r.address for r in resources)
     assert all(n == 1 for n in counts.values()), [a for a, n in counts.items() if n > 1]
     return {r.address: r for r in resources}
 
 
+def compiled(spec_: Spec, node: str) -> dict[str, Resource]:
+    """What ``node`` compiles of ``spec_``, by address."""
+    return by_address(compile_spec(spec_, node))
+
+
 def as_json(resources: list[Resource]) -> dict[str, dict[str, Any]]:
+    """``resources`` by address, each as its JSON form."""
     return {address: r.to_json() for address, r in by_address(resources).items()}
 
 
 def of_kind(resources: list[Resource], kind: str) -> list[Resource]:
+    """The resources of one kind, in order."""
     return [r for r in resources if r.kind == kind]
 
 
 def tunnel_links(resources: list[Resource]) -> list[Resource]:
+    """The vxlan and geneve links among ``resources``."""
     return [r for r in of_kind(resources, "link") if r.attrs.get("type") in ("vxlan", "geneve")]
 
 
@@ -801,11 +565,34 @@ def test_tunnel_mode_compiles_one_overlay_for_node_a() -> None:
     assert "address.eth0.192.0.2.11/24" in found and "address.eth0.2001:db8::11/64" in found
 
 
-def test_tunnel_mtu_follows_the_underlay_mtu() -> None:
-    resources = compile_spec(load(lab_spec("demo", NODES, "tunnel", ENDPOINTS).replace("mtu: 1500", "mtu: 9000")),
-                             "node-a")
-    assert tunnel_links(resources)[0].attrs["mtu"] == 8950
-    assert by_address(resources)["endpoint.web-a"].attrs["mtu"] == 8950
+# (spec text, attributes of node-a's one tunnel link, attributes of other resources of node-a by address)
+TUNNEL_LINKS = [
+    pytest.param(lab_text().replace("mtu: 1500", "mtu: 9000"), {"mtu": 8950}, {"endpoint.web-a": {"mtu": 8950}},
+                 id="mtu-follows-the-underlay-mtu"),
+    pytest.param(lab_text(protocol="vxlan", port=None), {"port": 8472}, {}, id="vxlan-port-defaults-to-8472"),
+    pytest.param(lab_text(protocol="geneve", port=7000), {"port": 7000}, {}, id="an-explicit-port-wins"),
+    pytest.param(lab_text(protocol="geneve", port=None),
+                 {"type": "geneve", "port": 6081, "vni": None, "remote": None, "mtu": 1450},
+                 {"route.main.10.244.2.0/24": {"encap": {"type": "ip", "id": 42, "dst": "192.0.2.12"}}},
+                 id="geneve-is-an-external-link-on-port-6081-by-default"),
+]
+
+
+@pytest.mark.parametrize(("text", "link", "others"), TUNNEL_LINKS)
+def test_tunnel_link_of_node_a(text: str, link: dict[str, Any], others: dict[str, dict[str, Any]]) -> None:
+    resources = compile_spec(load(text), "node-a")
+    [tunnel] = tunnel_links(resources)
+    assert tunnel.address == "link.netx-tunnel"
+    assert {name: tunnel.attrs[name] for name in link} == link
+    found = by_address(resources)
+    for address, attrs in others.items():
+        assert {name: found[address].attrs[name] for name in attrs} == attrs, address
+
+
+def test_geneve_tunnel_is_external_and_has_no_vxlan_only_attributes() -> None:
+    [link] = tunnel_links(compile_spec(lab(protocol="geneve", port=None), "node-a"))
+    assert link.attrs["external"] is True
+    assert not {"learning", "group", "local", "device"} & set(link.attrs), "no vxlan-only attributes"
 
 
 def test_tunnel_mac_of_a_node_is_the_same_from_every_node() -> None:
@@ -814,7 +601,7 @@ def test_tunnel_mac_of_a_node_is_the_same_from_every_node() -> None:
     own = tunnel_links(compile_spec(spec_, "node-a"))[0].attrs["mac"]
     assert {tunnel_mac(view.spec, node_a) for view in node_views(spec_)} == {own}
     for name in ("node-b", "node-c"):
-        found = by_address(compile_spec(spec_, name))
+        found = compiled(spec_, name)
         assert found["neigh.netx-tunnel.10.244.1.0"].attrs["lladdr"] == own
         assert found["neigh.netx-tunnel.fd00:244:0:1::"].attrs["lladdr"] == own
 
@@ -839,11 +626,11 @@ def test_native_mode_routes_via_the_other_nodes_underlay_addresses() -> None:
 def test_every_node_routes_to_a_pod_network_the_same_way(mode: str) -> None:
     """No fact is written twice: the route to node X's pods is one derivation, the same on every node."""
     spec_ = lab(mode)
-    compiled = {n: by_address(compile_spec(spec_, n)) for n in NODES}
+    found = {n: compiled(spec_, n) for n in NODES}
     for target in spec_.cluster.nodes:
         for network in (target.pod_cidr, target.pod_cidr6):
             address = f"route.main.{network}"
-            views = {n: compiled[n][address].to_json() for n in NODES if n != target.name}
+            views = {n: found[n][address].to_json() for n in NODES if n != target.name}
             assert len(views) == len(NODES) - 1
             assert len({repr(v) for v in views.values()}) == 1, views
             route = next(iter(views.values()))["attrs"]
@@ -852,7 +639,7 @@ def test_every_node_routes_to_a_pod_network_the_same_way(mode: str) -> None:
                 assert route["via"] == str(network.network_address)
             else:
                 assert route["via"] == str(target.address if network.version == 4 else target.address6)
-            assert address not in compiled[target.name], "a node has no route to its own pod network"
+            assert address not in found[target.name], "a node has no route to its own pod network"
 
 
 @pytest.mark.parametrize(("mode", "added"), [
@@ -874,7 +661,7 @@ def test_adding_a_node_adds_only_its_routes_to_the_others(mode: str, added: dict
 
 
 def test_each_node_gets_only_its_own_entries() -> None:
-    text = spec("""\
+    spec_ = load(spec("""\
         apiVersion: netx/v1
         interfaces:
           - {name: lo, type: device}
@@ -893,9 +680,8 @@ def test_each_node_gets_only_its_own_entries() -> None:
               sysctl:
                 net.ipv4.conf.all.rp_filter: 0
             - {name: node-b, address: 192.0.2.12, podCIDR: 10.244.2.0/24}
-        """)
-    spec_ = load(text)
-    node_a, node_b = by_address(compile_spec(spec_, "node-a")), by_address(compile_spec(spec_, "node-b"))
+        """))
+    node_a, node_b = compiled(spec_, "node-a"), compiled(spec_, "node-b")
     assert node_a["route.main.10.7.0.0/16"].attrs["via"] == "192.0.2.1"
     assert "route.main.10.7.0.0/16" not in node_b
     assert str(node_a["sysctl.net.ipv4.conf.all.rp_filter"].attrs["value"]) == "0"
@@ -912,43 +698,12 @@ def test_unknown_node_is_a_plan_error_naming_the_nodes() -> None:
     assert "node-a, node-b, node-c" in message
 
 
-# --- tunnel protocols ----------------------------------------------------------------------------------
-
-
-def without_port(protocol: str) -> Spec:
-    text = lab_spec("demo", NODES, "tunnel", ENDPOINTS, protocol)
-    assert ", port: 8472" in text
-    return load(text.replace(", port: 8472", ""))
-
-
-def test_geneve_tunnel_is_an_external_geneve_link_on_port_6081_by_default() -> None:
-    resources = compile_spec(without_port("geneve"), "node-a")
-    [link] = tunnel_links(resources)
-    assert link.address == "link.netx-tunnel"
-    assert link.attrs["type"] == "geneve"
-    assert link.attrs["external"] is True
-    assert link.attrs["port"] == 6081
-    assert (link.attrs["vni"], link.attrs["remote"], link.attrs["mtu"]) == (None, None, 1450)
-    assert not {"learning", "group", "local", "device"} & set(link.attrs), "no vxlan-only attributes"
-    route = by_address(resources)["route.main.10.244.2.0/24"].attrs
-    assert route["encap"] == {"type": "ip", "id": 42, "dst": "192.0.2.12"}
-
-
-def test_vxlan_tunnel_port_defaults_to_8472_and_an_explicit_port_wins() -> None:
-    assert tunnel_links(compile_spec(without_port("vxlan"), "node-a"))[0].attrs["port"] == 8472
-    assert tunnel_links(compile_spec(lab(protocol="geneve", port=7000), "node-a"))[0].attrs["port"] == 7000
-
-
 @pytest.mark.parametrize("interface", [
     pytest.param("{name: eth0, type: device, mtu: 9000}", id="underlay-device"),
     pytest.param("{name: netx-tunnel, type: device, mtu: 1400}", id="tunnel-device"),
 ])
 def test_a_link_the_cluster_creates_is_never_compiled_twice(interface: str) -> None:
-    text = spec(f"""\
-        apiVersion: netx/v1
-        cluster:
-          name: demo
-          podCIDR: 10.244.0.0/16
+    text = demo(f"""\
           underlay: {{device: eth0, mtu: 1500, prefixLength: 24}}
           nodes:
             - name: node-a
@@ -962,4 +717,4 @@ def test_a_link_the_cluster_creates_is_never_compiled_twice(interface: str) -> N
         spec_ = load(text)
     except SpecError:
         return  # rejecting the conflict is a fine outcome too
-    by_address(compile_spec(spec_, "node-a"))
+    compiled(spec_, "node-a")

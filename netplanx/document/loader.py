@@ -170,7 +170,7 @@ def read_text(path: Path) -> str:
     reported with their position."""
     name = display(path)
     try:
-        raw = read_bounded(path, MAX_BYTES, stdin=True)
+        raw = read_bounded(path, MAX_BYTES, stdin=True, what="the spec")
     except InputError as exc:
         raise SpecError([f"{name}:1:1: {exc.strerror}"]) from None
     try:
