@@ -1,1 +1,1 @@
-"""The generic engine: resources, planner, applier, lock and state; it knows no resource kind."""
+"""The generic engine: resources, the feature API, planner, applier, verification; it knows no feature."""

@@ -1,1 +1,2 @@
-"""Renderers only format: plans and live state as text for people, JSON for machines, YAML specs."""
+"""Renderers only format: plans and live state as text for people, and a console that colours only on a
+terminal."""

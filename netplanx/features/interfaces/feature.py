@@ -10,11 +10,6 @@ from netplanx.engine.feature import DoctorCheck, Feature, NodeView, Section
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
 
-FIXES = {"veth": "a kernel with CONFIG_VETH", "bridge": "a kernel with CONFIG_BRIDGE",
-         "vxlan": "a kernel with CONFIG_VXLAN (tunnel mode)", "macvlan": "a kernel with CONFIG_MACVLAN",
-         "geneve": "a kernel with CONFIG_GENEVE, or tunnel protocol vxlan"}
-REQUIRED = ("veth", "bridge")
-
 
 class Interfaces(Feature):
     name = "interfaces"
@@ -59,10 +54,11 @@ class Interfaces(Feature):
         from netplanx.features.interfaces.kinds.catalog import KINDS
 
         checks = []
-        for name, fix in FIXES.items():
-            error = KINDS[name].missing()
-            checks.append(DoctorCheck(f"kernel: {name} links", error is None, error or "supported",
-                                      "" if error is None else fix, name in REQUIRED))
+        for kind in KINDS.values():
+            if kind.created:
+                error = kind.missing()
+                checks.append(DoctorCheck(f"kernel: {kind.type} links", error is None, error or "supported",
+                                          "" if error is None else kind.doctor_fix(), kind.required))
         return checks
 
 

@@ -77,8 +77,9 @@ class LinkType(StepwiseType):
         for res in desired:
             a = res.attrs
             if "type" not in a and res.address not in live and not res.meta.get("requires"):
+                creatable = ", ".join(k.type for k in KINDS.values() if k.created)
                 problems.append(f"{res.address}: device '{a['name']}' does not exist (type device configures an "
-                                "existing interface; use veth, bridge, vxlan or macvlan to create one)")
+                                f"existing interface; allowed: a kind netx creates: {creatable})")
             peer_ns = (a.get("peer") or {}).get("netns")
             if peer_ns and not netns.exists(peer_ns) and f"netns.{peer_ns}" not in coming:
                 problems.append(f"{res.address}: peer namespace '{peer_ns}' does not exist "

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from netplanx.engine.resource import Dependency, Query, Resource
 from netplanx.features.base import StepwiseType
+from netplanx.features.ebpf import ebpf_missing
 from netplanx.features.services.lbmaps import (
     AFFINITY_CLIENT_IP,
     LB,
@@ -102,6 +103,9 @@ class ProgramType(StepwiseType):
     def __init__(self, ctx: KernelContext, lb: LbContext):
         super().__init__(ctx)
         self.lb = lb
+
+    def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:
+        return ebpf_missing(PROGRAM_ADDRESS) if desired else []
 
     def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
                    after: Resource | None) -> str:

@@ -3,7 +3,7 @@
 A link kind is one module in this folder: its spec model (a subclass of InterfaceBase with a ``type``
 literal) and a LinkKind object that says how netx compiles, reads, creates, changes and adopts links of
 that kind, which attributes force a replacement, what an in-place change disrupts, and how to probe the
-kernel for it. ``kinds/__init__.py`` lists them in the order the spec documents them.
+kernel for it. ``kinds/catalog.py`` lists them in the order the spec documents them.
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ class LinkKind:
     disruption: ClassVar[Mapping[str, str]] = {}  # attribute -> what changing it in place disrupts
     probe_settings: ClassVar[dict[str, Any]] = {}  # netlink attributes of the kernel probe's link
     lower: ClassVar[str] = ""  # the attribute naming the link this one sits on ("parent", "device")
+    required: ClassVar[bool] = False  # netx doctor: a kernel without it cannot run netx at all
+    fix: ClassVar[str] = ""  # netx doctor: what to do when the kernel lacks it (default: the kernel option)
+
+    def doctor_fix(self) -> str:
+        return self.fix or f"a kernel with CONFIG_{self.type.upper()}"
 
     def missing(self) -> str | None:
         """Why this kernel cannot create links of this kind (None: it can)."""

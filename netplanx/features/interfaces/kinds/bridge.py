@@ -19,6 +19,7 @@ class Bridge(InterfaceBase):
 
 class BridgeKind(LinkKind):
     type = "bridge"
+    required = True
     model = Bridge
     disruption: ClassVar[Mapping[str, str]] = {"stp": "link flap"}
 

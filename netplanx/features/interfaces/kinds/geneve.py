@@ -34,6 +34,7 @@ class Geneve(InterfaceBase):
 
 class GeneveKind(LinkKind):
     type = "geneve"
+    fix = "a kernel with CONFIG_GENEVE, or tunnel protocol vxlan"
     model = Geneve
     replace_on: ClassVar[frozenset[str]] = frozenset({"type", "vni", "port", "remote", "external"})
     disruption: ClassVar[Mapping[str, str]] = {"ttl": "hitless"}

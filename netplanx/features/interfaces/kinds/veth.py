@@ -28,6 +28,7 @@ class Veth(InterfaceBase):
 
 class VethKind(LinkKind):
     type = "veth"
+    required = True
     model = Veth
     replace_on: ClassVar[frozenset[str]] = frozenset({"type", "peer"})
     probe_settings: ClassVar[dict[str, Any]] = {"peer": {"ifname": "netx-probe-p"}}

@@ -52,6 +52,7 @@ def _text(value: object) -> str | None:
 
 class VxlanKind(LinkKind):
     type = "vxlan"
+    fix = "a kernel with CONFIG_VXLAN (tunnel mode)"
     model = Vxlan
     replace_on: ClassVar[frozenset[str]] = frozenset(
         {"type", "vni", "port", "local", "remote", "group", "device", "external"})
