@@ -71,15 +71,30 @@ def test_history_and_rollback_round_trip(netx, netns):
     assert len(table) == 5 and "rolled-back" in table[-1]
     rolled = netx("rollback", "--auto-approve")
     assert rolled.code == 0, rolled.err
-    assert "Rolling back to the spec applied in #1" in rolled.out
+    assert "Rolling back #3" in rolled.out  # the last apply that changed something
     assert ip_json(netns, "link", "show", "br0")[0]["mtu"] == 1400
     assert netx.plan(first)["changes"] == []
-    assert netx("history", "--json").json[-1]["spec_path"].startswith("history #1")
+    assert netx("history", "--json").json[-1]["spec_path"] == "(rollback of #3)"
+
+
+def test_rollback_restores_what_the_spec_did_not_set_and_stacks(netx, netns):
+    """The first spec leaves br0's MTU alone; the second sets it. Rolling back restores the MTU it had
+    (applying the first spec again would leave 1300). A second rollback goes one apply further back."""
+    bridge = "apiVersion: netx/v1\ninterfaces:\n  - {name: br0, type: bridge}\n"
+    netx.apply(bridge)
+    mtu = ip_json(netns, "link", "show", "br0")[0]["mtu"]
+    netx.apply(bridge.replace("type: bridge}", "type: bridge, mtu: 1300}"))
+    assert netx("rollback", "--auto-approve").code == 0
+    assert ip_json(netns, "link", "show", "br0")[0]["mtu"] == mtu
+    assert netx("rollback", "--auto-approve").code == 0  # undoes the first apply: br0 goes
+    assert not ip("-n", netns, "link", "show", "br0", check=False)
+    result = netx("rollback", "--auto-approve")
+    assert result.code == 1 and "nothing to roll back" in result.err
 
 
 def test_rollback_without_history_is_a_clear_error(netx):
     result = netx("rollback", "--auto-approve")
-    assert result.code == 1 and "no earlier spec to roll back to" in result.err
+    assert result.code == 1 and "nothing to roll back" in result.err
 
 
 def test_doctor_names_what_is_missing_and_how_to_fix_it():

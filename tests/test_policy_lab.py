@@ -179,6 +179,15 @@ def test_flows_show_drops_with_the_deciding_rule_and_counters_count(lab):
         ("other-b", "web-a", 8080, "dropped", "default-deny"),
         ("client-b", "web-a", 8081, "dropped", "web/ingressDeny[0]")]
     assert flows[0]["endpoint"] == "web-a" and flows[0]["direction"] == "ingress"
+    watcher = watch_one(lab, "--verdict", "dropped", "--endpoint", "other-b")
+    try:  # ICMP has no ports: the JSON says so, and gives the echo identifier on its own
+        assert run_matrix(lab, [("other-b", "web-a", 0, "icmp", "deny", "default deny, icmp")]) == []
+        out, _err = watcher.communicate(timeout=30)
+    finally:
+        watcher.kill()
+    echo = json.loads(out)
+    assert (echo["protocol"], echo["source_port"], echo["destination_port"]) == ("icmp", None, None)
+    assert isinstance(echo["icmp_id"], int)
     watcher = watch_one(lab, "--aggregate", "60", "--endpoint", "client-b")  # the count ends the interval
     try:
         assert run_matrix(lab, [("client-b", "web-a", 8080, "udp", "allow", "aggregated")]) == []

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netplanx.cli.common import EXIT_ERROR, EXIT_OK, EXIT_PENDING, open_session, print_json
 from netplanx.engine.plan import Plan
 from netplanx.errors import ApplyError, NetxError, NotConfirmed
+from netplanx.files import display
 from netplanx.render.console import Output
 from netplanx.render.human import render_plan
 from netplanx.system.root import require_root
@@ -69,10 +69,10 @@ def _apply(args: argparse.Namespace, out: Output, desired: Desired | None, saved
 
 def _remember(history: History, args: argparse.Namespace, desired: Desired | None, plan: Plan, result: str,
               message: str = "") -> None:
-    history.record(netns=args.netns, node=args.node, spec_path=str(args.spec),
+    history.record(netns=args.netns, node=args.node, spec_path=display(args.spec),
                    spec_digest=desired.digest if desired else plan.spec_digest,
                    spec_text=desired.text if desired else None, summary=plan.summary(), result=result,
-                   message=message.splitlines()[0] if message else "")
+                   message=message.splitlines()[0] if message else "", plan=plan)
 
 
 def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan,
@@ -123,7 +123,7 @@ def _try(args: argparse.Namespace, out: Output, session: Session, plan: Plan, ch
     """Apply, then keep the change only if it is confirmed in time (or the post-conditions pass)."""
     from netplanx.workflow import confirm
 
-    confirm.arm(session.store, plan, timeout, args.netns)
+    confirm.arm(session.store, plan, timeout, args.netns, display(args.spec))
     try:
         session.apply(plan, checks, _progress(args))
     except ApplyError:
@@ -177,28 +177,46 @@ def cmd_watchdog(args: argparse.Namespace, _out: Output) -> int:
     if result in (confirm.REVERTED, confirm.REVERT_FAILED):
         plan = Plan.from_json(confirm.pending(store)["plan"])
         History(args.state_dir, store.scope).record(
-            netns=args.netns, node=args.node, spec_path="(not confirmed)", spec_digest=plan.spec_digest,
+            netns=args.netns, node=args.node, spec_path=confirm.pending(store).get("spec_path", ""),
+            spec_digest=plan.spec_digest,
             spec_text=None, summary=plan.summary(), result="rolled-back" if result == confirm.REVERTED else "failed",
             message=f"not confirmed in time: {result}")
     return EXIT_OK
 
 
 def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
+    """Undo the last apply: every resource it changed goes back to the state it had before it (recorded in
+    the history), whether or not that apply's spec set it. Rollbacks stack: each goes one apply back."""
     from netplanx.workflow.history import History
-    from netplanx.workflow.session import desired_from_text
 
     require_root()
     history = History(args.state_dir, args.netns or "host")
-    previous = history.previous_spec()
-    text = history.spec_text(previous.spec_digest) if previous else None
-    if previous is None or text is None:
-        raise NetxError("no earlier spec to roll back to: the history holds fewer than two applied specs")
-    args.node = previous.node
-    args.spec = Path(f"history #{previous.number} ({previous.spec_path})")
-    if not args.json:
-        out.print(f"Rolling back to the spec applied in #{previous.number} ({previous.spec_path}, "
-                  f"{previous.spec_digest[:12]}).")
-    return _apply(args, out, desired_from_text(text, str(args.spec), previous.node))
+    target = history.last_undoable()
+    if target is None:
+        raise NetxError("nothing to roll back: no apply recorded on this namespace changed anything that a "
+                        "rollback has not undone already")
+    recorded = history.plan_of(target)
+    session = open_session(args)
+    entry = {"netns": args.netns, "node": target.node, "spec_path": f"(rollback of #{target.number})",
+             "spec_digest": "", "spec_text": None, "undoes": target.number}
+    try:
+        with session.lock(args.lock_timeout):
+            plan = session.applier().undo_plan(recorded)
+            plan.netns = args.netns
+            if not args.json:
+                out.print(f"Rolling back #{target.number} ({target.spec_path}): every resource it changed goes back "
+                          "to its state before it.")
+            try:
+                code = _execute(args, out, session, plan, [])
+            except ApplyError as exc:
+                history.record(**entry, summary=plan.summary(), result="rolled-back" if exc.restored else "failed",
+                               message=str(exc).splitlines()[0])
+                raise
+        if code == EXIT_OK:
+            history.record(**entry, summary=plan.summary(), result="no-changes" if plan.empty else "applied")
+        return code
+    finally:
+        session.close()
 
 
 def _confirmed(out: Output) -> bool:

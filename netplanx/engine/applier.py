@@ -123,13 +123,15 @@ class Applier:
         """Bring every address the plan touches back to its before-state (and ``lost``, resources the
         apply did not change that were there before, back as they were); the undo plan, the first failure
         and what still differs afterwards (empty when the host is back where it was)."""
+        undo = self.undo_plan(plan, lost)
+        _, failure = self._execute(undo.steps, forward=False)
+        return undo, failure, self.undo_plan(plan, lost)
+
+    def undo_plan(self, plan: Plan, lost: Sequence[Resource] = ()) -> Plan:
+        """The plan that brings every address ``plan`` touches (and ``lost``) back to its before-state."""
         before = [c.before for c in plan.changes if c.before is not None] + list(lost)
         scope = {c.address for c in plan.changes} | {r.address for r in lost}
-        interest = [*_resources_of(plan), *lost]
-        undo = make_plan(self.types, before, self.read_live(interest), scope)
-        _, failure = self._execute(undo.steps, forward=False)
-        residual = make_plan(self.types, before, self.read_live(interest), scope)
-        return undo, failure, residual
+        return make_plan(self.types, before, self.read_live([*_resources_of(plan), *lost]), scope)
 
     def _rollback(self, plan: Plan, done: Sequence[Step], cause: str, lost: Sequence[Resource] = ()) -> ApplyError:
         """Restore the before-states and say how that went: only what was verified afterwards."""

@@ -41,13 +41,14 @@ def _update(store: StateStore, **values: Any) -> None:
     store.save(PENDING, record)
 
 
-def arm(store: StateStore, plan: Plan, timeout: float, netns: str | None) -> None:
+def arm(store: StateStore, plan: Plan, timeout: float, netns: str | None, spec_path: str) -> None:
     """Record the plan as pending and start the watchdog, before the first change."""
     if status(store) == WAITING:
         raise NetxError("an earlier apply is still waiting for confirmation: run 'netx confirm' or wait for it "
                         "to be reverted")
     store.save(PENDING, {"status": WAITING, "deadline": time.time() + APPLY_BUDGET + timeout, "timeout": timeout,
-                         "plan": plan.to_json(), "apply": os.getpid(), "apply_started": start_time(os.getpid())})
+                         "plan": plan.to_json(), "apply": os.getpid(), "apply_started": start_time(os.getpid()),
+                         "spec_path": spec_path})
     command = [sys.executable, "-m", "netplanx", "_watchdog", "--state-dir", str(store.root)]
     if netns:
         command += ["--netns", netns]
@@ -102,6 +103,8 @@ def watchdog(store: StateStore, session_factory: Any, lock_timeout: float = 120.
     reverted at once."""
     record = pending(store)
     exited = watch_exit(int(record.get("apply", 0)), record.get("apply_started"))
+    if exited is None and status(store) != WAITING:
+        return status(store)  # the apply decided and ended before this watchdog was up
     try:
         with FolderWatch(store.root) as watch:
             while exited is not None:

@@ -1,9 +1,11 @@
-"""Apply history: every apply is recorded (time, user, spec digest and text, plan summary, result), so
-``netx history`` can list them and ``netx rollback`` can apply the previous spec again."""
+"""Apply history: every apply is recorded (time, user, spec digest and text, plan summary, result) and, when
+it changed something, its plan with every before-state, so ``netx history`` can list them and ``netx
+rollback`` can undo the last apply exactly (what its spec did not set included)."""
 
 from __future__ import annotations
 
 import getpass
+import gzip
 import json
 import os
 import time
@@ -11,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from netplanx.engine.plan import Plan
 from netplanx.files import write_atomically
 
 KEEP = 200
@@ -28,6 +31,7 @@ class Entry:
     summary: dict[str, int]
     result: str  # applied | no-changes | failed | rolled-back
     message: str = ""
+    undoes: int | None = None  # the entry a ``netx rollback`` undid
 
     def line(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.time))
@@ -56,31 +60,43 @@ class History:
         return sorted(found, key=lambda e: e.number)
 
     def record(self, *, netns: str | None, node: str, spec_path: str, spec_digest: str, spec_text: str | None,
-               summary: dict[str, int], result: str, message: str = "") -> Entry:
+               summary: dict[str, int], result: str, message: str = "", plan: Plan | None = None,
+               undoes: int | None = None) -> Entry:
+        """Record one apply; ``plan`` (kept when the apply changed something) is what a rollback undoes."""
         entries = self.entries()
         number = entries[-1].number + 1 if entries else 1
-        entry = Entry(number, time.time(), _user(), netns, node, spec_path, spec_digest, summary, result, message)
+        entry = Entry(number, time.time(), _user(), netns, node, spec_path, spec_digest, summary, result, message,
+                      undoes)
         if spec_text is not None and not (self.folder / f"{spec_digest}.yaml").exists():
             _write(self.folder / f"{spec_digest}.yaml", spec_text)
+        if plan is not None and result == "applied" and not plan.empty:
+            write_atomically(self._plan_path(number), gzip.compress(json.dumps(plan.to_json()).encode(), 6))
         _write(self.folder / f"{number:08d}.json", json.dumps(asdict(entry), indent=1))
         for old in entries[:-KEEP]:
             (self.folder / f"{old.number:08d}.json").unlink(missing_ok=True)
+            self._plan_path(old.number).unlink(missing_ok=True)
         return entry
+
+    def _plan_path(self, number: int) -> Path:
+        return self.folder / f"{number:08d}.plan.json.gz"
+
+    def last_undoable(self) -> Entry | None:
+        """The latest apply that changed something and that no rollback has undone yet (rollbacks stack:
+        each one goes one apply further back)."""
+        undone = {e.undoes for e in self.entries() if e.undoes is not None}
+        for entry in reversed(self.entries()):
+            if entry.undoes is None and entry.number not in undone and self._plan_path(entry.number).exists():
+                return entry
+        return None
+
+    def plan_of(self, entry: Entry) -> Plan:
+        return Plan.from_json(json.loads(gzip.decompress(self._plan_path(entry.number).read_bytes())))
 
     def spec_text(self, digest: str) -> str | None:
         try:
             return (self.folder / f"{digest}.yaml").read_text()
         except OSError:
             return None
-
-    def previous_spec(self) -> Entry | None:
-        """The successful apply before the last successful one: what ``netx rollback`` goes back to."""
-        applied = [e for e in self.entries() if e.result in ("applied", "no-changes")]
-        digests: list[Entry] = []
-        for entry in applied:
-            if not digests or digests[-1].spec_digest != entry.spec_digest:
-                digests.append(entry)
-        return digests[-2] if len(digests) >= 2 else None
 
 
 def _user() -> str:

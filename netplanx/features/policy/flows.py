@@ -28,10 +28,10 @@ class Flow:
     time: float
     source: str
     source_address: str
-    source_port: int
+    source_port: int | None  # None for ICMP, which has no ports
     destination: str
     destination_address: str
-    destination_port: int
+    destination_port: int | None
     protocol: str
     verdict: str
     endpoint: str
@@ -39,6 +39,7 @@ class Flow:
     rule: str
     policy: str
     length: int
+    icmp_id: int | None = None  # the echo identifier of an ICMP echo request or reply
 
     def line(self) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(self.time)) + f".{int(self.time * 1000) % 1000:03d}"
@@ -83,10 +84,12 @@ class Namer:
         (ts, saddr, daddr, sport, dport, protocol, verdict, egress, _reason, rule, ifindex, src_id, dst_id,
          length) = pm.FLOW_EVENT.unpack_from(data)
         rule_name = self.rules.get(rule, f"rule {rule}")
+        name = PROTOCOL_NAMES.get(protocol, str(protocol))
+        icmp = name in ("icmp", "icmp6")  # the datapath keeps the echo id in both port fields, for its conntrack
         return Flow(time=offset + ts / 1e9, source=self.address(saddr, src_id), source_address=pm.address_text(saddr),
-                    source_port=sport, destination=self.address(daddr, dst_id),
-                    destination_address=pm.address_text(daddr), destination_port=dport,
-                    protocol=PROTOCOL_NAMES.get(protocol, str(protocol)),
+                    source_port=None if icmp else sport, destination=self.address(daddr, dst_id),
+                    destination_address=pm.address_text(daddr), destination_port=None if icmp else dport,
+                    protocol=name, icmp_id=sport if icmp else None,
                     verdict="dropped" if verdict else "allowed",
                     endpoint=self.endpoints.get(ifindex) or self.links.get(ifindex) or f"ifindex-{ifindex}",
                     direction=DIRECTIONS[egress], rule=rule_name, policy=rule_name.split("/", 1)[0],
