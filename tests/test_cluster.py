@@ -207,3 +207,19 @@ def test_failure_at_every_step_of_a_mode_switch_rolls_back(lab):
         assert failed.returncode == 1 and "back where it was (verified)" in failed.stderr, failed.stderr
         assert (snapshot(lab.netns("node-a")), inside_view(lab)) == before, f"step {step}"
     all_reachable(lab)
+
+
+def test_a_node_leaving_the_spec_is_retired_with_an_empty_spec_from_standard_input(lab):
+    lab.apply(spec(lab))
+    without_c = lab.write(spec(lab, nodes=["node-a", "node-b"], endpoints={"web-a": "node-a", "web-b": "node-b"}))
+    refused = lab.netx("node-c", "plan", str(without_c))
+    assert refused.returncode == 1 and "to retire this node" in refused.stderr
+    assert "echo 'apiVersion: netx/v1' | netx apply - --auto-approve" in refused.stderr
+    env = {**os.environ, "NETX_STATE_DIR": str(lab.state_dir)}
+    retired = subprocess.run([sys.executable, "-m", "netplanx", "apply", "-", "--auto-approve", "--netns",
+                              lab.netns("node-c")], input="apiVersion: netx/v1\n", capture_output=True, text=True,
+                             env=env, timeout=120)
+    assert retired.returncode == 0, retired.stderr
+    links = {link["ifname"] for link in ip_json(lab.netns("node-c"), "link", "show")}
+    assert links == {"lo", "eth0"}  # the tunnel and the endpoint veth are gone; the NIC stays
+    assert f"{lab.name}-db-c" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

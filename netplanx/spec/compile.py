@@ -19,7 +19,9 @@ def compile_spec(spec: Any, node_name: str | None = None) -> list[Resource]:
         view = next((v for v in views if v.node.name == node_name), None)
         if view is None:
             raise PlanError([f"node '{node_name}' is not in cluster {spec.cluster.name} (nodes: "
-                             f"{', '.join(v.node.name for v in views)}); choose one with --node"])
+                             f"{', '.join(v.node.name for v in views)}); choose one with --node, or, to retire "
+                             "this node, apply a spec without anything on it: echo 'apiVersion: netx/v1' | netx "
+                             "apply - --auto-approve"])
     return [res for feature in FEATURES for res in feature.compile(view)]
 
 
