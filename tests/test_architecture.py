@@ -1,7 +1,7 @@
 """The layers of netplanx, checked on its import graph (read with ast, so imports inside functions and
 under TYPE_CHECKING count too): no cycle, and no import from a lower layer into a higher one.
 
-Lowest first: the base (errors, addressing), the document layer, the system helpers, the engine, the
+Lowest first: the base (errors, addressing, files), the document layer, the system helpers, the engine, the
 renderers, what features share, the features (each may import only the features the registry lists
 before it), the registry, the spec layer, the workflow, the CLI, and the lab.
 """
@@ -17,7 +17,7 @@ from netplanx.registry import FEATURES
 
 PACKAGE = Path(__file__).resolve().parents[1] / "netplanx"
 LAYERS = (
-    ("netplanx", "netplanx.errors", "netplanx.addressing"),
+    ("netplanx", "netplanx.errors", "netplanx.addressing", "netplanx.files"),
     ("netplanx.document",),
     ("netplanx.system",),
     ("netplanx.engine",),

@@ -9,17 +9,15 @@ from typing import Any
 from netplanx.document.problems import Problem
 from netplanx.engine.feature import NodeView
 from netplanx.features.interfaces.kinds.base import names_text
-from netplanx.features.interfaces.kinds.bridge import Bridge
 from netplanx.features.interfaces.kinds.catalog import KINDS
-from netplanx.features.interfaces.kinds.device import Device
-from netplanx.features.interfaces.kinds.veth import Veth, same_namespace_peers
+from netplanx.features.interfaces.kinds.veth import same_namespace_peers
 
 
 def declared_links(view: NodeView) -> set[str]:
     """Names of the links that exist in the namespace once the view is applied."""
     interfaces = view.spec.interfaces
     names = {i.name for i in interfaces} | set(view.links)
-    names |= {i.peer.name for i in interfaces if isinstance(i, Veth) and i.peer.netns is None}
+    names |= {i.peer.name for i in interfaces if i.type == "veth" and i.peer.netns is None}
     return names
 
 
@@ -37,7 +35,7 @@ def interface_problems(view: NodeView) -> Iterator[Problem]:
     peers = same_namespace_peers(spec.interfaces)
     configured: dict[str, int] = {}
     for index, interface in enumerate(spec.interfaces):
-        if isinstance(interface, Device) and interface.name in peers:  # configures a veth's peer end
+        if interface.type == "device" and interface.name in peers:  # configures a veth's peer end
             if interface.name in configured:
                 yield Problem(("interfaces", index, "name"),
                               f"interface name '{interface.name}' is declared twice (first at "
@@ -49,7 +47,7 @@ def interface_problems(view: NodeView) -> Iterator[Problem]:
                           "the cluster settings on this node (allowed: another name; set the underlay through "
                           "cluster.underlay)")
         names = [("name", interface.name)]
-        if isinstance(interface, Veth) and interface.peer.netns is None:
+        if interface.type == "veth" and interface.peer.netns is None:
             names.append(("peer", interface.peer.name))
         for field, name in names:
             path = ("interfaces", index, field) if field == "name" else ("interfaces", index, "peer", "name")
@@ -59,7 +57,7 @@ def interface_problems(view: NodeView) -> Iterator[Problem]:
             seen.setdefault(name, index)
     by_name = {i.name: i for i in spec.interfaces}
     declared = declared_links(view)
-    bridges = names_text(i.name for i in spec.interfaces if isinstance(i, Bridge))
+    bridges = names_text(i.name for i in spec.interfaces if i.type == "bridge")
     owners: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
     for index, interface in enumerate(spec.interfaces):
         if interface.master is not None:
@@ -70,7 +68,7 @@ def interface_problems(view: NodeView) -> Iterator[Problem]:
             elif master is None:
                 yield Problem(path, f"master '{interface.master}' is not declared (allowed: a bridge in interfaces: "
                               f"{bridges})")
-            elif not isinstance(master, Bridge):
+            elif master.type != "bridge":
                 yield Problem(path, f"master '{interface.master}' is a {master.type}, not a bridge (allowed: "
                               f"{bridges})")
         yield from KINDS[interface.type].check(interface, index, declared)

@@ -8,5 +8,5 @@ from pydantic import Field
 
 from netplanx.features.interfaces.kinds.catalog import KINDS
 
-Interface: Any = Annotated[Union[tuple(kind.model for kind in KINDS.values())],  # noqa: UP007
+Interface: Any = Annotated[Union[tuple(kind.model() for kind in KINDS.values())],  # noqa: UP007
                            Field(discriminator="type")]

@@ -9,24 +9,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from netplanx.engine.feature import Command, Console, View
+from netplanx.engine.feature import Console
 from netplanx.engine.resource import Query
 from netplanx.errors import NetxError
 from netplanx.render.console import Output
 from netplanx.system.root import require_root
 
 OPEN = {"any": ["any allow by open"]}  # a direction no policy selects, as policy.ENDPOINT reads it
-
-
-def add_flows_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint", metavar="NAME", help="only flows from, to or enforced at this endpoint")
-    parser.add_argument("--verdict", choices=("allowed", "dropped"), help="only this verdict")
-    parser.add_argument("--policy", metavar="NAME", help="only flows decided by this policy's rules")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--aggregate", type=float, metavar="SECONDS",
-                        help="print counts per (source, destination, port, verdict) every SECONDS")
-    parser.add_argument("--count", type=int, metavar="N", help="stop after N flows")
-    parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
 
 
 def cmd_flows(args: argparse.Namespace, out: Console, open_session: Callable[[], Any]) -> int:
@@ -91,12 +80,3 @@ def show_policies(args: argparse.Namespace, out: Console, open_session: Callable
         out.print(f"{row['rule']:<40} {row['packets']:>10} {row['bytes']:>12}")
     return 0
 
-
-FLOWS = Command(
-    "flows", "print the policy datapath's verdicts live",
-    "Print each policy verdict (new connections and every drop) as the datapath reports it: time, source, "
-    "destination, ports, protocol, verdict and the deciding rule.",
-    ["netx flows --netns node-a", "netx flows --verdict dropped --endpoint web-1", "netx flows --policy web --json",
-     "netx flows --aggregate 10"],
-    add_flows_options, cmd_flows)
-POLICIES = View("policies", "per-endpoint policy entries and per-rule counters", show_policies)

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import argparse
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from netplanx.document.problems import Problem
-from netplanx.engine.feature import Command, DoctorCheck, Feature, NodeView, Section, View
+from netplanx.engine.feature import Command, Console, DoctorCheck, Feature, NodeView, Section, View
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
+
+
+def _show(args: argparse.Namespace, out: Console, open_session: Callable[[], Any]) -> int:
+    from netplanx.features.policy.commands import show_policies  # the BPF maps: only for this command
+
+    return show_policies(args, out, open_session)
+
+
+def _flows(args: argparse.Namespace, out: Console, open_session: Callable[[], Any]) -> int:
+    from netplanx.features.policy.commands import cmd_flows
+
+    return cmd_flows(args, out, open_session)
+
+
+def _flows_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", metavar="NAME", help="only flows from, to or enforced at this endpoint")
+    parser.add_argument("--verdict", choices=("allowed", "dropped"), help="only this verdict")
+    parser.add_argument("--policy", metavar="NAME", help="only flows decided by this policy's rules")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--aggregate", type=float, metavar="SECONDS",
+                        help="print counts per (source, destination, port, verdict) every SECONDS")
+    parser.add_argument("--count", type=int, metavar="N", help="stop after N flows")
+    parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
 
 
 class Policy(Feature):
@@ -40,14 +64,16 @@ class Policy(Feature):
         return policy_types(ctx)
 
     def views(self) -> list[View]:
-        from netplanx.features.policy.commands import POLICIES
-
-        return [POLICIES]
+        return [View("policies", "per-endpoint policy entries and per-rule counters", _show)]
 
     def commands(self) -> list[Command]:
-        from netplanx.features.policy.commands import FLOWS
-
-        return [FLOWS]
+        return [Command(
+            "flows", "print the policy datapath's verdicts live",
+            "Print each policy verdict (new connections and every drop) as the datapath reports it: time, source, "
+            "destination, ports, protocol, verdict and the deciding rule.",
+            ["netx flows --netns node-a", "netx flows --verdict dropped --endpoint web-1",
+             "netx flows --policy web --json", "netx flows --aggregate 10"],
+            _flows_arguments, _flows)]
 
     def doctor(self) -> list[DoctorCheck]:
         from netplanx.features.ebpf import bcc_check, bpffs_check

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import argparse
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from netplanx.document.problems import Problem
-from netplanx.engine.feature import DoctorCheck, Feature, NodeView, Section, View
+from netplanx.engine.feature import Console, DoctorCheck, Feature, NodeView, Section, View
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
+
+
+def _show(args: argparse.Namespace, out: Console, open_session: Callable[[], Any]) -> int:
+    from netplanx.features.services.show import show_services  # the BPF maps: only for this command
+
+    return show_services(args, out, open_session)
 
 
 class Services(Feature):
@@ -40,9 +47,7 @@ class Services(Feature):
         return [ProgramType(ctx, lb), ServiceType(ctx, lb), AttachmentType(ctx, lb)]
 
     def views(self) -> list[View]:
-        from netplanx.features.services.show import show_services
-
-        return [View("services", "the load balancer's services, backends and packet counters", show_services)]
+        return [View("services", "the load balancer's services, backends and packet counters", _show)]
 
     def doctor(self) -> list[DoctorCheck]:
         from netplanx.features.ebpf import bcc_check, bpffs_check

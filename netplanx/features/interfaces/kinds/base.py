@@ -1,7 +1,8 @@
 """What every link kind has: the model fields all interfaces share, and the LinkKind contract.
 
-A link kind is one module in this folder: its spec model (a subclass of InterfaceBase with a ``type``
-literal) and a LinkKind object that says how netx compiles, reads, creates, changes and adopts links of
+A link kind is one module in this folder: its spec model (a subclass of InterfaceBase, in ``common.py``,
+with a ``type`` literal; built on first use, so reading and writing links never imports pydantic) and a
+LinkKind object that says how netx compiles, reads, creates, changes and adopts links of
 that kind, which attributes force a replacement, what an in-place change disrupts, and how to probe the
 kernel for it. ``kinds/catalog.py`` lists them in the order the spec documents them.
 """
@@ -9,24 +10,12 @@ kernel for it. ``kinds/catalog.py`` lists them in the order the spec documents t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field
-
-from netplanx.document.fields import IfName, InterfaceAddress, Mac, SpecModel
 from netplanx.document.problems import Problem
 from netplanx.system.probes import link_kind_error
 
 IndexOf = Callable[[str], int]
-
-
-class InterfaceBase(SpecModel):
-    name: IfName
-    mtu: int | None = Field(None, ge=68, le=65535, description="MTU in bytes (68-65535); unset leaves it alone.")
-    state: Literal["up", "down"] = Field("up", description="Administrative state.")
-    mac: Mac | None = Field(None, description="MAC address; unset leaves it alone.")
-    master: IfName | None = Field(None, description="Bridge this interface is enslaved to.")
-    addresses: list[InterfaceAddress] = Field(default_factory=list, description="IPv4/IPv6 addresses with prefix.")
 
 
 class LinkReading:
@@ -42,7 +31,6 @@ class LinkKind:
     """One kind of link. Override what differs from a plain link of this ``type``."""
 
     type: ClassVar[str] = ""
-    model: ClassVar[type[InterfaceBase]]
     created: ClassVar[bool] = True  # netx creates and deletes links of this kind (a device: never)
     replace_on: ClassVar[frozenset[str]] = frozenset({"type"})
     disruption: ClassVar[Mapping[str, str]] = {}  # attribute -> what changing it in place disrupts
@@ -53,6 +41,10 @@ class LinkKind:
 
     def doctor_fix(self) -> str:
         return self.fix or f"a kernel with CONFIG_{self.type.upper()}"
+
+    def model(self) -> type:
+        """The spec model of an entry of this kind."""
+        raise NotImplementedError
 
     def missing(self) -> str | None:
         """Why this kernel cannot create links of this kind (None: it can)."""

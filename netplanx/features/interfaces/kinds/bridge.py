@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
-
-from netplanx.features.interfaces.kinds.base import IndexOf, InterfaceBase, LinkKind, LinkReading
+from netplanx.features.interfaces.kinds.base import IndexOf, LinkKind, LinkReading
 
 
-class Bridge(InterfaceBase):
-    """A Linux bridge."""
+@functools.cache
+def _model() -> type:
+    """The spec model (pydantic is imported only when a spec is validated)."""
+    from pydantic import Field
 
-    type: Literal["bridge"]
-    stp: bool = Field(False, description="Spanning tree protocol.")
+    from netplanx.features.interfaces.kinds.common import InterfaceBase
+
+    class Bridge(InterfaceBase):
+        """A Linux bridge."""
+
+        type: Literal["bridge"]
+        stp: bool = Field(False, description="Spanning tree protocol.")
+
+    return Bridge
 
 
 class BridgeKind(LinkKind):
     type = "bridge"
     required = True
-    model = Bridge
     disruption: ClassVar[Mapping[str, str]] = {"stp": "link flap"}
+
+    def model(self) -> type:
+        return _model()
 
     def compile(self, interface: Any) -> dict[str, Any]:
         return {"stp": interface.stp}

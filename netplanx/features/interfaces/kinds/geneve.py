@@ -2,43 +2,53 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
-
-from netplanx.document.fields import IP
-from netplanx.features.interfaces.kinds.base import IndexOf, InterfaceBase, LinkKind, LinkReading
+from netplanx.features.interfaces.kinds.base import IndexOf, LinkKind, LinkReading
 
 DEFAULT_PORT = 6081
 
 
-class Geneve(InterfaceBase):
-    """A Geneve tunnel device (needs a kernel with Geneve)."""
+@functools.cache
+def _model() -> type:
+    """The spec model (pydantic is imported only when a spec is validated)."""
+    from pydantic import Field, model_validator
 
-    type: Literal["geneve"]
-    vni: int | None = Field(None, ge=0, le=16777215, description="Virtual network identifier (0-16777215).")
-    remote: IP | None = Field(None, description="The peer's address.")
-    port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="UDP destination port.")
-    external: bool = Field(False, description="Collect metadata: the VNI and remote come from each route's encap.")
-    ttl: int | None = Field(None, ge=1, le=255, description="TTL of encapsulated packets (unset: inherit).")
+    from netplanx.document.fields import IP
+    from netplanx.features.interfaces.kinds.common import InterfaceBase
 
-    @model_validator(mode="after")
-    def _mode(self) -> Geneve:
-        if self.external and (self.vni is not None or self.remote):
-            raise ValueError("an external geneve takes no vni or remote (allowed: port)")
-        if not self.external and (self.vni is None or self.remote is None):
-            raise ValueError("a geneve needs vni and remote (allowed: both, or external: true)")
-        return self
+    class Geneve(InterfaceBase):
+        """A Geneve tunnel device (needs a kernel with Geneve)."""
+
+        type: Literal["geneve"]
+        vni: int | None = Field(None, ge=0, le=16777215, description="Virtual network identifier (0-16777215).")
+        remote: IP | None = Field(None, description="The peer's address.")
+        port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="UDP destination port.")
+        external: bool = Field(False, description="Collect metadata: the VNI and remote come from each route's encap.")
+        ttl: int | None = Field(None, ge=1, le=255, description="TTL of encapsulated packets (unset: inherit).")
+
+        @model_validator(mode="after")
+        def _mode(self) -> Geneve:
+            if self.external and (self.vni is not None or self.remote):
+                raise ValueError("an external geneve takes no vni or remote (allowed: port)")
+            if not self.external and (self.vni is None or self.remote is None):
+                raise ValueError("a geneve needs vni and remote (allowed: both, or external: true)")
+            return self
+
+    return Geneve
 
 
 class GeneveKind(LinkKind):
     type = "geneve"
     fix = "a kernel with CONFIG_GENEVE, or tunnel protocol vxlan"
-    model = Geneve
     replace_on: ClassVar[frozenset[str]] = frozenset({"type", "vni", "port", "remote", "external"})
     disruption: ClassVar[Mapping[str, str]] = {"ttl": "hitless"}
     probe_settings: ClassVar[dict[str, Any]] = {"geneve_id": 1, "geneve_remote": "192.0.2.1"}
+
+    def model(self) -> type:
+        return _model()
 
     def compile(self, interface: Any) -> dict[str, Any]:
         return {"vni": interface.vni, "remote": None if interface.remote is None else str(interface.remote),

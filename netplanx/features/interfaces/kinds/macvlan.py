@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
 from pyroute2 import IPRoute
 
-from netplanx.document.fields import IfName
-from netplanx.features.interfaces.kinds.base import IndexOf, InterfaceBase, LinkKind, LinkReading
+from netplanx.features.interfaces.kinds.base import IndexOf, LinkKind, LinkReading
 from netplanx.system.probes import link_kind_error
-
-
-class Macvlan(InterfaceBase):
-    """A macvlan device on a parent interface."""
-
-    type: Literal["macvlan"]
-    parent: IfName = Field(description="The lower device.")
-    mode: Literal["private", "vepa", "bridge", "passthru", "source"] = Field("bridge", description="Macvlan mode.")
 
 
 def _probe(ipr: IPRoute) -> None:
@@ -26,12 +17,32 @@ def _probe(ipr: IPRoute) -> None:
     ipr.link("add", ifname="netx-probe-m", kind="macvlan", link=ipr.link_lookup(ifname="netx-probe")[0])
 
 
+@functools.cache
+def _model() -> type:
+    """The spec model (pydantic is imported only when a spec is validated)."""
+    from pydantic import Field
+
+    from netplanx.document.fields import IfName
+    from netplanx.features.interfaces.kinds.common import InterfaceBase
+
+    class Macvlan(InterfaceBase):
+        """A macvlan device on a parent interface."""
+
+        type: Literal["macvlan"]
+        parent: IfName = Field(description="The lower device.")
+        mode: Literal["private", "vepa", "bridge", "passthru", "source"] = Field("bridge", description="Macvlan mode.")
+
+    return Macvlan
+
+
 class MacvlanKind(LinkKind):
     type = "macvlan"
-    model = Macvlan
     replace_on: ClassVar[frozenset[str]] = frozenset({"type", "parent"})
     disruption: ClassVar[Mapping[str, str]] = {"mode": "link flap"}
     lower = "parent"
+
+    def model(self) -> type:
+        return _model()
 
     def missing(self) -> str | None:
         return link_kind_error(self.type, attempt=_probe)

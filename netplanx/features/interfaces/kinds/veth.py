@@ -2,36 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
-
-from netplanx.document.fields import IfName, NetnsName, SpecModel
 from netplanx.document.problems import Problem
-from netplanx.features.interfaces.kinds.base import IndexOf, InterfaceBase, LinkKind, LinkReading
+from netplanx.features.interfaces.kinds.base import IndexOf, LinkKind, LinkReading
 
 
-class VethPeer(SpecModel):
-    """The other end of a veth pair."""
+@functools.cache
+def _model() -> type:
+    """The spec model (pydantic is imported only when a spec is validated)."""
+    from pydantic import Field
 
-    name: IfName
-    netns: NetnsName | None = Field(None, description="Namespace the peer is placed in (default: the same one).")
+    from netplanx.document.fields import IfName, NetnsName, SpecModel
+    from netplanx.features.interfaces.kinds.common import InterfaceBase
 
+    class VethPeer(SpecModel):
+        """The other end of a veth pair."""
 
-class Veth(InterfaceBase):
-    """A veth pair; the peer may live in another namespace."""
+        name: IfName
+        netns: NetnsName | None = Field(None, description="Namespace the peer is placed in (default: the same one).")
 
-    type: Literal["veth"]
-    peer: VethPeer
+    class Veth(InterfaceBase):
+        """A veth pair; the peer may live in another namespace."""
+
+        type: Literal["veth"]
+        peer: VethPeer
+
+    return Veth
 
 
 class VethKind(LinkKind):
     type = "veth"
     required = True
-    model = Veth
     replace_on: ClassVar[frozenset[str]] = frozenset({"type", "peer"})
     probe_settings: ClassVar[dict[str, Any]] = {"peer": {"ifname": "netx-probe-p"}}
+
+    def model(self) -> type:
+        return _model()
 
     def compile(self, interface: Any) -> dict[str, Any]:
         return {"peer": {"name": interface.peer.name, "netns": interface.peer.netns}}
@@ -56,7 +65,7 @@ class VethKind(LinkKind):
 
 def same_namespace_peers(interfaces: Iterable[Any]) -> dict[str, str]:
     """Same-namespace veth peer name -> the veth that creates it (a peer may be configured as a device)."""
-    return {i.peer.name: i.name for i in interfaces if isinstance(i, Veth) and i.peer.netns is None}
+    return {i.peer.name: i.name for i in interfaces if i.type == "veth" and i.peer.netns is None}
 
 
 KIND = VethKind()

@@ -2,63 +2,73 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
-
-from netplanx.document.fields import IP, IfName
-from netplanx.features.interfaces.kinds.base import IndexOf, InterfaceBase, LinkKind, LinkReading
+from netplanx.features.interfaces.kinds.base import IndexOf, LinkKind, LinkReading
 
 DEFAULT_PORT = 4789
-
-
-class Vxlan(InterfaceBase):
-    """A VXLAN tunnel device."""
-
-    type: Literal["vxlan"]
-    vni: int | None = Field(None, ge=0, le=16777215, description="VXLAN network identifier (0-16777215).")
-    external: bool = Field(False, description="Collect metadata: the VNI and remote come from each route's encap.")
-    port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="UDP destination port.")
-    local: IP | None = Field(None, description="Source address of encapsulated packets.")
-    remote: IP | None = Field(None, description="Unicast peer (point to point).")
-    group: IP | None = Field(None, description="Multicast group (needs device).")
-    device: IfName | None = Field(None, description="Underlay device.")
-    learning: bool = Field(True, description="Learn remote MAC addresses from traffic.")
-    ttl: int | None = Field(None, ge=1, le=255, description="TTL of encapsulated packets (unset: inherit).")
-
-    @model_validator(mode="after")
-    def _endpoints(self) -> Vxlan:
-        if self.vni is None and not self.external:
-            raise ValueError("a vxlan needs vni (allowed: 0-16777215, or external: true)")
-        if self.external and (self.vni is not None or self.remote or self.group):
-            raise ValueError("an external vxlan takes no vni, remote or group (allowed: port, local, device)")
-        if self.remote and self.group:
-            raise ValueError("remote and group are exclusive (allowed: one of them)")
-        if self.group and not self.group.is_multicast:
-            raise ValueError(f"group {self.group} is not a multicast address (allowed: 224.0.0.0/4 or ff00::/8)")
-        if self.group and not self.device:
-            raise ValueError("a multicast group needs a device (allowed: set device to the underlay interface)")
-        families = {a.version for a in (self.local, self.remote, self.group) if a}
-        if len(families) > 1:
-            raise ValueError("local, remote and group mix IPv4 and IPv6 (allowed: one family)")
-        return self
 
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+@functools.cache
+def _model() -> type:
+    """The spec model (pydantic is imported only when a spec is validated)."""
+    from pydantic import Field, model_validator
+
+    from netplanx.document.fields import IP, IfName
+    from netplanx.features.interfaces.kinds.common import InterfaceBase
+
+    class Vxlan(InterfaceBase):
+        """A VXLAN tunnel device."""
+
+        type: Literal["vxlan"]
+        vni: int | None = Field(None, ge=0, le=16777215, description="VXLAN network identifier (0-16777215).")
+        external: bool = Field(False, description="Collect metadata: the VNI and remote come from each route's encap.")
+        port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="UDP destination port.")
+        local: IP | None = Field(None, description="Source address of encapsulated packets.")
+        remote: IP | None = Field(None, description="Unicast peer (point to point).")
+        group: IP | None = Field(None, description="Multicast group (needs device).")
+        device: IfName | None = Field(None, description="Underlay device.")
+        learning: bool = Field(True, description="Learn remote MAC addresses from traffic.")
+        ttl: int | None = Field(None, ge=1, le=255, description="TTL of encapsulated packets (unset: inherit).")
+
+        @model_validator(mode="after")
+        def _endpoints(self) -> Vxlan:
+            if self.vni is None and not self.external:
+                raise ValueError("a vxlan needs vni (allowed: 0-16777215, or external: true)")
+            if self.external and (self.vni is not None or self.remote or self.group):
+                raise ValueError("an external vxlan takes no vni, remote or group (allowed: port, local, device)")
+            if self.remote and self.group:
+                raise ValueError("remote and group are exclusive (allowed: one of them)")
+            if self.group and not self.group.is_multicast:
+                raise ValueError(f"group {self.group} is not a multicast address (allowed: 224.0.0.0/4 or ff00::/8)")
+            if self.group and not self.device:
+                raise ValueError("a multicast group needs a device (allowed: set device to the underlay interface)")
+            families = {a.version for a in (self.local, self.remote, self.group) if a}
+            if len(families) > 1:
+                raise ValueError("local, remote and group mix IPv4 and IPv6 (allowed: one family)")
+            return self
+
+    return Vxlan
+
+
 class VxlanKind(LinkKind):
     type = "vxlan"
     fix = "a kernel with CONFIG_VXLAN (tunnel mode)"
-    model = Vxlan
     replace_on: ClassVar[frozenset[str]] = frozenset(
         {"type", "vni", "port", "local", "remote", "group", "device", "external"})
     disruption: ClassVar[Mapping[str, str]] = {"learning": "hitless", "ttl": "hitless"}
     probe_settings: ClassVar[dict[str, Any]] = {"vxlan_id": 1, "vxlan_port": DEFAULT_PORT}
     lower = "device"
+
+    def model(self) -> type:
+        return _model()
 
     def compile(self, interface: Any) -> dict[str, Any]:
         return {"vni": interface.vni, "port": interface.port, "local": _text(interface.local),
