@@ -49,14 +49,14 @@ def per_packet(entries: int, repeat: int) -> dict[str, float]:
                                  pm.policy_entry(1, Key(0, 300, 6, 80), Verdict(False, 18))])
         fd = programs.fd("to_endpoint")
         established = ipv4_packet(PEER, LOCAL, "tcp", 40000, 80)
-        assert prog_test_run(fd, established)[0] == -1  # allowed: creates the conntrack entry
+        assert prog_test_run(fd, established).retval == -1  # allowed: creates the conntrack entry
         cases = {"parse only (ARP)": b"\xff" * 12 + b"\x08\x06" + b"\0" * 28,
                  "established (conntrack)": established,
                  "denied by a rule": ipv4_packet(PEER, LOCAL, "tcp", 40001, 81),
                  "default deny (6 lookups)": ipv4_packet(PEER, LOCAL, "udp", 40002, 9)}
         found = {}
         for name, packet in cases.items():
-            best = min(prog_test_run(fd, packet, repeat)[1] for _ in range(3))
+            best = min(prog_test_run(fd, packet, repeat).duration_ns for _ in range(3))
             found[name] = float(best)
         return found
     finally:

@@ -73,13 +73,13 @@ def test_every_packet_gets_the_verdict_of_the_model(datapath):
                 program = programs.fd("from_endpoint" if egress else "to_endpoint")
                 expected = first_hit(entries, egress, identity, number_of, port)
                 verdicts.add((":" in address, expected))
-                verdict, _ns = prog_test_run(program, packet)
+                verdict = prog_test_run(program, packet).retval
                 assert verdict == (TC_ACT_UNSPEC if expected == "allow" else TC_ACT_SHOT), \
                     (peer, protocol, port, "egress" if egress else "ingress", expected)
                 checked += 1
     assert checked == 110 and len(verdicts) == 4  # both verdicts in both families
     neighbour_solicitation = ipv6_packet("fe80::2", web6, "icmp", icmp_type=135)
-    assert prog_test_run(programs.fd("to_endpoint"), neighbour_solicitation)[0] == TC_ACT_UNSPEC
+    assert prog_test_run(programs.fd("to_endpoint"), neighbour_solicitation).retval == TC_ACT_UNSPEC
     counters = pm.rule_counters(scope)
     assert counters[0][0] > 0  # default deny counted
 
