@@ -93,8 +93,8 @@ CASES = [
         routes:
           - to: default
             gw: 192.0.2.1
-        """), 4, 5, "unknown key 'gw' (allowed: to, via, dev, src, table, metric, scope, type, onlink, nexthops)",
-        id="unknown-route-key"),
+        """), 4, 5, "unknown key 'gw' (allowed: to, via, dev, src, table, metric, scope, type, onlink, nexthops, "
+        "encap)", id="unknown-route-key"),
     pytest.param(spec("""\
         interfaces:
           - name: eth0

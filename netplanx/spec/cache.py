@@ -43,15 +43,16 @@ class SpecCache:
     def _path(self, digest: str) -> Path:
         return self.root / f"{digest}-{_code_fingerprint()}.marshal"
 
-    def get(self, digest: str) -> tuple[list[Resource], list[dict[str, Any]]] | None:
-        """The compiled resources and post-conditions of a spec seen before."""
+    def get(self, digest: str) -> tuple[list[Resource], list[dict[str, Any]], list[str]] | None:
+        """The compiled resources, post-conditions and unmanaged patterns of a spec seen before."""
         try:
-            entries, checks = marshal.loads(self._path(digest).read_bytes())
+            entries, checks, unmanaged = marshal.loads(self._path(digest).read_bytes())
         except (OSError, ValueError, EOFError, TypeError):
             return None
-        return [Resource(*entry) for entry in entries], checks
+        return [Resource(*entry) for entry in entries], checks, unmanaged
 
-    def put(self, digest: str, resources: list[Resource], checks: list[dict[str, Any]]) -> None:
+    def put(self, digest: str, resources: list[Resource], checks: list[dict[str, Any]],
+            unmanaged: list[str]) -> None:
         try:
             os.makedirs(self.root.parent, mode=0o700, exist_ok=True)
             os.makedirs(self.root, mode=0o700, exist_ok=True)
@@ -60,7 +61,7 @@ class SpecCache:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 marshal.dump(([(r.kind, r.address, dict(r.attrs), r.owned, dict(r.meta)) for r in resources],
-                              checks), handle)
+                              checks, unmanaged), handle)
             os.replace(temporary, target)
             self._prune()
         except OSError:

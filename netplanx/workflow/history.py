@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from netplanx.engine.feature import Applied
+
 KEEP = 200
 
 
@@ -70,6 +72,12 @@ class History:
             return (self.folder / f"{digest}.yaml").read_text()
         except OSError:
             return None
+
+    def last_applied(self) -> Applied | None:
+        """The spec of the last successful apply, with the file and node it was applied as."""
+        entry = next((e for e in reversed(self.entries()) if e.result in ("applied", "no-changes")), None)
+        text = self.spec_text(entry.spec_digest) if entry else None
+        return Applied(entry.spec_path, entry.node, text) if entry and text is not None else None
 
     def previous_spec(self) -> Entry | None:
         """The successful apply before the last successful one: what ``netx rollback`` goes back to."""

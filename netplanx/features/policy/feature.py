@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from netplanx.document.problems import Problem
-from netplanx.engine.feature import Command, DoctorCheck, Feature, NodeView, Section, View
+from netplanx.engine.feature import Adoption, Command, DoctorCheck, Feature, NodeView, Section, View
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
 
@@ -39,6 +39,11 @@ class Policy(Feature):
 
         return policy_types(ctx)
 
+    def adopt(self, adoption: Adoption) -> None:
+        from netplanx.features.policy.adopt import adopt_policies
+
+        adopt_policies(adoption)
+
     def views(self) -> list[View]:
         from netplanx.features.policy.commands import POLICIES
 
@@ -53,7 +58,6 @@ class Policy(Feature):
         from netplanx.features.ebpf import bcc_check, bpffs_check
 
         return [bpffs_check(), bcc_check()]
-
 
 
 FEATURE = Policy()

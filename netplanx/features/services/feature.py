@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from netplanx.document.problems import Problem
-from netplanx.engine.feature import DoctorCheck, Feature, NodeView, Section, View
+from netplanx.engine.feature import Adoption, DoctorCheck, Feature, NodeView, Section, View
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
 
@@ -17,10 +17,19 @@ class Services(Feature):
     def sections(self, node_sections: Sequence[Section]) -> list[Section]:
         from pydantic import Field
 
-        from netplanx.features.services.model import Service
+        from netplanx.features.services.model import LoadBalancerDevice, Service
 
         return [Section("services", "services", list[Service],
-                        Field(default_factory=list, description="Load-balanced services (eBPF, Maglev)."))]
+                        Field(default_factory=list, description="Load-balanced services (eBPF, Maglev).")),
+                Section("loadBalancerDevices", "load_balancer_devices", list[LoadBalancerDevice],
+                        Field(default_factory=list, alias="loadBalancerDevices",
+                              description="Without cluster: devices of the host where the load balancer also runs "
+                                          "(besides its endpoints' veths)."))]
+
+    def check_view(self, view: NodeView) -> Iterable[Problem]:
+        from netplanx.features.services.checks import device_problems
+
+        return device_problems(view)
 
     def check(self, spec: Any) -> Iterable[Problem]:
         from netplanx.features.services.checks import service_problems
@@ -39,6 +48,11 @@ class Services(Feature):
         lb = LbContext(ctx.scope)
         return [ProgramType(ctx, lb), ServiceType(ctx, lb), AttachmentType(ctx, lb)]
 
+    def adopt(self, adoption: Adoption) -> None:
+        from netplanx.features.services.adopt import adopt_services
+
+        adopt_services(adoption)
+
     def views(self) -> list[View]:
         from netplanx.features.services.show import show_services
 
@@ -48,7 +62,6 @@ class Services(Feature):
         from netplanx.features.ebpf import bcc_check, bpffs_check
 
         return [bpffs_check(), bcc_check()]
-
 
 
 FEATURE = Services()
