@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +126,27 @@ def lab_of(nodes: int, folder: Path) -> Iterator[Lab]:
 @pytest.fixture
 def netx(netns: str, tmp_path: Path) -> Netx:
     return Netx(netns, tmp_path / "state", tmp_path)
+
+
+def assert_adopts(target: Netx | Lab, node: str = "", show: Sequence[str] = ()) -> str:
+    """Adoption round trip on a namespace (a Netx's, or a lab node's): ``netx show -o yaml`` writes a spec
+    that validates and plans to no changes against the namespace it was read from. Returns the spec."""
+    if isinstance(target, Lab):
+        def run(*args: str) -> Result:
+            done = Lab.netx(target, node, *args)  # the class's: a fixture may record its own outputs
+            return Result(done.returncode, done.stdout, done.stderr)
+        folder = target.workdir
+    else:
+        run, folder = target, target.workdir
+    shown = run("show", "-o", "yaml", *show)
+    assert shown.code == 0, shown.err
+    path = folder / f"adopted-{node or 'host'}-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(shown.out)
+    validated = run("validate", str(path))
+    assert validated.code == 0, validated.err + shown.out
+    planned = run("plan", str(path), "--detailed-exitcode")
+    assert planned.code == 0, planned.out + planned.err + shown.out
+    return shown.out
 
 
 def snapshot(netns: str) -> dict:

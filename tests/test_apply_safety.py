@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, ip, snapshot
+from tests.conftest import ROOT, assert_adopts, ip, snapshot
 
 START = """\
 apiVersion: netx/v1
@@ -220,6 +220,7 @@ def test_a_same_namespace_veth_peer_is_configured_as_a_device(netx, netns):
     shown = ip("-n", netns, "-br", "addr", "show", "h8v1")
     assert "10.88.0.2/24" in shown and "UP" in shown and '"mtu":1400' in ip("-n", netns, "-j", "link", "show", "h8v1")
     assert netx.plan(PEER_AS_DEVICE)["changes"] == []
+    assert_adopts(netx)
     steps = len(netx.plan("apiVersion: netx/v1\n")["steps"])
     for step in range(1, steps + 1):  # removing the pair, failing at every step: back where it was
         applied = snapshot(netns)

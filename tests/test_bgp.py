@@ -27,7 +27,7 @@ from netplanx.lab.bgp import (
     stop_recorded,
     wait_until,
 )
-from tests.conftest import IS_ROOT, Netx, ip, ip_json, new_netns
+from tests.conftest import IS_ROOT, Netx, assert_adopts, ip, ip_json, new_netns
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="needs root: creates network namespaces")
 ROUTER_ADDRESS, NODE_ADDRESS = "192.0.2.1", "192.0.2.11"
@@ -275,3 +275,16 @@ def test_adoption_writes_gobgpd_as_a_bgp_section_that_plans_no_changes(topo: Top
     assert "asn: 65001" in shown.out and "198.51.100.128/25" in shown.out and "65001:7" in shown.out
     plan = fresh.plan(shown.out)
     assert plan["changes"] == [], plan["changes"]
+
+
+def test_a_gobgpd_configured_by_hand_is_adopted_and_plans_no_changes(topo: Topology, tmp_path: Path):
+    """Adoption of state netx did not make: gobgpd set up with the gobgp command line only."""
+    for command in (("global", "as", "65001", "router-id", NODE_ADDRESS, "listen-port", "1790"),
+                    ("neighbor", "add", ROUTER_ADDRESS, "as", "65000"),
+                    ("neighbor", "add", "2001:db8::1", "as", "65002"),
+                    ("global", "rib", "add", "198.51.100.0/24", "community", "65001:7"),
+                    ("global", "rib", "-a", "ipv6", "add", "2001:db8:100::/48")):
+        done = gobgp(topo.node, *command)
+        assert done.returncode == 0, done.stderr
+    adopted = assert_adopts(topo.netx, show=["--bgp-api", "127.0.0.1:50051"])
+    assert "listenPort: 1790" in adopted and "2001:db8:100::/48" in adopted and "unmanaged" not in adopted

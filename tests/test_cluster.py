@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
 
 import pytest
 
+from netplanx.features.cluster.nodes import node_tunnel_mac
 from netplanx.lab.cluster import Lab, lab_spec
 from netplanx.system.probes import link_kind_error
-from tests.conftest import IS_ROOT, ip_json, snapshot
+from tests.conftest import IS_ROOT, assert_adopts, ip_json, snapshot
 from tests.traffic import capture, ping, tcp_exchange
 
 NODES = ["node-a", "node-b", "node-c"]
@@ -53,6 +55,14 @@ def test_tunnel_mode_connects_endpoints_over_vxlan(lab):
     second = lab.apply(spec(lab))
     assert {r["result"] for r in second.values()} == {"no-changes"}
     assert {r["writes"] for r in second.values()} == {0}
+    for node in NODES:
+        adopted = assert_adopts(lab, node)
+        assert f"is node {node} of cluster {lab.name} (netx made it from a cluster spec: netx plan " in adopted
+        assert "encap: {type: ip, id: 42, dst: 192.0.2." in adopted and "neighbours:" in adopted
+        assert f'mac: "{node_tunnel_mac(lab.name, node)}"' in adopted  # what the other nodes' neighbours name
+    shutil.rmtree(lab.state_dir / "history" / lab.netns("node-b"))  # without it: the endpoint records, the MAC
+    assert (f"# this namespace is node node-b of cluster {lab.name} (netx made it from a cluster spec: netx plan "
+            "CLUSTER.yaml --node node-b describes it better);") in lab.netx("node-b", "show", "-o", "yaml").stdout
 
 
 def test_native_mode_routes_plain_ip(lab):
@@ -64,6 +74,8 @@ def test_native_mode_routes_plain_ip(lab):
     routes = {r["dst"]: r for r in ip_json(lab.netns("node-a"), "route", "show")}
     assert routes["10.244.2.0/24"]["gateway"] == "192.0.2.12" and routes["10.244.2.0/24"]["dev"] == "eth0"
     assert {r["result"] for r in lab.apply(spec(lab, "native")).values()} == {"no-changes"}
+    for node in NODES:
+        assert_adopts(lab, node)
 
 
 def test_mode_switch_is_an_exact_plan_and_traffic_returns(lab):

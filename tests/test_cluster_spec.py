@@ -167,8 +167,8 @@ CASES = [
           - name: web
             node: node-a
             address: 10.244.1.11
-        """), 5, 5, "endpoints need a cluster section (allowed: add cluster: with the nodes)",
-        id="endpoints-without-cluster"),
+        """), 6, 11, "node 'node-a' needs a cluster section (allowed: add cluster: with the nodes, or omit node",
+        id="endpoint-node-without-cluster"),
     pytest.param(demo("""\
           nodes:
             - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}

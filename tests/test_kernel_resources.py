@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.conftest import NetlinkEvents, ip, ip_json, sysctl
+from tests.conftest import NetlinkEvents, assert_adopts, ip, ip_json, sysctl
 
 BASE = """\
 apiVersion: netx/v1
@@ -249,3 +249,38 @@ def test_second_apply_makes_no_writes(netx, netns, other_netns):
         assert events.pending() > 0
     finally:
         events.close()
+    adopted = assert_adopts(netx)
+    assert "10.77.0.0/16" in adopted and "unmanaged" not in adopted  # a route made by hand is adopted too
+
+
+TUNNEL = BASE + """\
+  - {name: vx0, type: vxlan, external: true, learning: false}
+routes:
+  - {to: 10.244.2.0/24, via: 10.244.2.0, dev: vx0, onlink: true, encap: {id: 42, dst: 192.0.2.12}}
+  - {to: 10.244.3.0/24, dev: vx0, encap: {id: 7, dst: 192.0.2.13}}
+neighbours:
+  - {dev: vx0, ip: 10.244.2.0, lladdr: "02:00:00:00:02:00"}
+  - {dev: vx0, ip: "fd00:244:0:2::", lladdr: "02:00:00:00:02:00"}
+  - {dev: br0, ip: 10.0.0.9, lladdr: "02:00:00:00:00:09"}
+"""
+
+
+def test_neighbours_and_encap_routes(netx, netns):
+    """A tunnel node's forwarding as a host spec: routes with lightweight tunnel metadata through an external
+    vxlan, and permanent neighbour entries (created, updated in place, deleted)."""
+    netx.apply(TUNNEL)
+    assert "encap ip id 42 src 0.0.0.0 dst 192.0.2.12 " in ip("-n", netns, "route", "show", "10.244.2.0/24")
+    assert "encap ip id 7 src 0.0.0.0 dst 192.0.2.13 " in ip("-n", netns, "route", "show", "10.244.3.0/24")
+    neighbours = {(n["dst"], n["dev"]): n for n in ip_json(netns, "neigh", "show", "nud", "permanent")}
+    assert neighbours[("10.244.2.0", "vx0")]["lladdr"] == "02:00:00:00:02:00"
+    assert neighbours[("fd00:244:0:2::", "vx0")]["lladdr"] == "02:00:00:00:02:00"
+    assert netx.plan(TUNNEL)["changes"] == []
+    moved = TUNNEL.replace("10.0.0.9, lladdr: \"02:00:00:00:00:09\"", "10.0.0.9, lladdr: \"02:00:00:00:00:0a\"")
+    moved = moved.replace("id: 7, dst: 192.0.2.13", "id: 8, dst: 192.0.2.13")
+    assert actions(netx.plan(moved)) == {"neigh.br0.10.0.0.9": "update", "route.main.10.244.3.0/24": "update"}
+    netx.apply(moved)
+    assert ip_json(netns, "neigh", "show", "10.0.0.9", "dev", "br0")[0]["lladdr"] == "02:00:00:00:00:0a"
+    assert "encap ip id 8 " in ip("-n", netns, "route", "show", "10.244.3.0/24")  # (its JSON has two "dst")
+    assert_adopts(netx)
+    netx.apply(BASE)
+    assert ip_json(netns, "neigh", "show", "nud", "permanent") == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.conftest import ip, ip_json
+from tests.conftest import assert_adopts, ip, ip_json
 
 SPEC = """\
 apiVersion: netx/v1
@@ -75,6 +75,8 @@ def test_show_marks_ownership(netx, netns):
     assert shown["address.foreign0.10.50.0.1/24"] is False and shown["address.br0.10.0.0.1/24"] is True
     table = netx("show").out
     assert any(line.startswith("link.foreign0") and "unmanaged" in line for line in table.splitlines())
+    adopted = assert_adopts(netx)  # netx's objects and the foreign ones, in one spec
+    assert "02:00:00:00:00:09" in adopted and "10.61.0.0/16" in adopted
 
 
 def test_adopted_object_is_updated_but_kept_when_it_leaves_the_spec(netx, netns):
@@ -111,6 +113,11 @@ def test_adoption_round_trip(netx, netns, other_netns):
          "10.9.0.254"),
         ("route", "add", "blackhole", "10.99.0.0/16", "table", "7"),
         ("rule", "add", "priority", "300", "fwmark", "0x4", "table", "7"),
+        ("link", "add", "vxe", "type", "vxlan", "external", "dstport", "4789"),
+        ("link", "set", "vxe", "up"),
+        ("route", "add", "10.250.0.0/24", "encap", "ip", "id", "5", "dst", "192.0.2.50", "dev", "vxe"),
+        ("neigh", "add", "10.9.0.7", "lladdr", "02:00:00:00:09:07", "dev", "br9", "nud", "permanent"),
+        ("neigh", "add", "fd09::7", "lladdr", "02:00:00:00:09:07", "dev", "br9", "nud", "permanent"),
     ):
         ip("-n", netns, *command)
     adopted = netx("show", "-o", "yaml")
@@ -122,3 +129,5 @@ def test_adoption_round_trip(netx, netns, other_netns):
     result = netx("plan", str(path), "--detailed-exitcode")
     assert result.code == 0, result.out + result.err + adopted.out
     assert "No changes" in result.out
+    assert "encap: {type: ip, id: 5, dst: 192.0.2.50}" in adopted.out
+    assert '- dev: br9\n  ip: 10.9.0.7\n  lladdr: "02:00:00:00:09:07"\n' in adopted.out

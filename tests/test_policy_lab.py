@@ -21,7 +21,7 @@ import pytest
 from netplanx.features.policy.maps import map_path, scope_dir
 from netplanx.lab.cluster import Lab, lab_spec
 from netplanx.system import netns as namespaces
-from tests.conftest import IS_ROOT, ip
+from tests.conftest import IS_ROOT, assert_adopts, ip
 from tests.policy_traffic import echo_servers, probe_all
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="needs root: creates network namespaces")
@@ -149,6 +149,8 @@ def test_connectivity_matrix_and_idempotence(lab):
     assert run_matrix(lab, MATRIX) == []
     for node in NODES:
         assert plan_changes(lab, spec(), node) == {}, node
+        adopted = assert_adopts(lab, node)  # policies cannot be: their datapath is left unmanaged
+        assert "# policies are not adopted" in adopted and "policy.*" in adopted and "ipcache.*" in adopted
 
 
 def watch_one(lab: Lab, *filters: str) -> subprocess.Popen:

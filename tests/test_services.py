@@ -14,7 +14,7 @@ import pytest
 
 from netplanx.lab.cluster import Lab, lab_spec
 from netplanx.system.bpf.loader import PIN_ROOT
-from tests.conftest import lab_of
+from tests.conftest import assert_adopts, lab_of
 from tests.services_traffic import HeldConnection, connect_many, nsenter, servers, tx_checksum_off
 
 VIP = "10.96.0.10"
@@ -106,6 +106,8 @@ def test_traffic_is_balanced_by_weight_with_checksum_offload_off_and_cleanup_lea
                    web({"web-1": 1, "web-2": 1, "web-3": 1}, name="sticky", port=81, extra=", affinity: clientIP"))
     lab.apply(spec)
     assert lab.plan(spec, "node-a")["changes"] == []  # idempotent
+    adopted = assert_adopts(lab, "node-a")
+    assert "affinity: clientIP" in adopted and "{address: 10.244.1.13, port: 8080, weight: 2}" in adopted
     node = lab.netns("node-a")
     for endpoint in ENDPOINTS:
         tx_checksum_off(lab.endpoint_netns(endpoint))
@@ -282,6 +284,9 @@ def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
     with backend_servers(lab, ("web-1", "web-2")):
         answers = connect_many(outside, VIP, 80, 60)
     assert set(answers) == {"web-1", "web-2"}, answers
+    adopted = assert_adopts(lab, "node-a")  # the underlay device as one of the host's loadBalancerDevices
+    written = {"xdp": "xdpNative", "xdpGeneric": "xdpGeneric", "tc": "tc"}[mode]
+    assert f"loadBalancerDevices:\n- {{name: eth0, mode: {written}, masquerade: 192.0.2.11}}" in adopted
 
 
 @pytest.fixture

@@ -65,14 +65,61 @@ def test_service_spec_error_is_positioned(services: str, line: int, col: int, me
     assert "allowed: " in problems[0]
 
 
-def test_services_need_a_cluster() -> None:
-    problems = problems_of(spec("""\
+def test_a_host_runs_its_services_on_its_endpoints_veths() -> None:
+    """Without cluster, the services run on the host: on its endpoints' veths, backends by address too."""
+    parsed, _ = parse_spec(spec("""\
         apiVersion: netx/v1
+        endpoints:
+          - {name: web-1, netns: web, address: 10.244.1.11}
+        services:
+          - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-1, port: 8080}, {address: 10.0.0.1}]}
+        """), SOURCE)
+    resources = {r.address: r for r in compile_spec(parsed)}
+    assert resources["service.web"].attrs["backends"] == {"10.244.1.11:8080": 1, "10.0.0.1:80": 1}
+    assert {a for a in resources if a.startswith(("datapath.", "bpfprog."))} == {
+        "bpfprog.lb", "datapath.ep-web-1.ingress", "datapath.ep-web-1.egress"}
+
+
+def test_a_host_runs_its_load_balancer_on_its_devices_too() -> None:
+    parsed, _ = parse_spec(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+          - {name: eth1, type: device}
         services:
           - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: 10.0.0.1}]}
+        loadBalancerDevices:
+          - {name: eth0, mode: xdpGeneric, masquerade: 192.0.2.11}
+          - {name: eth1}
         """), SOURCE)
-    assert problems == [f"{SOURCE}:3:5: services need a cluster section (allowed: add cluster: with the nodes; the "
-                        "load balancer runs on the endpoints' veths and the underlay device)"]
+    resources = {r.address: r for r in compile_spec(parsed)}
+    assert resources["datapath.eth0.xdp"].attrs["mode"] == "xdp-generic"
+    assert resources["datapath.eth0.xdp"].attrs["masquerade"] == "192.0.2.11"
+    assert resources["datapath.eth1.ingress"].attrs["masquerade"] is None and "datapath.eth1.egress" in resources
+    assert "sysctl.net.ipv4.conf.eth0.accept_local" in resources
+    assert "sysctl.net.ipv4.conf.eth1.accept_local" not in resources
+
+
+@pytest.mark.parametrize(("text", "line", "col", "message"), [
+    pytest.param("""\
+        apiVersion: netx/v1
+        services:
+          - {name: web, vip: 10.96.0.10, port: 80}
+        loadBalancerDevices:
+          - {name: eth9}
+        """, 5, 12, "device 'eth9' is not declared (allowed: an interface in interfaces: none declared)",
+        id="undeclared-device"),
+    pytest.param("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: eth0, type: device}
+        loadBalancerDevices:
+          - {name: eth0}
+        """, 5, 5, "a load balancer device needs services (allowed: add services:)", id="no-services"),
+])
+def test_load_balancer_device_error_is_positioned(text: str, line: int, col: int, message: str) -> None:
+    problems = problems_of(spec(text), SOURCE)
+    assert problems == [f"{SOURCE}:{line}:{col}: {message}"]
 
 
 def test_a_node_compiles_its_services_and_attachments() -> None:

@@ -86,7 +86,7 @@ CASES = [
     pytest.param(interface("v0", "veth", "peer: {name: v1, nets: blue}"),
         5, 22, "unknown key 'nets' (allowed: name, netns)", id="unknown-veth-peer-key"),
     pytest.param(section("routes", "- to: default", "  gw: 192.0.2.1"),
-        4, 5, "unknown key 'gw' (allowed: to, via, dev, src, table, metric, scope, type, onlink, nexthops)",
+        4, 5, "unknown key 'gw' (allowed: to, via, dev, src, table, metric, scope, type, onlink, nexthops, encap)",
         id="unknown-route-key"),
     pytest.param(spec("""\
         interfaces:

@@ -17,7 +17,7 @@ from netplanx.features.wireguard import drivers
 from netplanx.features.wireguard.keys import decode, encode, fingerprint, public_key, x25519
 from netplanx.lab.cluster import Lab, lab_spec
 from netplanx.system.probes import link_kind_error
-from tests.conftest import IS_ROOT, ROOT, ip_json
+from tests.conftest import IS_ROOT, ROOT, assert_adopts, ip_json
 from tests.traffic import capture, ping, tcp_exchange
 
 NODES = ["node-a", "node-b", "node-c"]
@@ -104,6 +104,9 @@ def test_traffic_between_nodes_is_only_wireguard_on_the_underlay(lab, mode):
     assert any(p["meta"]["status"]["rx_bytes"] > 0 for p in peers)
     table = lab.netx("node-a", "show").stdout
     assert "latest_handshake=" in table and "rx_bytes=" in table
+    adopted = assert_adopts(lab, "node-a")  # (a spec holds full public keys: not a recorded output)
+    assert f"privateKeyFile: {keys['node-a'][1]}" in adopted and keys["node-b"][0] in adopted
+    assert all(secret not in adopted for secret in (path.read_text().strip() for _public, path in keys.values()))
 
 
 def test_removing_a_node_removes_its_peer_everywhere(lab):
@@ -314,3 +317,36 @@ def test_a_wireguard_device_netx_did_not_start_is_left_alone(lab):
         assert shown["link.wg-foreign"] is False and "wireguard.netx-wg" not in shown
     finally:
         foreign.stop("wg-foreign")
+
+
+def test_a_host_wireguard_device_with_a_route_through_it_is_applied_adopted_and_removed(netx, netns, tmp_path):
+    """A host's own device (wireguardDevices): created before the route on it, configured from its key file,
+    adopted with that file, and removed after the route."""
+    from netplanx.features.wireguard.keys import generate
+
+    key = tmp_path / "hw0.key"
+    spec = f"""\
+        apiVersion: netx/v1
+        wireguardDevices:
+          - name: hw0
+            port: 51999
+            publicKey: "{generate(key)}"
+            privateKeyFile: {key}
+            peers:
+              - {{name: far, publicKey: "{PEER.public_key}", endpoint: "192.0.2.12:51820", allowedIPs: [10.9.2.0/24],
+                 keepalive: 25}}
+        routes:
+          - {{to: 10.9.0.0/16, dev: hw0}}
+        """
+    steps = [s["address"] for s in netx.plan(spec)["steps"]]
+    assert steps.index("wireguard.hw0") < steps.index("route.main.10.9.0.0/16")
+    netx.apply(spec)
+    assert ip_json(netns, "link", "show", "hw0")[0]["mtu"] == 1420
+    assert ip_json(netns, "route", "show", "10.9.0.0/16")[0]["dev"] == "hw0"
+    assert netx.plan(spec)["changes"] == []
+    adopted = assert_adopts(netx)
+    assert f"privateKeyFile: {key}" in adopted and "keepalive: 25" in adopted and "port: 51999" in adopted
+    removed = [s["address"] for s in netx.plan("apiVersion: netx/v1\n")["steps"]]
+    assert removed.index("route.main.10.9.0.0/16") < removed.index("wireguard.hw0") and len(removed) == 3
+    netx.apply("apiVersion: netx/v1\n")
+    assert not ip_json(netns, "link", "show")[1:], "only lo is left"

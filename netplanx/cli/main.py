@@ -99,8 +99,9 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
     views = {view.name: view for feature in FEATURES for view in feature.views()}
     if args.what in views:
         return views[args.what].run(args, out, lambda: open_session(args))
-    from netplanx.spec.adopt import adoption_options, dump_spec, live_to_spec
+    from netplanx.spec.adopt import adopt, adoption_options, dump_spec
     from netplanx.spec.schema import schema_location
+    from netplanx.workflow.history import History
 
     require_root()
     session = open_session(args)
@@ -114,7 +115,8 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
     if args.output == "json":
         print_json([r.to_json(display=True) for r in live])
     elif args.output == "yaml":
-        sys.stdout.write(dump_spec(live_to_spec(live), schema_location()))
+        adoption = adopt(live, args.node, History(args.state_dir, session.store.scope).last_applied())
+        sys.stdout.write(dump_spec(adoption.spec, schema_location(), adoption.notes))
     else:
         render_live(live, sys.stdout)
     return EXIT_OK

@@ -178,3 +178,15 @@ def _key_file(value: Any) -> str:
 
 
 KeyFile = Annotated[str, BeforeValidator(_key_file), Field(description="Absolute path of a 0600 key file.")]
+
+
+def _address_pattern(value: Any) -> str:
+    text = str(value)
+    if not re.fullmatch(r"[a-z]+\.\S+", text):
+        raise ValueError(f"'{text}' is not a resource address or pattern (allowed: KIND.NAME, '*' and '?' as "
+                         "wildcards, such as policy.web-1 or ipcache.*)")
+    return text
+
+
+AddressPattern = Annotated[str, BeforeValidator(_address_pattern),
+                           Field(description="A resource address as netx plan shows it; '*' and '?' match any text.")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from netplanx.engine.plan import Change, Plan, Step
@@ -23,13 +24,14 @@ def preflight(types: Mapping[str, ResourceType], desired: Sequence[Resource], li
 
 
 def make_plan(types: Mapping[str, ResourceType], desired: Iterable[Resource], live: Iterable[Resource],
-              scope: Collection[str] | None = None, claim: Collection[str] = ()) -> Plan:
+              scope: Collection[str] | None = None, claim: Collection[str] = (), keep: Sequence[str] = ()) -> Plan:
     """Compute the changes that turn ``live`` into ``desired``.
 
     Without ``scope`` only live objects netx owns may be deleted; unowned ones that the spec does not
-    name are listed as unmanaged. With ``scope`` (a rollback), exactly the addresses in it are brought
-    to ``desired``, whoever owns them. ``claim``: addresses an interrupted apply was creating; an
-    unmarked object found there is netx's (it died before marking it), so the plan marks it.
+    name are listed as unmanaged, and so are owned ones whose address matches a pattern of ``keep`` (the
+    spec's ``unmanaged``). With ``scope`` (a rollback), exactly the addresses in it are brought to
+    ``desired``, whoever owns them. ``claim``: addresses an interrupted apply was creating; an unmarked
+    object found there is netx's (it died before marking it), so the plan marks it.
     """
     wanted = {r.address: r for r in desired}
     current = {r.address: r for r in live}
@@ -56,7 +58,7 @@ def make_plan(types: Mapping[str, ResourceType], desired: Iterable[Resource], li
             continue
         if scope is not None and address not in scope:
             continue
-        if have.owned or scope is not None:
+        if scope is not None or (have.owned and not any(fnmatch.fnmatchcase(address, p) for p in keep)):
             changes[address] = Change(address, have.kind, "delete", have, None)
         else:
             unmanaged.append(address)
@@ -75,18 +77,22 @@ def _updated(rtype: ResourceType, want: Resource, have: Resource, scope: Collect
 
 
 class _Graph:
-    """The dependencies of resources, resolved: a dependency on an address, or on every resource of a kind
-    that a predicate accepts (resolved against the resources given, indexed by kind once)."""
+    """The dependencies of resources, resolved: a dependency on an address (or on the resource that
+    ``provides`` it, as a WireGuard device provides its link), or on every resource of a kind that a
+    predicate accepts (resolved against the resources given, indexed once)."""
 
     def __init__(self, types: Mapping[str, ResourceType], *pools: Mapping[str, Resource]):
         self.types = types
         self.pools = pools
         self._by_kind: dict[str, list[Resource]] | None = None
+        self._providers: dict[str, list[str]] | None = None
 
     def targets(self, dep: Dependency) -> list[str]:
         """The addresses ``dep`` names among the resources known here."""
         if dep.matches is None:
-            return [dep.address] if any(dep.address in pool for pool in self.pools) else []
+            if any(dep.address in pool for pool in self.pools):
+                return [dep.address]
+            return self._provided().get(dep.address, [])
         if self._by_kind is None:
             self._by_kind = {}
             seen: set[str] = set()
@@ -96,6 +102,17 @@ class _Graph:
                         seen.add(res.address)
                         self._by_kind.setdefault(res.kind, []).append(res)
         return [r.address for r in self._by_kind.get(dep.kind, ()) if dep.matches(r)]
+
+    def _provided(self) -> dict[str, list[str]]:
+        """Address named in a resource's ``meta['provides']`` -> the resources that provide it."""
+        if self._providers is None:
+            self._providers = {}
+            for pool in self.pools:
+                for res in pool.values():
+                    for address in res.meta.get("provides", ()):
+                        if res.address not in self._providers.setdefault(address, []):
+                            self._providers[address].append(res.address)
+        return self._providers
 
     def requirements(self, res: Resource) -> list[Dependency]:
         return self.types[res.kind].requirements(res)

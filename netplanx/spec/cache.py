@@ -44,20 +44,21 @@ class SpecCache:
     def _path(self, digest: str) -> Path:
         return self.root / f"{digest}-{_code_fingerprint()}.marshal"
 
-    def get(self, digest: str) -> tuple[list[Resource], list[dict[str, Any]]] | None:
-        """The compiled resources and post-conditions of a spec seen before."""
+    def get(self, digest: str) -> tuple[list[Resource], list[dict[str, Any]], list[str]] | None:
+        """The compiled resources, post-conditions and unmanaged patterns of a spec seen before."""
         try:
-            entries, checks = marshal.loads(self._path(digest).read_bytes())
+            entries, checks, unmanaged = marshal.loads(self._path(digest).read_bytes())
         except (OSError, ValueError, EOFError, TypeError):
             return None
-        return [Resource(*entry) for entry in entries], checks
+        return [Resource(*entry) for entry in entries], checks, unmanaged
 
-    def put(self, digest: str, resources: list[Resource], checks: list[dict[str, Any]]) -> None:
+    def put(self, digest: str, resources: list[Resource], checks: list[dict[str, Any]],
+            unmanaged: list[str]) -> None:
         try:
             os.makedirs(self.root.parent, mode=0o700, exist_ok=True)
             os.makedirs(self.root, mode=0o700, exist_ok=True)
             write_atomically(self._path(digest), marshal.dumps(
-                ([(r.kind, r.address, dict(r.attrs), r.owned, dict(r.meta)) for r in resources], checks)))
+                ([(r.kind, r.address, dict(r.attrs), r.owned, dict(r.meta)) for r in resources], checks, unmanaged)))
             self._prune()
         except OSError:
             pass  # a cache that cannot be written only costs time

@@ -29,3 +29,7 @@ def compile_checks(spec: Any) -> list[dict[str, Any]]:
     """The post-conditions as plain data (they travel with the compiled resources)."""
     return [check.to_check() for check in spec.checks]
 
+
+def compile_unmanaged(spec: Any) -> list[str]:
+    """The address patterns of the live objects the spec leaves alone (they travel with the resources)."""
+    return list(spec.unmanaged)

@@ -11,7 +11,7 @@ from typing import Any, Literal, Union
 
 from pydantic import Field, create_model
 
-from netplanx.document.fields import SpecModel
+from netplanx.document.fields import AddressPattern, SpecModel
 from netplanx.engine.feature import Postcondition, Section
 from netplanx.registry import FEATURES
 
@@ -30,6 +30,9 @@ def _spec_model() -> Any:
     checks = Union[tuple(p.model for p in POSTCONDITIONS)]  # noqa: UP007
     fields["checks"] = (list[checks], Field(  # type: ignore[valid-type]
         default_factory=list, description="Post-conditions: after apply they must hold, or the change is undone."))
+    fields["unmanaged"] = (list[AddressPattern], Field(
+        default_factory=list, description="Live objects netx made that this spec leaves as they are (addresses or "
+                                          "patterns): plans list them as unmanaged instead of deleting them."))
     return create_model("Spec", __base__=SpecModel, __module__=__name__,
                         __doc__="A node's desired networking, or a cluster's (each node derives its own).", **fields)
 

@@ -7,6 +7,7 @@ common part is reported once, and each problem points where its value is written
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from netplanx.document.problems import Problem
@@ -18,12 +19,17 @@ FIRST_AT = re.compile(r"first at (\w+)\[(\d+)\]")
 
 
 def node_views(spec: Any) -> list[NodeView]:
-    """The spec as each host sees it: one view per cluster node, or the spec itself for one host."""
-    for feature in FEATURES:
-        views = feature.node_views(spec, NODE_SECTIONS)
-        if views is not None:
-            return views
-    return [NodeView(spec)]
+    """The spec as each host sees it: one view per cluster node, or the spec itself for one host; each
+    with the links the features' sections create on that host."""
+    views = next((v for f in FEATURES if (v := f.node_views(spec, NODE_SECTIONS)) is not None), [NodeView(spec)])
+    return [_with_links(view) for view in views]
+
+
+def _with_links(view: NodeView) -> NodeView:
+    made = {name: by for feature in FEATURES for name, by in feature.links(view).items()}
+    if not made:
+        return view
+    return replace(view, links={**dict.fromkeys(made, ()), **view.links}, managed={**made, **view.managed})
 
 
 def semantic_problems(spec: Any) -> list[Problem]:

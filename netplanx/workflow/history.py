@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from netplanx.engine.feature import Applied
 from netplanx.engine.plan import Plan
 from netplanx.files import write_atomically
 
@@ -97,6 +98,12 @@ class History:
             return (self.folder / f"{digest}.yaml").read_text()
         except OSError:
             return None
+
+    def last_applied(self) -> Applied | None:
+        """The spec of the last successful apply, with the file and node it was applied as."""
+        entry = next((e for e in reversed(self.entries()) if e.result in ("applied", "no-changes")), None)
+        text = self.spec_text(entry.spec_digest) if entry else None
+        return Applied(entry.spec_path, entry.node, text) if entry and text is not None else None
 
 
 def _user() -> str:

@@ -36,6 +36,7 @@ class Desired:
     digest: str
     text: str = ""
     checks: list[dict[str, Any]] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)  # address patterns the plan never deletes
 
 
 def load_desired(path: Path, node: str, cache: SpecCache | None = None) -> Desired:
@@ -53,15 +54,15 @@ def desired_from_text(text: str, source: str, node: str, cache: SpecCache | None
     key = spec_digest(f"{digest}/{node}")
     cached = cache.get(key) if cache else None
     if cached is not None:
-        return Desired(cached[0], digest, text, cached[1])
-    from netplanx.spec.compile import compile_checks, compile_spec  # pydantic and the model: on a cache miss
+        return Desired(cached[0], digest, text, cached[1], cached[2])
+    from netplanx.spec.compile import compile_checks, compile_spec, compile_unmanaged  # pydantic: on a cache miss
     from netplanx.spec.validate import parse_spec
 
     spec, _document = parse_spec(text, source)
-    resources, checks = compile_spec(spec, node), compile_checks(spec)
+    resources, checks, unmanaged = compile_spec(spec, node), compile_checks(spec), compile_unmanaged(spec)
     if cache:
-        cache.put(key, resources, checks)
-    return Desired(resources, digest, text, checks)
+        cache.put(key, resources, checks, unmanaged)
+    return Desired(resources, digest, text, checks, unmanaged)
 
 
 class Session:
@@ -90,7 +91,7 @@ class Session:
         preflight(self.types, desired.resources, live)
         wanted = self.resolve(desired.resources)
         interrupted = self.interrupted() or {}
-        plan = make_plan(self.types, wanted, live, claim=set(interrupted.get("creates", ())))
+        plan = make_plan(self.types, wanted, live, claim=set(interrupted.get("creates", ())), keep=desired.unmanaged)
         plan.netns = self.netns
         plan.spec_digest = desired.digest
         return plan

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from netplanx.engine.feature import Adoption
 from netplanx.engine.resource import Resource
 
 BGP_PORT = 179
 BGP_HOLD_TIME = 90
 
 
-def adopt_bgp(live: Mapping[str, Sequence[Resource]], spec: dict[str, Any]) -> None:
-    if live.get("bgp"):
-        spec["bgp"] = _bgp(live["bgp"][0], live.get("bgppeer", ()), live.get("bgppath", ()))
+def adopt_bgp(adoption: Adoption) -> None:
+    config, peers, paths = adoption.live("bgp"), adoption.live("bgppeer"), adoption.live("bgppath")
+    if config:
+        adoption.spec["bgp"] = _bgp(config[0], peers, paths)
+        adoption.describe([*config, *peers, *paths])
 
 
 def _bgp(config: Resource, peers: Sequence[Resource], paths: Sequence[Resource]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from netplanx.document.problems import Problem
-from netplanx.engine.feature import Command, DoctorCheck, Feature, NodeView, Postcondition, Section
+from netplanx.engine.feature import Adoption, Command, DoctorCheck, Feature, NodeView, Postcondition, Section
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
 
@@ -67,10 +67,10 @@ class Bgp(Feature):
         ctx.on_close(bgp.close)
         return [GlobalType(bgp), BgpPeerType(bgp), PathType(bgp)]
 
-    def adopt(self, live: Mapping[str, Sequence[Resource]], spec: dict[str, Any]) -> None:
+    def adopt(self, adoption: Adoption) -> None:
         from netplanx.features.bgp.adopt import adopt_bgp
 
-        adopt_bgp(live, spec)
+        adopt_bgp(adoption)
 
     def show_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--bgp-api", metavar="HOST:PORT",

@@ -1,4 +1,5 @@
-"""Checks of the cluster section: nodes and endpoints must agree with each other and with the ranges."""
+"""Checks of the cluster section: nodes and endpoints must agree with each other and with the ranges; a
+host's endpoints (a spec without cluster) must not collide."""
 
 from __future__ import annotations
 
@@ -12,9 +13,31 @@ NETNS_MAX = 64
 
 def cluster_problems(spec: Any) -> list[Problem]:
     if spec.cluster is None:
-        return [Problem(("endpoints", 0), "endpoints need a cluster section (allowed: add cluster: with "
-                                          "the nodes)")] if spec.endpoints else []
+        return [*_host_endpoint_problems(spec)]
     return [*_node_problems(spec), *_endpoint_problems(spec), *_bgp_routing_problems(spec)]
+
+
+def _host_endpoint_problems(spec: Any) -> Iterator[Problem]:
+    names: dict[object, int] = {}
+    namespaces: dict[object, int] = {}
+    addresses: dict[object, int] = {}
+    for index, endpoint in enumerate(spec.endpoints):
+        at = ("endpoints", index)
+        if endpoint.node is not None:
+            yield Problem((*at, "node"), f"node '{endpoint.node}' needs a cluster section (allowed: add cluster: "
+                                         "with the nodes, or omit node: a spec without cluster puts its endpoints "
+                                         "on the host)")
+        if (first := _first(names, endpoint.name, index)) is not None:
+            yield Problem((*at, "name"), f"endpoint name '{endpoint.name}' is declared twice (first at "
+                                         f"endpoints[{first}]; allowed: unique names)")
+        namespace = endpoint.netns or endpoint.name
+        if (first := _first(namespaces, namespace, index)) is not None:
+            yield Problem((*at, "netns" if endpoint.netns else "name"), f"namespace '{namespace}' is already "
+                          f"endpoint {spec.endpoints[first].name}'s (allowed: one namespace an endpoint)")
+        for field, address in (("address", endpoint.address), ("address6", endpoint.address6)):
+            if address is not None and (first := _first(addresses, address, index)) is not None:
+                yield Problem((*at, field), f"{field} {address} is already used by endpoint "
+                                            f"{spec.endpoints[first].name} (allowed: one endpoint an address)")
 
 
 def _bgp_routing_problems(spec: Any) -> Iterator[Problem]:
@@ -92,6 +115,10 @@ def _endpoint_problems(spec: Any) -> Iterator[Problem]:
     addresses: dict[object, int] = {}
     for index, endpoint in enumerate(spec.endpoints):
         at = ("endpoints", index)
+        for field in ("netns", "mtu"):
+            if getattr(endpoint, field) is not None:
+                yield Problem((*at, field), f"{field} is derived from the cluster (allowed: omit it; the namespace "
+                                            "is CLUSTER-NAME, the MTU the overlay's)")
         if (first := _first(names, endpoint.name, index)) is not None:
             yield Problem((*at, "name"), f"endpoint name '{endpoint.name}' is declared twice (first at "
                                                 f"endpoints[{first}]; allowed: unique names)")
@@ -101,8 +128,8 @@ def _endpoint_problems(spec: Any) -> Iterator[Problem]:
                                                 f"is longer than {NETNS_MAX} (allowed: shorter names)")
         node = nodes.get(endpoint.node)
         if node is None:
-            yield Problem((*at, "node"), f"node '{endpoint.node}' is not in the cluster (allowed: "
-                                                f"{', '.join(sorted(nodes))})")
+            named = f"node '{endpoint.node}' is not in the cluster" if endpoint.node else "an endpoint needs node"
+            yield Problem((*at, "node") if endpoint.node else at, f"{named} (allowed: {', '.join(sorted(nodes))})")
             continue
         for field, address, network in (("address", endpoint.address, node.pod_cidr),
                                         ("address6", endpoint.address6, node.pod_cidr6)):

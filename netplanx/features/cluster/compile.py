@@ -1,5 +1,6 @@
 """Compile the cluster section for one node: underlay, tunnel or native routes to every other node,
-and the node's endpoints. Everything is derived from the one spec, so the nodes cannot disagree."""
+and the node's endpoints. Everything is derived from the one spec, so the nodes cannot disagree. A spec
+without cluster puts its endpoints on the host."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from netplanx.engine.resource import Resource
 from netplanx.features.cluster.endpoints import PURPOSE, endpoint_resource
-from netplanx.features.cluster.model import TUNNEL_OVERHEAD, Node
+from netplanx.features.cluster.model import ENDPOINT_MTU, TUNNEL_OVERHEAD, Endpoint, Node
 from netplanx.features.cluster.namespaces import namespace_resource
 from netplanx.features.cluster.nodes import GATEWAY4, GATEWAY6, endpoint_netns, endpoints_of, host_interface, tunnel_mac
 from netplanx.features.interfaces.addresses import address_resource
@@ -57,8 +58,15 @@ def cluster_resources(spec: Any, node: Node) -> list[Resource]:
             if dual and other.address6 is not None:
                 resources.append(_route(other.pod_cidr6, via=str(other.address6), dev=underlay.device))
     for endpoint in endpoints_of(spec, node):
-        resources += _endpoint(spec, endpoint, inner_mtu, dual)
+        resources += endpoint_resources(endpoint, endpoint_netns(spec, endpoint), inner_mtu, dual)
     return resources
+
+
+def host_resources(spec: Any) -> list[Resource]:
+    """The endpoints of a spec without cluster, on the host."""
+    return [res for endpoint in spec.endpoints
+            for res in endpoint_resources(endpoint, endpoint_netns(spec, endpoint), endpoint.mtu or ENDPOINT_MTU,
+                                          dual=True)]
 
 
 def _vtep(network: Any) -> str:
@@ -110,8 +118,9 @@ def _wireguard(spec: Any, node: Node, others: list[Node], mtu: int) -> list[Reso
     return resources
 
 
-def _endpoint(spec: Any, endpoint: Any, mtu: int, dual: bool) -> list[Resource]:
-    namespace = endpoint_netns(spec, endpoint)
+def endpoint_resources(endpoint: Endpoint, namespace: str, mtu: int, dual: bool) -> list[Resource]:
+    """An endpoint in ``namespace``: the namespace, the veth pair, the gateway addresses on the host's end,
+    the routes to the endpoint and what is inside; IPv6 too when ``dual`` (and the endpoint has it)."""
     interface = host_interface(endpoint)
     link = Resource("link", link_address(interface),
                     {"name": interface, "state": "up", "master": None, "type": "veth", "mtu": mtu,

@@ -1,12 +1,13 @@
-"""The cluster feature: nodes, their underlay, tunnel or native routing, endpoints; per-node views."""
+"""The cluster feature: nodes, their underlay, tunnel or native routing, endpoints (a host's too); per-node
+views."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from netplanx.document.problems import Problem
-from netplanx.engine.feature import Feature, NodeView, Section
+from netplanx.engine.feature import Adoption, Feature, NodeView, Section
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
 
@@ -41,18 +42,28 @@ class Cluster(Feature):
 
         return cluster_problems(spec)
 
-    def compile(self, view: NodeView) -> list[Resource]:
-        if view.node is None:
-            return []
-        from netplanx.features.cluster.compile import cluster_resources
+    def links(self, view: NodeView) -> Mapping[str, str]:
+        if view.node is not None:
+            return {}  # a node's: in its view already
+        from netplanx.features.cluster.nodes import host_interface
 
-        return cluster_resources(view.spec, view.node)
+        return {host_interface(e): f"endpoints[{i}]" for i, e in enumerate(view.spec.endpoints)}
+
+    def compile(self, view: NodeView) -> list[Resource]:
+        from netplanx.features.cluster.compile import cluster_resources, host_resources
+
+        return host_resources(view.spec) if view.node is None else cluster_resources(view.spec, view.node)
 
     def types(self, ctx: KernelContext) -> list[ResourceType]:
         from netplanx.features.cluster.endpoints import EndpointType
         from netplanx.features.cluster.namespaces import NamespaceType
 
         return [NamespaceType(ctx), EndpointType(ctx)]
+
+    def adopt(self, adoption: Adoption) -> None:
+        from netplanx.features.cluster.adopt import adopt_endpoints
+
+        adopt_endpoints(adoption)
 
 
 FEATURE = Cluster()

@@ -10,11 +10,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from netplanx.document.fields import IP4, IP6, IfName, Name, Network4, Network6, SpecModel
+from netplanx.document.fields import IP4, IP6, IfName, Name, NetnsName, Network4, Network6, SpecModel
 from netplanx.features.wireguard.model import Encryption
 
 TUNNEL_PORTS = {"vxlan": 8472, "geneve": 6081}
 TUNNEL_OVERHEAD = {"vxlan": 50, "geneve": 50}  # outer IPv4 + UDP + tunnel header + inner Ethernet
+ENDPOINT_MTU = 1500  # a host's endpoints (a cluster's get the overlay MTU)
 
 
 class Tunnel(SpecModel):
@@ -78,10 +79,15 @@ class Cluster(SpecModel):
 
 
 class Endpoint(SpecModel):
-    """A local workload: a namespace joined to its node by a veth pair."""
+    """A local workload: a namespace joined to its node (or host) by a veth pair ``ep-NAME``."""
 
     name: Name
-    node: Name = Field(description="The node it runs on.")
-    address: IP4 = Field(description="IPv4 address from the node's podCIDR.")
-    address6: IP6 | None = Field(None, description="IPv6 address from the node's podCIDR6.")
+    node: Name | None = Field(None, description="The node it runs on (every endpoint of a cluster names one; a "
+                                                "spec without cluster puts its endpoints on the host).")
+    netns: NetnsName | None = Field(None, description="Without cluster: its namespace (default: its name); a "
+                                                      "cluster's is CLUSTER-NAME.")
+    mtu: int | None = Field(None, ge=68, le=65535, description=f"Without cluster: the MTU of its veth (default "
+                                                                 f"{ENDPOINT_MTU}); a cluster's is derived.")
+    address: IP4 = Field(description="IPv4 address (from the node's podCIDR).")
+    address6: IP6 | None = Field(None, description="IPv6 address (from the node's podCIDR6).")
     labels: dict[str, str] = Field(default_factory=dict, description="Labels (policies select endpoints by them).")

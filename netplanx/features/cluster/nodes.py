@@ -13,6 +13,7 @@ from netplanx.features.cluster.model import Endpoint, Node
 
 GATEWAY4 = "169.254.1.1"  # every endpoint's default gateway: an address on its host-side veth
 GATEWAY6 = "fe80::1"
+CLUSTER_MADE = "the cluster settings on this node"
 
 
 def find_node(spec: Any, name: str) -> Node | None:
@@ -53,11 +54,12 @@ def node_view(spec: Any, node: Node, index: int, node_sections: Sequence[Section
         return (*node_path, path[1] - common, *path[2:])
 
     return NodeView(spec.model_copy(update=update), node, index, cluster_links(spec, node),
-                    frozenset(cluster_managed_links(spec, node)), where)
+                    dict.fromkeys(cluster_managed_links(spec, node), CLUSTER_MADE), where)
 
 
-def endpoints_of(spec: Any, node: Node) -> list[Endpoint]:
-    return [e for e in spec.endpoints if e.node == node.name]
+def endpoints_of(spec: Any, node: Node | None) -> list[Endpoint]:
+    """The endpoints on ``node`` (None: a spec without cluster, whose endpoints are all on the host)."""
+    return [e for e in spec.endpoints if node is None or e.node == node.name]
 
 
 def host_interface(endpoint: Endpoint) -> str:
@@ -67,12 +69,17 @@ def host_interface(endpoint: Endpoint) -> str:
 
 
 def endpoint_netns(spec: Any, endpoint: Endpoint) -> str:
-    return f"{spec.cluster.name}-{endpoint.name}" if spec.cluster else endpoint.name
+    return f"{spec.cluster.name}-{endpoint.name}" if spec.cluster else (endpoint.netns or endpoint.name)
 
 
 def tunnel_mac(spec: Any, node: Node) -> str:
     """A stable, locally administered MAC for a node's tunnel device, derived from the cluster spec alone."""
-    digest = hashlib.sha256(f"{spec.cluster.name}/{node.name}".encode()).digest() if spec.cluster else b"\0" * 5
+    return node_tunnel_mac(spec.cluster.name, node.name)
+
+
+def node_tunnel_mac(cluster: str, node: str) -> str:
+    """The tunnel MAC of node ``node`` of cluster ``cluster``."""
+    digest = hashlib.sha256(f"{cluster}/{node}".encode()).digest()
     return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
 
 

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from netplanx.engine.resource import Resource
+from netplanx.engine.feature import Adoption
 from netplanx.features.interfaces.kinds.catalog import KINDS
 
 DEFAULT_MTU = 1500
 
 
-def adopt_interfaces(live: Mapping[str, Sequence[Resource]], spec: dict[str, Any]) -> None:
+def adopt_interfaces(adoption: Adoption) -> None:
     addresses: dict[str, list[str]] = {}
-    for res in live.get("address", ()):
+    for res in adoption.live("address"):
         addresses.setdefault(res.attrs["dev"], []).append(res.attrs["address"])
+    links = adoption.live("link")
+    adoption.describe([*adoption.live("address"), *links])
     interfaces = []
     named = set()
     pairs: set[str] = set()  # veth ends already written as the pair's primary
-    for res in sorted(live.get("link", ()), key=lambda r: r.meta.get("index", 0)):
+    for res in sorted(links, key=lambda r: r.meta.get("index", 0)):
         attrs = dict(res.attrs)
         name = attrs["name"]
         if name == "lo" and not addresses.get(name):
@@ -32,7 +33,7 @@ def adopt_interfaces(live: Mapping[str, Sequence[Resource]], spec: dict[str, Any
     for dev in sorted(set(addresses) - named):  # the folded peer end of a veth pair
         interfaces.append({"name": dev, "type": "device", "addresses": sorted(addresses[dev])})
     if interfaces:
-        spec["interfaces"] = interfaces
+        adoption.spec["interfaces"] = interfaces
 
 
 def _interface(a: dict[str, Any], addresses: list[str]) -> dict[str, Any]:

@@ -43,9 +43,9 @@ def interface_problems(view: NodeView) -> Iterator[Problem]:
             configured.setdefault(interface.name, index)
             continue
         if interface.name in view.managed:
+            underlay = "; set the underlay through cluster.underlay" if view.node is not None else ""
             yield Problem(("interfaces", index, "name"), f"interface '{interface.name}' is created and configured by "
-                          "the cluster settings on this node (allowed: another name; set the underlay through "
-                          "cluster.underlay)")
+                          f"{view.managed[interface.name]} (allowed: another name{underlay})")
         names = [("name", interface.name)]
         if interface.type == "veth" and interface.peer.netns is None:
             names.append(("peer", interface.peer.name))
@@ -74,6 +74,8 @@ def interface_problems(view: NodeView) -> Iterator[Problem]:
         yield from KINDS[interface.type].check(interface, index, declared)
         for position, text in enumerate(interface.addresses):
             ip = ipaddress.ip_interface(text).ip
+            if ip.is_link_local:
+                continue  # scoped to its link: the same one may be on every link (an endpoint veth's gateway)
             if ip in owners:
                 yield Problem(("interfaces", index, "addresses", position),
                               f"address {ip} is already assigned to '{owners[ip]}' (allowed: each address once)")

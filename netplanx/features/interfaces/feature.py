@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from netplanx.document.problems import Problem
-from netplanx.engine.feature import DoctorCheck, Feature, NodeView, Section
+from netplanx.engine.feature import Adoption, DoctorCheck, Feature, NodeView, Section
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
 
@@ -45,10 +44,10 @@ class Interfaces(Feature):
 
         return [LinkType(ctx), AddressType(ctx)]
 
-    def adopt(self, live: Mapping[str, Sequence[Resource]], spec: dict[str, Any]) -> None:
+    def adopt(self, adoption: Adoption) -> None:
         from netplanx.features.interfaces.adopt import adopt_interfaces
 
-        adopt_interfaces(live, spec)
+        adopt_interfaces(adoption)
 
     def doctor(self) -> list[DoctorCheck]:
         from netplanx.features.interfaces.kinds.catalog import KINDS

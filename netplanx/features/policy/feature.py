@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from netplanx.document.problems import Problem
-from netplanx.engine.feature import Command, Console, DoctorCheck, Feature, NodeView, Section, View
+from netplanx.engine.feature import Adoption, Command, Console, DoctorCheck, Feature, NodeView, Section, View
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
 
@@ -63,6 +63,11 @@ class Policy(Feature):
 
         return policy_types(ctx)
 
+    def adopt(self, adoption: Adoption) -> None:
+        from netplanx.features.policy.adopt import adopt_policies
+
+        adopt_policies(adoption)
+
     def views(self) -> list[View]:
         return [View("policies", "per-endpoint policy entries and per-rule counters", _show)]
 
@@ -79,7 +84,6 @@ class Policy(Feature):
         from netplanx.features.ebpf import bcc_check, bpffs_check
 
         return [bpffs_check(), bcc_check()]
-
 
 
 FEATURE = Policy()

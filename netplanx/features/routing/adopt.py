@@ -1,23 +1,25 @@
-"""Adoption of routes (every table but the kernel's own) and rules."""
+"""Adoption of routes (every table but the kernel's own), rules and permanent neighbours."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from netplanx.engine.resource import Resource
+from netplanx.engine.feature import Adoption
 from netplanx.features.routing.routes import DEFAULT_METRIC, default_scope
 from netplanx.features.routing.rules import ALL_MASK
 from netplanx.system.names import table_name
 
 
-def adopt_routing(live: Mapping[str, Sequence[Resource]], spec: dict[str, Any]) -> None:
-    routes = [_route(r.attrs) for r in sorted(live.get("route", ()), key=lambda r: r.address)]
-    if routes:
-        spec["routes"] = routes
-    rules = [_rule(r.attrs) for r in sorted(live.get("rule", ()), key=lambda r: r.address) if "#" not in r.address]
-    if rules:
-        spec["rules"] = rules
+def adopt_routing(adoption: Adoption) -> None:
+    """Rules that share a priority with another (``rule.ipv4.100#1``) are someone else's: left out."""
+    routes = sorted(adoption.live("route"), key=lambda r: r.address)
+    rules = sorted((r for r in adoption.live("rule") if "#" not in r.address), key=lambda r: r.address)
+    neighbours = sorted(adoption.live("neighbour"), key=lambda r: r.address)
+    adoption.describe([*routes, *rules, *neighbours])
+    for key, entries in (("routes", [_route(r.attrs) for r in routes]), ("rules", [_rule(r.attrs) for r in rules]),
+                         ("neighbours", [dict(r.attrs) for r in neighbours])):
+        if entries:
+            adoption.spec[key] = entries
 
 
 def _table(number: int) -> str | int:
@@ -42,6 +44,8 @@ def _route(a: dict[str, Any]) -> dict[str, Any]:
     if a["nexthops"]:
         entry["nexthops"] = [{k: v for k, v in hop.items() if v is not None and not (k == "weight" and v == 1)}
                              for hop in a["nexthops"]]
+    if a.get("encap"):
+        entry["encap"] = {k: v for k, v in a["encap"].items() if v is not None}
     return entry
 
 

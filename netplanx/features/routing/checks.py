@@ -1,4 +1,4 @@
-"""Checks of a host's routes and rules: duplicates, declared devices, reachable gateways."""
+"""Checks of a host's routes, rules and neighbours: duplicates, declared devices, reachable gateways."""
 
 from __future__ import annotations
 
@@ -50,4 +50,18 @@ def rule_problems(view: NodeView) -> Iterator[Problem]:
         if key in seen:
             yield Problem(("rules", index, "priority"), f"IPv{rule.ip_family} rule priority {rule.priority} is "
                           f"declared twice (first at rules[{seen[key]}]; allowed: one rule a priority)")
+        seen.setdefault(key, index)
+
+
+def neighbour_problems(view: NodeView) -> Iterator[Problem]:
+    declared = declared_links(view)
+    seen: dict[tuple[str, object], int] = {}
+    for index, neighbour in enumerate(view.spec.neighbours):
+        if neighbour.dev not in declared:
+            yield Problem(("neighbours", index, "dev"), f"dev '{neighbour.dev}' is not declared (allowed: an "
+                          f"interface in interfaces: {names_text(declared)})")
+        key = (neighbour.dev, neighbour.ip)
+        if key in seen:
+            yield Problem(("neighbours", index, "ip"), f"neighbour {neighbour.ip} on '{neighbour.dev}' is declared "
+                          f"twice (first at neighbours[{seen[key]}]; allowed: one entry per address and link)")
         seen.setdefault(key, index)

@@ -1,9 +1,10 @@
-"""Compile the routes and rules of a host's view."""
+"""Compile the routes, rules and neighbours of a host's view."""
 
 from __future__ import annotations
 
 from netplanx.engine.feature import NodeView
 from netplanx.engine.resource import Resource
+from netplanx.features.routing.neighbours import neighbour_resource
 from netplanx.features.routing.routes import route_resource
 from netplanx.features.routing.rules import rule_resource
 from netplanx.system.names import table_number
@@ -18,6 +19,8 @@ def routing_resources(view: NodeView) -> list[Resource]:
         table=table_number(route.table), to=str(route.destination), metric=route.metric, kind=route.type,
         via=_text(route.via), dev=route.dev, src=_text(route.src), scope=route.scope, onlink=route.onlink,
         nexthops=[{"via": _text(h.via), "dev": h.dev, "weight": h.weight} for h in route.nexthops],
+        encap=None if route.encap is None else {"type": route.encap.type, "id": route.encap.id,
+                                                "dst": _text(route.encap.dst)},
     ) for route in view.spec.routes]
     resources += [rule_resource(
         family=f"ipv{rule.ip_family}", priority=rule.priority, action=rule.action,
@@ -25,4 +28,5 @@ def routing_resources(view: NodeView) -> list[Resource]:
         from_=_text(rule.from_), to=_text(rule.to), iif=rule.iif, oif=rule.oif,
         fwmark=rule.fwmark, fwmask=rule.fwmask,
     ) for rule in view.spec.rules]
+    resources += [neighbour_resource(n.dev, str(n.ip), n.lladdr) for n in view.spec.neighbours]
     return resources

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from netplanx.document.problems import Problem
-from netplanx.engine.feature import Feature, NodeView, Postcondition, Section
+from netplanx.engine.feature import Adoption, Feature, NodeView, Postcondition, Section
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
 
@@ -25,19 +25,22 @@ class Routing(Feature):
     name = "routing"
 
     def sections(self, node_sections: Sequence[Section]) -> list[Section]:
-        return self._sections("Routes.", "Policy routing rules.")
+        return self._sections("Routes.", "Policy routing rules.", "Permanent neighbour entries.")
 
     def node_sections(self) -> list[Section]:
-        return self._sections("Routes of this node only.", "Rules of this node only.")
+        return self._sections("Routes of this node only.", "Rules of this node only.",
+                              "Permanent neighbour entries of this node only.")
 
     @staticmethod
-    def _sections(routes: str, rules: str) -> list[Section]:
+    def _sections(routes: str, rules: str, neighbours: str) -> list[Section]:
         from pydantic import Field
 
-        from netplanx.features.routing.model import Route, Rule
+        from netplanx.features.routing.model import Neighbour, Route, Rule
 
         return [Section("routes", "routes", list[Route], Field(default_factory=list, description=routes)),
-                Section("rules", "rules", list[Rule], Field(default_factory=list, description=rules))]
+                Section("rules", "rules", list[Rule], Field(default_factory=list, description=rules)),
+                Section("neighbours", "neighbours", list[Neighbour],
+                        Field(default_factory=list, description=neighbours))]
 
     def postconditions(self) -> list[Postcondition]:
         from netplanx.features.routing.model import PingCheck
@@ -45,9 +48,9 @@ class Routing(Feature):
         return [Postcondition("ping", PingCheck, _ping)]
 
     def check_view(self, view: NodeView) -> Iterable[Problem]:
-        from netplanx.features.routing.checks import route_problems, rule_problems
+        from netplanx.features.routing.checks import neighbour_problems, route_problems, rule_problems
 
-        return [*route_problems(view), *rule_problems(view)]
+        return [*route_problems(view), *rule_problems(view), *neighbour_problems(view)]
 
     def compile(self, view: NodeView) -> list[Resource]:
         from netplanx.features.routing.compile import routing_resources
@@ -61,10 +64,10 @@ class Routing(Feature):
 
         return [RouteType(ctx), NeighbourType(ctx), RuleType(ctx)]
 
-    def adopt(self, live: Mapping[str, Sequence[Resource]], spec: dict[str, Any]) -> None:
+    def adopt(self, adoption: Adoption) -> None:
         from netplanx.features.routing.adopt import adopt_routing
 
-        adopt_routing(live, spec)
+        adopt_routing(adoption)
 
 
 FEATURE = Routing()

@@ -1,4 +1,4 @@
-"""The ``routes`` and ``rules`` sections, and the ``ping`` post-condition."""
+"""The ``routes``, ``rules`` and ``neighbours`` sections, and the ``ping`` post-condition."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from netplanx.document.fields import IP, Destination, IfName, Network, SpecModel, Table
+from netplanx.document.fields import IP, IP4, Destination, IfName, Mac, Network, SpecModel, Table
 
 
 class Nexthop(SpecModel):
@@ -23,6 +23,14 @@ class Nexthop(SpecModel):
         return self
 
 
+class Encap(SpecModel):
+    """Lightweight tunnel metadata of a route through a collect-metadata (``external``) vxlan or geneve."""
+
+    type: Literal["ip"] = Field("ip", description="ip: the tunnel's id and remote address.")
+    id: int = Field(ge=0, le=16777215, description="Tunnel id: the VNI (0-16777215).")
+    dst: IP4 | None = Field(None, description="The remote tunnel endpoint, IPv4 (unset: the device's own remote).")
+
+
 class Route(SpecModel):
     """A route in a routing table."""
 
@@ -36,6 +44,7 @@ class Route(SpecModel):
     type: Literal["unicast", "blackhole", "unreachable", "prohibit"] = Field("unicast", description="Route type.")
     onlink: bool = Field(False, description="Treat the gateway as directly reachable on dev.")
     nexthops: list[Nexthop] = Field(default_factory=list, description="Multipath (ECMP) next hops.")
+    encap: Encap | None = Field(None, description="Tunnel metadata (an external vxlan or geneve as dev).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Route:
@@ -56,6 +65,8 @@ class Route(SpecModel):
             raise ValueError("onlink needs dev (allowed: set dev, or dev on every nexthop)")
         if self.scope and self.family == 6:
             raise ValueError("scope applies to IPv4 routes only (allowed: omit scope for IPv6)")
+        if self.encap and not self.dev:
+            raise ValueError("encap needs dev, the tunnel device (allowed: dev: an external vxlan or geneve)")
         return self
 
     @property
@@ -72,6 +83,14 @@ class Route(SpecModel):
         if self.to == "default":
             return "::/0" if self.family == 6 else "0.0.0.0/0"
         return self.to
+
+
+class Neighbour(SpecModel):
+    """A permanent neighbour entry: ``ip`` on link ``dev`` is at link-layer address ``lladdr``."""
+
+    dev: IfName = Field(description="The link.")
+    ip: IP = Field(description="The neighbour's IPv4 or IPv6 address.")
+    lladdr: Mac = Field(description="Its MAC address.")
 
 
 class Rule(SpecModel):

@@ -306,7 +306,8 @@ def _encode(route: Resource, indexes: Mapping[str, int]) -> bytes:
         body += attr(RTA_PREFSRC, _packed(a["src"]))
     if a.get("encap"):
         inner = attr(LWTUNNEL_IP_ID, struct.pack(">Q", a["encap"]["id"]))
-        inner += attr(LWTUNNEL_IP_DST, _packed(a["encap"]["dst"]))
+        if a["encap"]["dst"]:
+            inner += attr(LWTUNNEL_IP_DST, _packed(a["encap"]["dst"]))
         body += attr(RTA_ENCAP_TYPE, struct.pack("=H", LWTUNNEL_ENCAP_IP))
         body += attr(RTA_ENCAP | NLA_F_NESTED, inner)
     if a["nexthops"]:

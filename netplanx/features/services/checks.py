@@ -6,14 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from netplanx.document.problems import Problem
+from netplanx.engine.feature import NodeView
+from netplanx.features.interfaces.checks import declared_links
+from netplanx.features.interfaces.kinds.base import names_text
 from netplanx.features.services.maglev import table_size_problem
 
 
 def service_problems(spec: Any) -> Iterator[Problem]:
-    if spec.services and spec.cluster is None:
-        yield Problem(("services", 0), "services need a cluster section (allowed: add cluster: with the nodes; "
-                                              "the load balancer runs on the endpoints' veths and the underlay device)")
-        return
     endpoints = {e.name: str(e.address) for e in spec.endpoints}
     names: dict[str, int] = {}
     frontends: dict[tuple[str, int, str], int] = {}
@@ -45,3 +44,24 @@ def service_problems(spec: Any) -> Iterator[Problem]:
             seen.setdefault(key, position)
         if problem := table_size_problem(service.maglev_table_size, len(service.backends)):
             yield Problem((*at, "maglevTableSize"), problem)
+
+
+def device_problems(view: NodeView) -> Iterator[Problem]:
+    """A host's load balancer devices: declared, once each, with services to balance, without cluster."""
+    spec = view.spec
+    declared = declared_links(view)
+    seen: dict[str, int] = {}
+    for index, device in enumerate(spec.load_balancer_devices):
+        at = ("loadBalancerDevices", index)
+        if spec.cluster is not None:
+            yield Problem(at, "loadBalancerDevices are a host's (allowed: cluster.underlay.loadBalancer on a "
+                              "cluster's nodes)")
+        elif not spec.services:
+            yield Problem(at, "a load balancer device needs services (allowed: add services:)")
+        if device.name not in declared:
+            yield Problem((*at, "name"), f"device '{device.name}' is not declared (allowed: an interface in "
+                                         f"interfaces: {names_text(declared)})")
+        if device.name in seen:
+            yield Problem((*at, "name"), f"device '{device.name}' is listed twice (first at loadBalancerDevices"
+                                         f"[{seen[device.name]}]; allowed: each device once)")
+        seen.setdefault(device.name, index)

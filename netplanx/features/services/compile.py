@@ -3,7 +3,8 @@
 The load balancer runs where client traffic enters the node: on every local endpoint's host veth
 (ingress: DNAT of pod -> VIP traffic; egress: reverse NAT of the replies) and, with
 ``cluster.underlay.loadBalancer``, on the underlay device (tc or XDP ingress, tc egress). Every node
-gets every service: the same Maglev tables everywhere send a flow to the same backend from any node.
+gets every service: the same Maglev tables everywhere send a flow to the same backend from any node. A
+spec without cluster runs it on its host: on the endpoints' veths and its ``loadBalancerDevices``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ XDP_MODES = {"xdp": "xdp", "xdpGeneric": "xdp-generic", "xdpNative": "xdp-native
 
 def service_resources(view: NodeView) -> list[Resource]:
     spec, node = view.spec, view.node
-    if not spec.services or node is None:
+    if not spec.services:
         return []
     version = LB.version
     resources = [program_resource(version, LB.map_version)]
@@ -43,17 +44,26 @@ def service_resources(view: NodeView) -> list[Resource]:
         device = host_interface(endpoint)
         resources += [attachment_resource(device, "ingress", version=version),
                       attachment_resource(device, "egress", version=version)]
-    mode = spec.cluster.underlay.load_balancer
-    if mode != "none":
-        device = spec.cluster.underlay.device
-        masquerade = str(node.address)  # replies from backends on other nodes come back through this node
-        first = (attachment_resource(device, "ingress", version=version, masquerade=masquerade) if mode == "tc"
-                 else attachment_resource(device, "xdp", version=version, mode=XDP_MODES[mode], masquerade=masquerade))
-        # masqueraded packets leave the ingress hook with the node's own address as source: the device must
-        # accept them (else the kernel drops them as martians)
-        resources += [first, attachment_resource(device, "egress", version=version),
-                      sysctl_resource(f"net.ipv4.conf.{device}.accept_local", 1)]
+    if node is not None and spec.cluster.underlay.load_balancer != "none":
+        # replies from backends on other nodes come back through this node
+        resources += device_resources(spec.cluster.underlay.device, spec.cluster.underlay.load_balancer,
+                                      str(node.address), version)
+    for device in spec.load_balancer_devices:
+        masquerade = str(device.masquerade) if device.masquerade else None
+        resources += device_resources(device.name, device.mode, masquerade, version)
     if spec.bgp is not None and spec.bgp.advertise.service_vips:
         vips = dict.fromkeys(str(service.vip) for service in spec.services)  # several services may share one
         resources += [advertised_path(view, f"{vip}/{32 if ':' not in vip else 128}") for vip in vips]
+    return resources
+
+
+def device_resources(device: str, mode: str, masquerade: str | None, version: str) -> list[Resource]:
+    """The load balancer on a device where clients outside come in: tc or XDP ingress, tc egress."""
+    first = (attachment_resource(device, "ingress", version=version, masquerade=masquerade) if mode == "tc"
+             else attachment_resource(device, "xdp", version=version, mode=XDP_MODES[mode], masquerade=masquerade))
+    resources = [first, attachment_resource(device, "egress", version=version)]
+    if masquerade:
+        # masqueraded packets leave the ingress hook with the host's own address as source: the device must
+        # accept them (else the kernel drops them as martians)
+        resources.append(sysctl_resource(f"net.ipv4.conf.{device}.accept_local", 1))
     return resources

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from netplanx.document.problems import Problem
-from netplanx.engine.feature import Console, DoctorCheck, Feature, NodeView, Section, View
+from netplanx.engine.feature import Adoption, Console, DoctorCheck, Feature, NodeView, Section, View
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
 
@@ -24,10 +24,19 @@ class Services(Feature):
     def sections(self, node_sections: Sequence[Section]) -> list[Section]:
         from pydantic import Field
 
-        from netplanx.features.services.model import Service
+        from netplanx.features.services.model import LoadBalancerDevice, Service
 
         return [Section("services", "services", list[Service],
-                        Field(default_factory=list, description="Load-balanced services (eBPF, Maglev)."))]
+                        Field(default_factory=list, description="Load-balanced services (eBPF, Maglev).")),
+                Section("loadBalancerDevices", "load_balancer_devices", list[LoadBalancerDevice],
+                        Field(default_factory=list, alias="loadBalancerDevices",
+                              description="Without cluster: devices of the host where the load balancer also runs "
+                                          "(besides its endpoints' veths)."))]
+
+    def check_view(self, view: NodeView) -> Iterable[Problem]:
+        from netplanx.features.services.checks import device_problems
+
+        return device_problems(view)
 
     def check(self, spec: Any) -> Iterable[Problem]:
         from netplanx.features.services.checks import service_problems
@@ -46,6 +55,11 @@ class Services(Feature):
         lb = LbContext(ctx.scope)
         return [ProgramType(ctx, lb), ServiceType(ctx, lb), AttachmentType(ctx, lb)]
 
+    def adopt(self, adoption: Adoption) -> None:
+        from netplanx.features.services.adopt import adopt_services
+
+        adopt_services(adoption)
+
     def views(self) -> list[View]:
         return [View("services", "the load balancer's services, backends and packet counters", _show)]
 
@@ -53,7 +67,6 @@ class Services(Feature):
         from netplanx.features.ebpf import bcc_check, bpffs_check
 
         return [bpffs_check(), bcc_check()]
-
 
 
 FEATURE = Services()

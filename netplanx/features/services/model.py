@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic.functional_validators import AfterValidator
 
-from netplanx.document.fields import IP4, Name, SpecModel
+from netplanx.document.fields import IP4, IfName, Name, SpecModel
 from netplanx.features.services.maglev import DEFAULT_TABLE_SIZE, TABLE_SIZES
 
 
@@ -53,3 +53,13 @@ class Service(SpecModel):
                                                "or more keeps their shares within 1%.")
     backends: list[Backend] = Field(default_factory=list, description="Backends (none: the service drops "
                                                                       "new connections).")
+
+
+class LoadBalancerDevice(SpecModel):
+    """A host's device where the load balancer also runs (a cluster node's: cluster.underlay.loadBalancer)."""
+
+    name: IfName = Field(description="The device (clients outside reach the VIPs through it).")
+    mode: Literal["tc", "xdp", "xdpGeneric", "xdpNative"] = Field(
+        "tc", description="tc, or xdp (native where the driver has it, else generic); replies go through tc egress.")
+    masquerade: IP4 | None = Field(None, description="Source address of the flows it balances, so that replies "
+                                                     "come back through this host (unset: the client's).")

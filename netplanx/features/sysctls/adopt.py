@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from netplanx.engine.resource import Resource
+from netplanx.engine.feature import Adoption
 
 ROUTER_SYSCTLS = (
     "net.ipv4.ip_forward",
@@ -17,10 +14,11 @@ ROUTER_SYSCTLS = (
 )
 
 
-def adopt_sysctls(live: Mapping[str, Sequence[Resource]], spec: dict[str, Any]) -> None:
-    sysctls = {r.attrs["key"]: _number(r.attrs["value"]) for r in live.get("sysctl", ())}
-    if sysctls:
-        spec["sysctl"] = dict(sorted(sysctls.items()))
+def adopt_sysctls(adoption: Adoption) -> None:
+    live = adoption.live("sysctl")
+    adoption.describe(live)
+    if live:
+        adoption.spec["sysctl"] = dict(sorted((r.attrs["key"], _number(r.attrs["value"])) for r in live))
 
 
 def _number(value: str) -> int | str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from netplanx.document.problems import Problem
-from netplanx.engine.feature import Feature, NodeView, Section
+from netplanx.engine.feature import Adoption, Feature, NodeView, Section
 from netplanx.engine.resource import Resource, ResourceType
 from netplanx.system.context import KernelContext
 
@@ -41,10 +41,10 @@ class Sysctls(Feature):
 
         return [SysctlType(ctx)]
 
-    def adopt(self, live: Mapping[str, Sequence[Resource]], spec: dict[str, Any]) -> None:
+    def adopt(self, adoption: Adoption) -> None:
         from netplanx.features.sysctls.adopt import adopt_sysctls
 
-        adopt_sysctls(live, spec)
+        adopt_sysctls(adoption)
 
     def adoption_options(self) -> dict[str, Any]:
         from netplanx.features.sysctls.adopt import ROUTER_SYSCTLS

@@ -1,15 +1,17 @@
-"""The WireGuard feature: encryption between nodes; keys, the handshake post-condition, ``netx keygen``."""
+"""The WireGuard feature: encryption between nodes, a host's own devices; keys, the handshake
+post-condition, ``netx keygen``."""
 
 from __future__ import annotations
 
 import argparse
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from netplanx.engine.feature import Command, Console, DoctorCheck, Feature, Postcondition, Section
-from netplanx.engine.resource import Query, ResourceType
+from netplanx.document.problems import Problem
+from netplanx.engine.feature import Adoption, Command, Console, DoctorCheck, Feature, NodeView, Postcondition, Section
+from netplanx.engine.resource import Query, Resource, ResourceType
 from netplanx.system.context import KernelContext
 from netplanx.system.probes import link_kind_error
 
@@ -42,6 +44,34 @@ def _keygen(args: argparse.Namespace, out: Console, _session: Callable[[], Any])
 
 class Wireguard(Feature):
     name = "wireguard"
+
+    def sections(self, node_sections: Sequence[Section]) -> list[Section]:
+        from pydantic import Field
+
+        from netplanx.features.wireguard.model import WireguardDevice
+
+        return [Section("wireguardDevices", "wireguard_devices", list[WireguardDevice],
+                        Field(default_factory=list, alias="wireguardDevices",
+                              description="WireGuard devices of this host and their peers (a cluster's come from "
+                                          "cluster.encryption)."))]
+
+    def links(self, view: NodeView) -> Mapping[str, str]:
+        return {d.name: f"wireguardDevices[{i}]" for i, d in enumerate(view.spec.wireguard_devices)}
+
+    def check(self, spec: Any) -> Iterable[Problem]:
+        from netplanx.features.wireguard.devices import device_problems
+
+        return device_problems(spec)
+
+    def compile(self, view: NodeView) -> list[Resource]:
+        from netplanx.features.wireguard.devices import device_resources
+
+        return device_resources(view.spec)
+
+    def adopt(self, adoption: Adoption) -> None:
+        from netplanx.features.wireguard.adopt import adopt_wireguard
+
+        adopt_wireguard(adoption)
 
     def node_sections(self) -> list[Section]:
         from pydantic import Field

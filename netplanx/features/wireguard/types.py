@@ -3,7 +3,8 @@
 Resources hold public keys only: compared and shown as fingerprints, the full key carried in
 ``meta['_public_key']`` (meta keys starting with '_' are kept in saved plans, never displayed). The
 private key stays in its file and is read just before it is written to the device. A device netx
-started is recorded, and its peers are netx's.
+started is recorded, and its peers are netx's; so is the path of the key file it was configured from
+(adoption writes it back). A device provides its link: routes and addresses on it come after it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from netplanx.system.probes import link_kind_error
 
 RECORD = "wireguard"
 PEERS = "wireguard-peers"  # device -> public key -> node, so a peer keeps its name after it leaves the spec
+KEY_FILES = "wireguard-key-files"  # device -> the private key file it was configured from
 
 
 def wireguard_devices(ctx: KernelContext) -> dict[str, str]:
@@ -30,10 +32,13 @@ def wireguard_devices(ctx: KernelContext) -> dict[str, str]:
 
 
 def device_resource(name: str, *, port: int, public: str, private_key_file: str, mtu: int,
-                    owned: bool = True) -> Resource:
+                    owned: bool = True, key_file: str = "") -> Resource:
+    """``private_key_file``: the file to configure the device from (a live one: none, the key it has is
+    kept in memory for a rollback); ``key_file``: the file a live device was configured from."""
     return Resource("wireguard", f"wireguard.{name}",
                     {"name": name, "port": port, "key": fingerprint(public), "mtu": mtu}, owned,
-                    {"private_key_file": private_key_file, "_public_key": public})
+                    {"private_key_file": private_key_file, "_public_key": public, "key_file": key_file,
+                     "provides": [f"link.{name}"]})
 
 
 def peer_resource(device: str, node: str, *, public: str, endpoint: str | None, allowed_ips: Sequence[str],
@@ -110,6 +115,7 @@ class WireguardType(StepwiseType):
 
     def read(self, query: Query) -> list[Resource]:
         ours = wireguard_devices(self.ctx)
+        key_files = self.ctx.store.load(KEY_FILES)
         names = {r.attrs["name"] for r in query.of_kind(self.kind)} | set(ours)
         found = []
         for name in sorted(names):
@@ -122,7 +128,7 @@ class WireguardType(StepwiseType):
             index = self.ctx.ipr.link_lookup(ifname=name)
             mtu = self.ctx.ipr.get_links(index[0])[0].get_attr("IFLA_MTU") if index else 0
             found.append(device_resource(name, port=state.listen_port, public=public, private_key_file="",
-                                         mtu=mtu, owned=name in ours))
+                                         mtu=mtu, owned=name in ours, key_file=key_files.get(name, "")))
         return found
 
     def _update(self, before: Resource, after: Resource) -> None:
@@ -140,8 +146,10 @@ class WireguardType(StepwiseType):
         name = res.attrs["name"]
         if res.meta.get("private_key_file"):
             private = read_private(res.meta["private_key_file"])
+            self._key_file(name, res.meta["private_key_file"])
         else:  # a rollback to the state read before the apply: the key the device had then
             private = self.wg.live_keys[name]
+            self._key_file(name, res.meta.get("key_file") or None)
         self.wg.driver.configure(name, private, res.attrs["port"])
         index = self.ctx.ipr.link_lookup(ifname=name)[0]
         self.ctx.ipr.link("set", index=index, mtu=res.attrs["mtu"], state="up")
@@ -152,7 +160,17 @@ class WireguardType(StepwiseType):
         ours = wireguard_devices(self.ctx)
         ours.pop(res.attrs["name"], None)
         self.ctx.store.save(RECORD, ours)
+        self._key_file(res.attrs["name"], None)
         self.ctx.count_write()
+
+    def _key_file(self, device: str, path: str | None) -> None:
+        """Record the key file ``device`` was configured from (None: forget it)."""
+        recorded = self.ctx.store.load(KEY_FILES)
+        if path:
+            recorded[device] = path
+        else:
+            recorded.pop(device, None)
+        self.ctx.store.save(KEY_FILES, recorded)
 
 
 class WireguardPeerType(StepwiseType):

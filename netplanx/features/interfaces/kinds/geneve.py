@@ -79,6 +79,8 @@ class GeneveKind(LinkKind):
                                                                                    "remote": attrs["remote"]}
         if attrs["port"] != DEFAULT_PORT:
             entry["port"] = attrs["port"]
+        if attrs.get("mac"):
+            entry["mac"] = attrs["mac"]  # remote neighbour entries name it: a re-created device keeps it
         if attrs.get("ttl"):
             entry["ttl"] = attrs["ttl"]
         return entry

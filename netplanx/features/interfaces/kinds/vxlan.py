@@ -119,6 +119,8 @@ class VxlanKind(LinkKind):
         entry: dict[str, Any] = {"external": True} if attrs.get("external") else {"vni": attrs["vni"]}
         if attrs["port"] != DEFAULT_PORT:
             entry["port"] = attrs["port"]
+        if attrs.get("mac"):
+            entry["mac"] = attrs["mac"]  # remote neighbour entries name it: a re-created device keeps it
         entry.update({k: attrs[k] for k in ("local", "remote", "group", "device", "ttl") if attrs.get(k)})
         if not attrs["learning"]:
             entry["learning"] = False
