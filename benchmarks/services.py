@@ -27,6 +27,7 @@ Everything runs in namespaces this script creates and removes.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -45,7 +46,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyroute2 import IPRoute
 
 from netplanx.features.services.lbmaps import LB, BackendVal, LbMaps, SvcKey, SvcVal, addr_in, port_in, u32
 from netplanx.features.services.maglev import maglev_table
@@ -55,6 +55,7 @@ from netplanx.system.bpf.maps import BPF_F_INNER_MAP, BpfMap, create_map
 from netplanx.system.bpf.tc import TcHooks
 from netplanx.system.bpf.testrun import prog_test_run
 from netplanx.system.netlink import NetlinkSocket
+from netplanx.system.pyroute import IPRoute
 
 TABLE = 251  # Maglev size for the benchmark's services (memory: 10,000 rows)
 BACKENDS = 4
@@ -253,7 +254,8 @@ def topology(prefix: str, counter: Counter) -> tuple[str, str, str]:
     for key in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.in0.rp_filter=0"):
         sh("ip", "netns", "exec", router, "sysctl", "-qw", key)
     with namespaces.inside(backend):
-        TcHooks(NetlinkSocket(), IPRoute()).attach(ifindex("eth0"), "ingress", counter.fd, prio=1, name="bench-count")
+        hooks = TcHooks(NetlinkSocket(), functools.cache(IPRoute))
+        hooks.attach(ifindex("eth0"), "ingress", counter.fd, prio=1, name="bench-count")
     return client, router, backend
 
 
@@ -338,8 +340,8 @@ class Datapath:
                 maps = LbMaps.open(self.router)
                 populate(maps, count, backend_address, socket.IPPROTO_UDP)
                 if mode == "tc":
-                    TcHooks(NetlinkSocket(), IPRoute()).attach(ifindex("in0"), "ingress", loaded.fd("lb_ingress"),
-                                                                prio=100, name="netx-lb-ingress")
+                    hooks = TcHooks(NetlinkSocket(), functools.cache(IPRoute))
+                    hooks.attach(ifindex("in0"), "ingress", loaded.fd("lb_ingress"), prio=100, name="netx-lb-ingress")
                 else:
                     xdp_attach("in0", loaded.fd("lb_xdp"), "native")
                 maps.close()

@@ -9,7 +9,6 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from pyroute2 import IPRoute
 
 from netplanx.features.services.lbmaps import LB, BackendVal, LbMaps, addr_in, port_in, u32
 from netplanx.system import netns as namespaces
@@ -27,6 +26,7 @@ from netplanx.system.bpf.maps import BPF_F_INNER_MAP, BpfMap, create_map, map_in
 from netplanx.system.bpf.tc import TcHooks
 from netplanx.system.bpf.testrun import prog_test_run
 from netplanx.system.netlink import NetlinkSocket
+from netplanx.system.pyroute import IPRoute
 
 
 @pytest.fixture
@@ -79,7 +79,8 @@ def test_pinned_maps_are_read_and_written_as_ctypes_structures(scope):
 
 def test_tc_filters_are_attached_replaced_in_place_and_detached(scope):
     loaded = load(LB, scope)
-    hooks, index = TcHooks(NetlinkSocket(), IPRoute()), ifindex("lb0")
+    writer = IPRoute()
+    hooks, index = TcHooks(NetlinkSocket(), lambda: writer), ifindex("lb0")
     hooks.attach(index, "ingress", loaded.fd("lb_ingress"), prio=100, name="netx-lb-ingress")
     hooks.attach(index, "ingress", loaded.fd("lb_egress"), prio=100, name="netx-lb-ingress")  # replace
     hooks.attach(index, "egress", loaded.fd("lb_egress"), prio=200, name="netx-lb-egress")

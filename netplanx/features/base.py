@@ -5,11 +5,10 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Sequence
 
-from pyroute2.netlink.exceptions import NetlinkError
-
 from netplanx.engine.resource import Dependency, Resource, ResourceType
 from netplanx.errors import NetxError
 from netplanx.system.context import KernelContext
+from netplanx.system.netlink import NetlinkError
 
 
 class KernelType(ResourceType):
@@ -67,10 +66,10 @@ class OnLinkType(KernelType):
 
     def _call(self, command: str, res: Resource) -> Exception | None:
         try:
-            found = self.ctx.ipr.link_lookup(ifname=res.attrs["dev"])
-            if not found:
+            index = self.ctx.index_of(res.attrs["dev"])
+            if index is None:
                 raise NetlinkError(errno.ENODEV, f"No such device: {res.attrs['dev']}")
-            self._request(command, res, found[0])
+            self._request(command, res, index)
             self.ctx.count_write()
         except (NetlinkError, OSError) as exc:
             return exc

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
-from pyroute2 import IPRoute
-
 from netplanx.system import netns
 from netplanx.system.bpf.tc import TcHooks
 from netplanx.system.netlink import NetlinkSocket
+from netplanx.system.pyroute import IPRoute
 from netplanx.system.state import StateStore
 
 LinkClaim = Callable[[Any], tuple[set[str], set[str]]]
@@ -22,6 +22,7 @@ class KernelContext:
     def __init__(self, store: StateStore):
         self.store = store
         self.peer_sockets: dict[str, IPRoute] = {}
+        self.peer_lean: dict[str, NetlinkSocket] = {}
         self._claims: list[LinkClaim] = []
         self._closers: list[Callable[[], None]] = []
 
@@ -54,24 +55,39 @@ class KernelContext:
 
     @cached_property
     def ipr(self) -> IPRoute:
+        """pyroute2, for writes (reads go through ``nl``)."""
         return IPRoute()
 
     @cached_property
     def tc(self) -> TcHooks:
         """The clsact hooks of this namespace's devices (BPF filters)."""
-        return TcHooks(self.nl, self.ipr)
+        return TcHooks(self.nl, lambda: self.ipr)
 
     def ipr_in(self, name: str) -> IPRoute:
-        """An IPRoute socket bound to another namespace."""
+        """pyroute2 bound to another namespace (for writes there)."""
         if name not in self.peer_sockets:
             self.peer_sockets[name] = netns.call_inside(name, IPRoute)
         return self.peer_sockets[name]
 
+    def nl_in(self, name: str) -> NetlinkSocket:
+        """The lean socket bound to another namespace (for reads there)."""
+        if name not in self.peer_lean:
+            self.peer_lean[name] = netns.call_inside(name, NetlinkSocket)
+        return self.peer_lean[name]
+
+    def index_of(self, name: str) -> int | None:
+        """The index of link ``name`` in this namespace (the process is in it), None when there is none."""
+        try:
+            return socket.if_nametoindex(name)
+        except OSError:
+            return None
+
     def forget(self, name: str) -> None:
-        """Drop the socket of a namespace that is being deleted (a new one of that name is another)."""
-        sock = self.peer_sockets.pop(name, None)
-        if sock is not None:
-            sock.close()
+        """Drop the sockets of a namespace that is being deleted (a new one of that name is another)."""
+        for pool in (self.peer_sockets, self.peer_lean):
+            sock = pool.pop(name, None)
+            if sock is not None:
+                sock.close()
 
     def link_names(self) -> dict[int, str]:
         return self.nl.link_names()
@@ -87,7 +103,7 @@ class KernelContext:
     def close(self) -> None:
         for closer in self._closers:
             closer()
-        for sock in (self.__dict__.get("ipr"), *self.peer_sockets.values()):
+        for sock in (self.__dict__.get("ipr"), *self.peer_sockets.values(), *self.peer_lean.values()):
             if sock is not None:
                 sock.close()
         if "nl" in self.__dict__:

@@ -113,6 +113,22 @@ class NetlinkSocket:
                     raise error
                 yield mtype, payload
 
+    def request(self, kind: int, body: bytes) -> Iterator[tuple[int, memoryview]]:
+        """Send one request that is answered by a message (not a dump) and yield (type, payload) of it."""
+        seq, message = self._message(kind, NLM_F_REQUEST, body)
+        self.sock.send(message)
+        while True:
+            for mtype, flags, mseq, payload in self._receive():
+                if mseq != seq:
+                    continue
+                if mtype == NLMSG_ERROR:
+                    error = _error_of(payload, flags)
+                    if error is not None:
+                        raise error
+                    return
+                yield mtype, payload
+                return
+
     def transact(self, requests: Sequence[tuple[int, int, bytes]]) -> list[NetlinkError | None]:
         """Send write requests in batches, each acked; one result per request, in order."""
         results: list[NetlinkError | None] = []

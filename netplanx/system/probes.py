@@ -13,11 +13,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 CLONE_NEWNET = 0x40000000
-Attempt = Callable[[IPRoute], None]
+Attempt = Callable[[Any], None]  # given netx's pyroute2 IPRoute
 _answers: dict[str, str | None] = {}
 
 
@@ -31,7 +28,7 @@ def link_kind_error(kind: str, settings: dict[str, Any] | None = None, attempt: 
 
 
 def _plain(kind: str, settings: dict[str, Any]) -> Attempt:
-    def attempt(ipr: IPRoute) -> None:
+    def attempt(ipr: Any) -> None:
         ipr.link("add", ifname="netx-probe", kind=kind, **settings)
     return attempt
 
@@ -64,11 +61,16 @@ def _in_child(attempt: Attempt) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNET) != 0:
         return ctypes.get_errno()
+    from netplanx.system.pyroute import IPRoute
+
     try:
-        with IPRoute() as ipr:
+        ipr = IPRoute()
+        try:
             attempt(ipr)
-    except NetlinkError as exc:
-        return exc.code
+        finally:
+            ipr.close()
+    except OSError as exc:
+        return exc.errno or errno.EIO
     except Exception:
         return errno.EIO
     return 0

@@ -11,14 +11,13 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from netplanx.engine.resource import Dependency, Query, Resource
 from netplanx.features.base import StepwiseType
 from netplanx.features.cluster.namespaces import owned_namespaces
 from netplanx.features.interfaces.addresses import IFA_F_NODAD
 from netplanx.system import netns
+from netplanx.system.netlink import NetlinkError
+from netplanx.system.pyroute import IPRoute
 
 PURPOSE = "endpoint "
 RTNH_F_ONLINK = 4

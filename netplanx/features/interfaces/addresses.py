@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from netplanx.engine.resource import Query, Resource
 from netplanx.features.base import OnLinkType
+from netplanx.system import rtnl
 from netplanx.system.names import NETX_PROTOCOL, live_meta
 
 KERNEL_PROTOCOLS = (1, 2, 3)  # IFAPROT_KERNEL_LO, _RA, _LL
@@ -33,7 +34,7 @@ class AddressType(OnLinkType):
     def read(self, query: Query) -> list[Resource]:
         names = self.ctx.link_names()
         found = []
-        for message in self.ctx.ipr.get_addr():
+        for message in rtnl.addresses(self.ctx.nl):
             protocol = message.get_attr("IFA_PROTO") or 0
             ip = message.get_attr("IFA_ADDRESS") if message["family"] == 10 else (
                 message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS"))

@@ -1,4 +1,5 @@
-"""Links of every kind, through pyroute2: one resource type, the kinds' own parts in ``kinds/``.
+"""Links of every kind: one resource type (read over the lean socket, written with pyroute2); the kinds'
+own parts are in ``kinds/``.
 
 Links netx creates carry the alias ``netx``; a link without it is never deleted. ``device`` links are
 configured (mtu, state, mac, master) but never created or deleted. Links another feature manages (a
@@ -12,16 +13,15 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from netplanx.engine.resource import Dependency, Query, Resource
 from netplanx.features.base import StepwiseType
 from netplanx.features.interfaces.kinds.base import LinkReading
 from netplanx.features.interfaces.kinds.catalog import KINDS
-from netplanx.system import netns
+from netplanx.system import netns, rtnl
 from netplanx.system.names import NETX_ALIAS
+from netplanx.system.netlink import NetlinkError
 
+INFO_DATA = {kind.type: kind.info_data for kind in KINDS.values() if kind.info_data}
 IFF_UP = 0x1
 COMMON_DISRUPTION = {"state": "link down", "mac": "link flap", "master": "link flap", "mtu": "hitless"}
 
@@ -97,7 +97,7 @@ class LinkType(StepwiseType):
     # reading
 
     def read(self, query: Query) -> list[Resource]:
-        messages = list(self.ctx.ipr.get_links())
+        messages = rtnl.links(self.ctx.nl, INFO_DATA)
         names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in messages}
         links = query.of_kind(self.kind)
         claimed_names, claimed_kinds = self.ctx.claimed_links(query)
@@ -133,13 +133,12 @@ class LinkType(StepwiseType):
             except OSError:
                 continue
             try:
-                reply = self.ctx.ipr.get_netnsid(fd=fd)
-            except (NetlinkError, OSError):
+                nsid = rtnl.netnsid(self.ctx.nl, fd)
+            except OSError:
                 continue
             finally:
                 os.close(fd)
-            nsid = reply.get("nsid") if reply else None
-            if nsid is not None and nsid >= 0:
+            if nsid is not None:
                 found[nsid] = name
         return found
 
@@ -177,24 +176,24 @@ class LinkType(StepwiseType):
         if where is None:
             return {"name": f"if{index}", "netns": f"nsid:{nsid}"}
         try:
-            peer = self.ctx.ipr_in(where).get_links(index)
-        except (NetlinkError, OSError):
+            peer = rtnl.links(self.ctx.nl_in(where), {}, index)
+        except OSError:
             peer = []
         return {"name": peer[0].get_attr("IFLA_IFNAME") if peer else f"if{index}", "netns": where}
 
     # writing
 
     def _index(self, name: str) -> int:
-        found = self.ctx.ipr.link_lookup(ifname=name)
-        if not found:
+        index = self.ctx.index_of(name)
+        if index is None:
             raise NetlinkError(errno.ENODEV, f"No such device: {name}")
-        return found[0]
+        return index
 
     def _create(self, res: Resource) -> None:
         a = res.attrs
         kind = KINDS.get(a.get("type") or "device")
         made = kind is None or not kind.created or res.meta.get("requires")  # exists, or its veth makes it
-        if made and self.ctx.ipr.link_lookup(ifname=a["name"]):
+        if made and self.ctx.index_of(a["name"]) is not None:
             current = self._current(a["name"])
             self._update(current, res._replace(owned=current.owned))  # configured, not created: marker kept
             return
@@ -226,7 +225,7 @@ class LinkType(StepwiseType):
             raise
 
     def _peer_up(self, peer: Mapping[str, Any]) -> None:
-        socket: IPRoute = self.ctx.ipr_in(peer["netns"]) if peer.get("netns") else self.ctx.ipr
+        socket = self.ctx.ipr_in(peer["netns"]) if peer.get("netns") else self.ctx.ipr
         index = socket.link_lookup(ifname=peer["name"])
         if index:
             socket.link("set", index=index[0], state="up")
@@ -258,7 +257,7 @@ class LinkType(StepwiseType):
         try:
             self.ctx.ipr.link("set", index=index, address=mac)
         except NetlinkError as exc:
-            if exc.code != errno.EBUSY:
+            if exc.errno != errno.EBUSY:
                 raise
             self.ctx.ipr.link("set", index=index, state="down")
             self.ctx.ipr.link("set", index=index, address=mac)
@@ -267,15 +266,15 @@ class LinkType(StepwiseType):
     def _delete(self, res: Resource) -> None:
         if res.attrs.get("type") == "device" or not res.owned:
             raise NetlinkError(errno.EPERM, f"{res.address} is not owned by netx; refusing to delete it")
-        found = self.ctx.ipr.link_lookup(ifname=res.attrs["name"])
-        if not found:
+        index = self.ctx.index_of(res.attrs["name"])
+        if index is None:
             return  # gone already: the other end of its veth pair was deleted first
-        self.ctx.ipr.link("del", index=found[0])
+        self.ctx.ipr.link("del", index=index)
         self.ctx.count_write()
 
     def _current(self, name: str) -> Resource:
         """The live link ``name`` (ENODEV when there is none)."""
-        messages = list(self.ctx.ipr.get_links())
+        messages = rtnl.links(self.ctx.nl, INFO_DATA)
         names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in messages}
         aliased = {m["index"] for m in messages if m.get_attr("IFLA_IFALIAS") == NETX_ALIAS}
         message = next((m for m in messages if names[m["index"]] == name), None)

@@ -77,8 +77,7 @@ class Filters:
             self.ctx.tc.detach(index, hook, priority(hook, "policy"))
 
     def _index(self, device: str) -> int | None:
-        found = self.ctx.ipr.link_lookup(ifname=device)
-        return found[0] if found else None
+        return self.ctx.index_of(device)
 
 
 class PolicyProgramType(StepwiseType):
@@ -241,10 +240,10 @@ class PolicyType(StepwiseType):
         return found
 
     def _index(self, res: Resource) -> int:
-        found = self.ctx.ipr.link_lookup(ifname=res.meta["host_interface"])
-        if not found:
+        index = self.ctx.index_of(res.meta["host_interface"])
+        if index is None:
             raise NetxError(f"{res.address}: interface {res.meta['host_interface']} does not exist")
-        return found[0]
+        return index
 
     def _create(self, res: Resource) -> None:
         index = self._index(res)

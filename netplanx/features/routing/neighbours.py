@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from netplanx.engine.resource import Query, Resource
 from netplanx.features.base import OnLinkType
+from netplanx.system import rtnl
 from netplanx.system.names import NETX_PROTOCOL, live_meta
 
 NUD_PERMANENT = 0x80
@@ -33,7 +34,7 @@ class NeighbourType(OnLinkType):
         names = self.ctx.link_names()
         found = []
         for family in (socket.AF_INET, socket.AF_INET6):
-            for message in self.ctx.ipr.get_neighbours(family=family):
+            for message in rtnl.neighbours(self.ctx.nl, family):
                 if not message["state"] & NUD_PERMANENT or message.get_attr("NDA_LLADDR") is None:
                     continue
                 protocol = message.get_attr("NDA_PROTOCOL") or 0

@@ -7,10 +7,9 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from pyroute2.netlink.exceptions import NetlinkError
-
 from netplanx.engine.resource import Dependency, Query, Resource
 from netplanx.features.base import KernelType
+from netplanx.system import rtnl
 from netplanx.system.names import NETX_PROTOCOL, RULE_ACTION_NAMES, RULE_ACTIONS, live_meta
 
 PROTO_KERNEL = 2
@@ -48,7 +47,7 @@ class RuleType(KernelType):
         """Rules have no unique key in the kernel: a foreign rule takes the plain ``rule.FAMILY.PRIORITY``
         address only when it is the one the spec describes, or when no other rule shares its priority."""
         wanted = {r.address: r for r in query.of_kind(self.kind)}
-        found = [self._resource(m) for m in self.ctx.ipr.get_rules() if m["family"] in FAMILY_NAMES
+        found = [self._resource(m) for m in rtnl.rules(self.ctx.nl) if m["family"] in FAMILY_NAMES
                  and m.get_attr("FRA_PROTOCOL") != PROTO_KERNEL]
         taken = {r.address for r in found if r.owned}
         sharing: dict[str, int] = {}
@@ -116,7 +115,7 @@ class RuleType(KernelType):
         try:
             self.ctx.ipr.rule(command, **request)
             self.ctx.count_write()
-        except (NetlinkError, OSError) as exc:
+        except OSError as exc:
             return exc
         return None
 

@@ -18,6 +18,7 @@ from netplanx.errors import NetxError
 from netplanx.features.base import StepwiseType
 from netplanx.features.wireguard.drivers import Driver, KernelDriver, PeerState, UserspaceDriver
 from netplanx.features.wireguard.keys import encode, fingerprint, public_key, read_private
+from netplanx.system import rtnl
 from netplanx.system.context import KernelContext
 from netplanx.system.probes import link_kind_error
 
@@ -125,8 +126,8 @@ class WireguardType(StepwiseType):
             public = encode(public_key(state.private_key)) if state.private_key else ""
             if state.private_key:
                 self.wg.live_keys.setdefault(name, state.private_key)
-            index = self.ctx.ipr.link_lookup(ifname=name)
-            mtu = self.ctx.ipr.get_links(index[0])[0].get_attr("IFLA_MTU") if index else 0
+            index = self.ctx.index_of(name)
+            mtu = rtnl.links(self.ctx.nl, {}, index)[0].get_attr("IFLA_MTU") if index else 0
             found.append(device_resource(name, port=state.listen_port, public=public, private_key_file="",
                                          mtu=mtu, owned=name in ours, key_file=key_files.get(name, "")))
         return found
@@ -151,7 +152,7 @@ class WireguardType(StepwiseType):
             private = self.wg.live_keys[name]
             self._key_file(name, res.meta.get("key_file") or None)
         self.wg.driver.configure(name, private, res.attrs["port"])
-        index = self.ctx.ipr.link_lookup(ifname=name)[0]
+        index = self.ctx.index_of(name)
         self.ctx.ipr.link("set", index=index, mtu=res.attrs["mtu"], state="up")
         self.ctx.count_write(2)
 

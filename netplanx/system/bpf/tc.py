@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import errno
 import struct
-from collections.abc import Mapping
-from typing import NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from netplanx.system.netlink import NetlinkSocket, attrs
+from netplanx.system.netlink import NetlinkError, NetlinkSocket, attrs
 
 CHAIN: Mapping[str, tuple[str, ...]] = {"ingress": ("lb", "policy"), "egress": ("policy", "lb")}
 PARENTS = {"ingress": 0xFFFFFFF2, "egress": 0xFFFFFFF3}  # ffff:fff2 and ffff:fff3 of clsact
@@ -51,9 +48,10 @@ class TcFilter(NamedTuple):
 class TcHooks:
     """The clsact hooks of one namespace's devices, read and written with its sockets."""
 
-    def __init__(self, nl: NetlinkSocket, ipr: IPRoute):
+    def __init__(self, nl: NetlinkSocket, writer: Callable[[], Any]):
+        """``writer`` gives the pyroute2 IPRoute (netx's) that writes filters, opened when first needed."""
         self.nl = nl
-        self.ipr = ipr
+        self.writer = writer
 
     def filters(self, ifindex: int, hook: str) -> list[TcFilter]:
         """The BPF filters on the device's ``hook``; [] when it has no clsact (or no longer exists)."""
@@ -81,16 +79,16 @@ class TcHooks:
     def attach(self, ifindex: int, hook: str, fd: int, *, prio: int, name: str) -> None:
         """Attach the program at ``prio`` on ``hook``, or replace the one there in place."""
         try:
-            self.ipr.tc("add", "clsact", ifindex)
+            self.writer().tc("add", "clsact", ifindex)
         except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
+            if exc.errno != errno.EEXIST:
                 raise
-        self.ipr.tc("replace-filter", "bpf", ifindex, ":1", fd=fd, name=name, parent=PARENTS[hook], prio=prio,
+        self.writer().tc("replace-filter", "bpf", ifindex, ":1", fd=fd, name=name, parent=PARENTS[hook], prio=prio,
                     classid=1, direct_action=True)
         self.nl.writes += 1
 
     def detach(self, ifindex: int, hook: str, prio: int) -> None:
         """Remove the filter at ``prio`` (none there: nothing to do)."""
         if any(f.prio == prio for f in self.filters(ifindex, hook)):
-            self.ipr.tc("del-filter", "bpf", ifindex, ":1", parent=PARENTS[hook], prio=prio)
+            self.writer().tc("del-filter", "bpf", ifindex, ":1", parent=PARENTS[hook], prio=prio)
             self.nl.writes += 1

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from netplanx.document.problems import Problem
 from netplanx.system.probes import link_kind_error
+from netplanx.system.rtnl import Table
 
 IndexOf = Callable[[str], int]
 
@@ -36,6 +37,7 @@ class LinkKind:
     disruption: ClassVar[Mapping[str, str]] = {}  # attribute -> what changing it in place disrupts
     probe_settings: ClassVar[dict[str, Any]] = {}  # netlink attributes of the kernel probe's link
     lower: ClassVar[str] = ""  # the attribute naming the link this one sits on ("parent", "device")
+    info_data: ClassVar[Table] = {}  # how to decode its IFLA_INFO_DATA: attribute type -> (name, decoder)
     required: ClassVar[bool] = False  # netx doctor: a kernel without it cannot run netx at all
     fix: ClassVar[str] = ""  # netx doctor: what to do when the kernel lacks it (default: the kernel option)
 

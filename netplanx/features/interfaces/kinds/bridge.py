@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from netplanx.features.interfaces.kinds.base import IndexOf, LinkKind, LinkReading
+from netplanx.system.rtnl import Table, u32
 
 
 @functools.cache
@@ -29,6 +30,7 @@ class BridgeKind(LinkKind):
     type = "bridge"
     required = True
     disruption: ClassVar[Mapping[str, str]] = {"stp": "link flap"}
+    info_data: ClassVar[Table] = {5: ("IFLA_BR_STP_STATE", u32)}
 
     def model(self) -> type:
         return _model()

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from netplanx.features.interfaces.kinds.base import IndexOf, LinkKind, LinkReading
+from netplanx.system.rtnl import Table, be16, flag, ip, u8, u32
 
 DEFAULT_PORT = 6081
 
@@ -45,6 +46,9 @@ class GeneveKind(LinkKind):
     fix = "a kernel with CONFIG_GENEVE, or tunnel protocol vxlan"
     replace_on: ClassVar[frozenset[str]] = frozenset({"type", "vni", "port", "remote", "external"})
     disruption: ClassVar[Mapping[str, str]] = {"ttl": "hitless"}
+    info_data: ClassVar[Table] = {
+        1: ("IFLA_GENEVE_ID", u32), 2: ("IFLA_GENEVE_REMOTE", ip), 3: ("IFLA_GENEVE_TTL", u8),
+        5: ("IFLA_GENEVE_PORT", be16), 6: ("IFLA_GENEVE_COLLECT_METADATA", flag), 7: ("IFLA_GENEVE_REMOTE6", ip)}
     probe_settings: ClassVar[dict[str, Any]] = {"geneve_id": 1, "geneve_remote": "192.0.2.1"}
 
     def model(self) -> type:

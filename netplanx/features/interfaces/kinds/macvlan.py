@@ -6,13 +6,14 @@ import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pyroute2 import IPRoute
-
 from netplanx.features.interfaces.kinds.base import IndexOf, LinkKind, LinkReading
 from netplanx.system.probes import link_kind_error
+from netplanx.system.rtnl import Table, u32
+
+MODES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}  # IFLA_MACVLAN_MODE values
 
 
-def _probe(ipr: IPRoute) -> None:
+def _probe(ipr: Any) -> None:
     ipr.link("add", ifname="netx-probe", kind="veth", peer={"ifname": "netx-probe-p"})
     ipr.link("add", ifname="netx-probe-m", kind="macvlan", link=ipr.link_lookup(ifname="netx-probe")[0])
 
@@ -40,6 +41,7 @@ class MacvlanKind(LinkKind):
     replace_on: ClassVar[frozenset[str]] = frozenset({"type", "parent"})
     disruption: ClassVar[Mapping[str, str]] = {"mode": "link flap"}
     lower = "parent"
+    info_data: ClassVar[Table] = {1: ("IFLA_MACVLAN_MODE", lambda data: MODES.get(u32(data), str(u32(data))))}
 
     def model(self) -> type:
         return _model()

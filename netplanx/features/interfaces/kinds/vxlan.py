@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from netplanx.features.interfaces.kinds.base import IndexOf, LinkKind, LinkReading
+from netplanx.system.rtnl import Table, be16, ip, u8, u32
 
 DEFAULT_PORT = 4789
 
@@ -66,6 +67,11 @@ class VxlanKind(LinkKind):
     disruption: ClassVar[Mapping[str, str]] = {"learning": "hitless", "ttl": "hitless"}
     probe_settings: ClassVar[dict[str, Any]] = {"vxlan_id": 1, "vxlan_port": DEFAULT_PORT}
     lower = "device"
+    info_data: ClassVar[Table] = {
+        1: ("IFLA_VXLAN_ID", u32), 2: ("IFLA_VXLAN_GROUP", ip), 3: ("IFLA_VXLAN_LINK", u32),
+        4: ("IFLA_VXLAN_LOCAL", ip), 5: ("IFLA_VXLAN_TTL", u8), 7: ("IFLA_VXLAN_LEARNING", u8),
+        15: ("IFLA_VXLAN_PORT", be16), 16: ("IFLA_VXLAN_GROUP6", ip), 17: ("IFLA_VXLAN_LOCAL6", ip),
+        25: ("IFLA_VXLAN_COLLECT_METADATA", u8)}
 
     def model(self) -> type:
         return _model()
