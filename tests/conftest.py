@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,6 +122,16 @@ def lab_of(nodes: int, folder: Path) -> Iterator[Lab]:
         yield made.up()
     finally:
         made.down()
+
+
+@pytest.fixture
+def topo(tmp_path: Path) -> Iterator[Any]:
+    """BIRD on a router and gobgpd on a node (tests/bgp_topology.py); removed afterwards, whatever happened."""
+    if not IS_ROOT:
+        pytest.skip("needs root: creates network namespaces")
+    from tests.bgp_topology import topology
+
+    yield from topology(tmp_path)
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
 """BGP through gobgpd, against BIRD 2: peers and paths as resources, learned routes in the kernel.
 
-Each test builds its own topology (about a second): namespace ROUTER runs BIRD (AS 65000, 192.0.2.1) and
-NODE runs gobgpd (AS 65001, 192.0.2.11), joined by a veth. BIRD dials (gobgpd's peers are passive), so
-sessions come up in about a second instead of gobgpd's 5-9 s dial delay.
+Each test builds its own topology (about a second, see tests/bgp_topology.py): BIRD on a router, gobgpd on
+the node, BIRD dialling.
 """
 
 from __future__ import annotations
@@ -10,89 +9,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from netplanx.lab.bgp import (
-    Bird,
-    BirdNeighbour,
-    Daemon,
-    bird_config,
-    gobgp,
-    start_gobgpd,
-    start_sync,
-    stop_recorded,
-    wait_until,
-)
-from tests.conftest import IS_ROOT, Netx, assert_adopts, ip, ip_json, new_netns
+from netplanx.lab.bgp import gobgp, start_sync, wait_until
+from tests.bgp_topology import ANNOUNCED, NODE_ADDRESS, ROUTER_ADDRESS, Topology, node_spec, router_config
+from tests.conftest import IS_ROOT, Netx, assert_adopts, ip, ip_json
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="needs root: creates network namespaces")
-ROUTER_ADDRESS, NODE_ADDRESS = "192.0.2.1", "192.0.2.11"
-ANNOUNCED = "203.0.113.0/24"  # what BIRD announces
-
-
-@dataclass
-class Topology:
-    router: str
-    node: str
-    folder: Path
-    netx: Netx
-    bird: Bird
-    gobgpd: Daemon
-
-    def established(self) -> bool:
-        return self.bird.established("node")
-
-    def converged(self) -> None:
-        """The default spec applied, the session up and BIRD holding the advertised prefixes."""
-        self.netx.apply(node_spec())
-        wait_until(self.established, 20, "BIRD's session with gobgpd")
-        wait_until(lambda: {"198.51.100.0/24", "198.51.100.128/25"} <= self.bird.routes(), 10, "BIRD learning")
-
-    def restart_gobgpd(self) -> None:
-        self.gobgpd.stop()
-        self.gobgpd = start_gobgpd(self.node, self.folder)
-
-
-def router_config(password: str | None = None) -> str:
-    """BIRD on the router: AS 65000, the node as neighbour, ANNOUNCED announced."""
-    return bird_config(ROUTER_ADDRESS, 65000, [BirdNeighbour("node", NODE_ADDRESS, 65001, password)],
-                       announce=[ANNOUNCED])
-
-
-def node_spec(peers: str = "[{address: 192.0.2.1, asn: 65000, passive: true, description: router}]",
-              prefixes: str = '[{prefix: 198.51.100.0/24, communities: ["65001:7"]}, {prefix: 198.51.100.128/25}]',
-              port: int = 50051) -> str:
-    return f"""\
-        apiVersion: netx/v1
-        bgp:
-          api: 127.0.0.1:{port}
-          asn: 65001
-          routerId: {NODE_ADDRESS}
-          peers: {peers}
-          advertise: {{prefixes: {prefixes}}}
-        """
-
-
-@pytest.fixture
-def topo(tmp_path: Path) -> Iterator[Topology]:
-    router, node = new_netns("netx-r"), new_netns("netx-n")
-    try:
-        ip("-n", node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", router)
-        for netns, address in ((router, ROUTER_ADDRESS), (node, NODE_ADDRESS)):
-            ip("-n", netns, "addr", "add", f"{address}/24", "dev", "eth0")
-            ip("-n", netns, "link", "set", "eth0", "up")
-            ip("-n", netns, "link", "set", "lo", "up")
-        gobgpd = start_gobgpd(node, tmp_path)
-        bird = Bird(router, tmp_path, router_config())
-        yield Topology(router, node, tmp_path, Netx(node, tmp_path / "state", tmp_path), bird, gobgpd)
-    finally:
-        stop_recorded(tmp_path)  # every daemon of the test, a restarted gobgpd or a sync included
-        ip("netns", "del", router, check=False)
-        ip("netns", "del", node, check=False)
 
 
 def changes(plan: dict) -> dict[str, str]:
@@ -275,6 +200,35 @@ def test_adoption_writes_gobgpd_as_a_bgp_section_that_plans_no_changes(topo: Top
     assert "asn: 65001" in shown.out and "198.51.100.128/25" in shown.out and "65001:7" in shown.out
     plan = fresh.plan(shown.out)
     assert plan["changes"] == [], plan["changes"]
+
+
+def test_graceful_restart_is_negotiated_and_a_change_of_it_resets_the_sessions(topo: Topology):
+    topo.converged()
+    neighbour = json.loads(gobgp(topo.node, "neighbor", ROUTER_ADDRESS, "-j").stdout)
+    assert neighbour["graceful_restart"]["enabled"] and neighbour["graceful_restart"]["restart_time"] == 120
+    family = neighbour["afi_safis"][0]["mp_graceful_restart"]["state"]
+    assert family["advertised"] and family["received"]  # BIRD has graceful restart on too
+    assert "Restart time: 120" in topo.bird.birdc("show", "protocols", "all", "node")
+    shorter = node_spec(extra="gracefulRestart: {restartTime: 60}")
+    plan = topo.netx.plan(shorter)
+    change = {c["address"]: c for c in plan["changes"]}
+    assert change["bgp.global"]["action"] == "replace" and change["bgp.global"]["changed"] == ["restart_time"]
+    assert change["bgp.global"]["disruption"] == "all BGP sessions reset"
+    peer = change[f"bgppeer.{ROUTER_ADDRESS}"]
+    assert peer["after"]["attrs"]["restart_time"] == 60 and peer["disruption"] == "session reset"
+    text = topo.netx("plan", spec=shorter).out
+    assert "~ restart_time: 120 -> 60" in text and "forces replacement" in text
+    topo.converged(shorter)
+    assert json.loads(gobgp(topo.node, "neighbor", ROUTER_ADDRESS, "-j").stdout)["graceful_restart"][
+        "restart_time"] == 60
+    assert topo.netx.plan(shorter)["changes"] == []
+    per_peer = node_spec(peers="[{address: 192.0.2.1, asn: 65000, passive: true, description: router, "
+                               "gracefulRestart: {enabled: false}}]", extra="gracefulRestart: {restartTime: 60}")
+    assert changes(topo.netx.plan(per_peer)) == {f"bgppeer.{ROUTER_ADDRESS}": "update"}
+    topo.converged(per_peer)
+    off = json.loads(gobgp(topo.node, "neighbor", ROUTER_ADDRESS, "-j").stdout).get("graceful_restart", {})
+    assert not off.get("enabled")  # gobgp's JSON leaves false out
+    assert topo.netx.plan(per_peer)["changes"] == []
 
 
 def test_a_gobgpd_configured_by_hand_is_adopted_and_plans_no_changes(topo: Topology, tmp_path: Path):

@@ -67,6 +67,41 @@ CASES = [
                  8, 103,
                  "peer 192.0.2.1 is declared twice (first at bgp.peers[0]; allowed: one peer an address)",
                  id="node-peer-repeats-a-common-one"),
+    pytest.param("""\
+        apiVersion: netx/v1
+        bgp: {asn: 65001, routerId: 192.0.2.1, gracefulRestart: {restartTime: 5000}}
+        """, 2, 71, "restartTime 5000 is too large (allowed: at most 4095)", id="restart-time-range"),
+    pytest.param("""\
+        apiVersion: netx/v1
+        bgp:
+          asn: 65001
+          routerId: 192.0.2.1
+          gracefulRestart: {enabled: yes please}
+        """, 5, 30, "enabled must be true or false", id="restart-enabled-type"),
+    pytest.param("""\
+        apiVersion: netx/v1
+        bgp:
+          asn: 65001
+          routerId: 192.0.2.1
+          gracefulRestart: {enabled: false, restartTime: 60}
+        """, 5, 20, "restartTime 60 has no effect with graceful restart off (allowed: enabled: true, or no "
+        "restartTime)", id="restart-time-while-off"),
+    pytest.param("""\
+        apiVersion: netx/v1
+        bgp:
+          asn: 65001
+          routerId: 192.0.2.1
+          gracefulRestart: {enabled: false}
+          peers: [{address: 192.0.2.2, asn: 65000, gracefulRestart: {restartTime: 30}}]
+        """, 6, 75, "restartTime 30 has no effect: bgp.gracefulRestart.enabled is false (allowed: enabled: true "
+        "here too, or no restartTime)", id="peer-restart-time-while-off"),
+    pytest.param("""\
+        apiVersion: netx/v1
+        bgp:
+          asn: 65001
+          routerId: 192.0.2.1
+          peers: [{address: 192.0.2.2, asn: 65000, gracefulRestart: {restart: 30}}]
+        """, 5, 62, "unknown key 'restart' (allowed: enabled, restartTime)", id="peer-restart-unknown-key"),
 ]
 
 
@@ -86,8 +121,9 @@ def test_cluster_bgp_compiles_per_node_with_overrides() -> None:
     parsed, _ = parse_spec(text, "spec.yaml")
     a = {r.address: r for r in compile_spec(parsed, "node-a")}
     b = {r.address: r for r in compile_spec(parsed, "node-b")}
-    assert a["bgp.global"].attrs == {"asn": 65001, "router_id": "192.0.2.11", "listen_port": 179}
-    assert b["bgp.global"].attrs == {"asn": 65002, "router_id": "192.0.2.99", "listen_port": 179}
+    restart = {"graceful_restart": True, "restart_time": 120}  # the default
+    assert a["bgp.global"].attrs == {"asn": 65001, "router_id": "192.0.2.11", "listen_port": 179, **restart}
+    assert b["bgp.global"].attrs == {"asn": 65002, "router_id": "192.0.2.99", "listen_port": 179, **restart}
     assert a["bgppath.198.51.100.0/24"].attrs["communities"] == ["65001:7", "no-export"]
     assert "bgppath.10.244.1.0/24" in a and "bgppath.10.244.2.0/24" in b and "bgppath.203.0.113.0/24" in b
     assert "bgppath.203.0.113.0/24" not in a
@@ -116,10 +152,34 @@ def test_adopting_a_peer_with_a_password_asks_for_its_file() -> None:
     from netplanx.features.bgp.resources import global_resource, peer_resource
     from netplanx.spec.adopt import live_to_spec
 
-    live = [global_resource(asn=65001, router_id="192.0.2.11", listen_port=179, api="127.0.0.1:50051"),
+    live = [global_resource(asn=65001, router_id="192.0.2.11", listen_port=179, graceful_restart=None,
+                            restart_time=None, api="127.0.0.1:50051"),
             peer_resource("2001:db8::1", asn=65000, password_file=None, multihop=0, hold_time=9, keepalive=3,
-                          families=["ipv6-unicast"], description="", passive=False, api="127.0.0.1:50051",
-                          password="hmac:0123456789ab")]
+                          families=["ipv6-unicast"], description="", passive=False, graceful_restart=True,
+                          restart_time=120, api="127.0.0.1:50051", password="hmac:0123456789ab")]
     peer = live_to_spec(live)["bgp"]["peers"][0]
     assert peer == {"address": "2001:db8::1", "asn": 65000, "passwordFile": "/etc/netx/bgp-2001-db8--1.pw",
                     "holdTime": 9}
+
+
+def test_graceful_restart_is_on_by_default_and_a_peer_can_differ() -> None:
+    from netplanx.spec.validate import parse_spec
+
+    text = spec("""\
+        apiVersion: netx/v1
+        bgp:
+          asn: 65001
+          routerId: 192.0.2.11
+          gracefulRestart: {restartTime: 60}
+          peers:
+            - {address: 192.0.2.1, asn: 65000}
+            - {address: 192.0.2.2, asn: 65000, gracefulRestart: {enabled: false}}
+            - {address: 192.0.2.3, asn: 65000, gracefulRestart: {restartTime: 30}}
+        """)
+    parsed, _ = parse_spec(text, "spec.yaml")
+    found = {r.address: r.attrs for r in compile_spec(parsed)}
+    assert (found["bgp.global"]["graceful_restart"], found["bgp.global"]["restart_time"]) == (True, 60)
+    assert [(found[f"bgppeer.192.0.2.{i}"]["graceful_restart"], found[f"bgppeer.192.0.2.{i}"]["restart_time"])
+            for i in (1, 2, 3)] == [(True, 60), (False, 0), (True, 30)]
+    default, _ = parse_spec(text.replace("  gracefulRestart: {restartTime: 60}\n", ""), "spec.yaml")
+    assert {r.address: r.attrs for r in compile_spec(default)}["bgppeer.192.0.2.1"]["restart_time"] == 120

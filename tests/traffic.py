@@ -75,3 +75,44 @@ def capture(netns: str, interface: str, expression: str) -> Iterator[list[str]]:
         process.send_signal(signal.SIGINT)
         out, _err = process.communicate(timeout=10)
         packets += [line for line in out.splitlines() if line[:1].isdigit()]  # not the decoded inner packets
+
+
+
+class Flow:
+    """The output of a ``ping_flow``: ``lost`` counts the requests never answered between the first and
+    the last answered one (the one in flight when the flow stops is not lost)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    @property
+    def answered(self) -> list[int]:
+        return [int(line.split("icmp_seq=")[1].split()[0]) for line in self.lines if "icmp_seq=" in line
+                and "bytes from" in line]
+
+    @property
+    def lost(self) -> list[int]:
+        seen = self.answered
+        return sorted(set(range(min(seen), max(seen) + 1)) - set(seen)) if seen else []
+
+
+@contextmanager
+def ping_flow(netns: str, address: str, interval: float = 0.01) -> Iterator[Flow]:
+    """Ping ``address`` from ``netns`` every ``interval`` seconds while the block runs (it starts once a first
+    reply is in); the flow holds every line once the block ends."""
+    process = subprocess.Popen(inside(netns, "ping", "-n", "-i", str(interval), "-W", "1", address),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    flow = Flow()
+    while not flow.answered:  # the first reply: the path works
+        line = process.stdout.readline()
+        if not line:
+            process.wait()
+            raise AssertionError(f"ping {address} from {netns} got no reply: {''.join(flow.lines)}")
+        flow.lines.append(line)
+    try:
+        yield flow
+    finally:
+        process.send_signal(signal.SIGINT)
+        flow.lines += process.stdout.read().splitlines()  # not communicate(): it skips what readline buffered
+        process.wait(timeout=10)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -31,9 +32,10 @@ class Daemon:
     process: subprocess.Popen
     pidfile: Path
 
-    def stop(self) -> None:
+    def stop(self, how: signal.Signals = signal.SIGTERM) -> None:
+        """Stop it with ``how`` (SIGTERM by default; SIGKILL after 10 s) and wait until it has exited."""
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(how)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -101,7 +103,7 @@ def start_sync(netns: str, folder: Path, state_dir: Path, port: int = GOBGP_API_
     """``netx bgp sync`` for the gobgpd of ``netns``; returns once it has reconciled the kernel."""
     name = f"netx-bgp-sync-{netns}"
     env_python = [sys.executable, "-m", "netplanx", "bgp", "sync", "--api", f"127.0.0.1:{port}",
-                  "--state-dir", str(state_dir)]
+                  "--state-dir", str(state_dir), "--netns", netns]  # --netns: its records are the namespace's
     log = folder / f"{name}.log"
     before = log.read_text(errors="replace").count("synced:") if log.exists() else 0
     daemon = spawn(netns, env_python, folder, name)
@@ -120,8 +122,9 @@ class BirdNeighbour:
 
 def bird_config(router_id: str, asn: int, neighbours: Sequence[BirdNeighbour], announce: Sequence[str] = ()) -> str:
     """A BIRD 2 configuration: every neighbour dialled at once and retried fast (tests must not wait on
-    BGP's usual timers), learned routes exported to the namespace's kernel, ``announce`` (IPv4 and IPv6
-    prefixes, blackholed here) in a static protocol named ``announced`` that tests can disable."""
+    BGP's usual timers), with graceful restart (BIRD keeps a neighbour's routes while it restarts, when its
+    session ends without a NOTIFICATION), learned routes exported to the namespace's kernel, ``announce``
+    (IPv4 and IPv6 prefixes, blackholed here) in a static protocol named ``announced`` that tests can disable."""
     lines = ["log stderr all;", f"router id {router_id};", "protocol device { scan time 1; }",
              "protocol kernel { ipv4 { import none; export all; }; }",
              "protocol kernel { ipv6 { import none; export all; }; }"]
@@ -134,7 +137,7 @@ def bird_config(router_id: str, asn: int, neighbours: Sequence[BirdNeighbour], a
     for peer in neighbours:
         family = "ipv6" if ":" in peer.address else "ipv4"
         body = [f"local as {asn};", f"neighbor {peer.address} as {peer.asn};", "hold time 9;", "keepalive time 3;",
-                "connect delay time 1;", "connect retry time 1;", "error wait time 1, 2;",
+                "connect delay time 1;", "connect retry time 1;", "error wait time 1, 2;", "graceful restart on;",
                 f"{family} {{ import all; export all; next hop keep; }};"]
         if peer.reflector_client:
             body.append("rr client;")

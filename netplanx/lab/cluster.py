@@ -10,16 +10,21 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 LAB_ASN = 65000
 REFLECTOR = ("192.0.2.1", "2001:db8::1")  # BIRD on the underlay bridge, in mode bgp
 NODE_NAMES = ("node-a", "node-b", "node-c", "node-d", "node-e", "node-f")
 UNDERLAY_BRIDGE = "ul0"
+
+if TYPE_CHECKING:
+    from netplanx.lab.bgp import Daemon
 
 
 def _ip(*args: str) -> None:
@@ -68,6 +73,7 @@ class Lab:
     nodes: list[str]
     workdir: Path
     state_dir: Path = field(init=False)
+    gobgpd: dict[str, Daemon] = field(init=False, default_factory=dict)  # each node's, in mode bgp
 
     def __post_init__(self) -> None:
         self.state_dir = self.workdir / "state"
@@ -93,7 +99,16 @@ class Lab:
                    for suffix, address in (("", f"192.0.2.{10 + index}"), ("_6", f"2001:db8::{10 + index}"))]
         Bird(self.underlay, self.daemons, bird_config(REFLECTOR[0], LAB_ASN, clients))
         for node in self.nodes:
-            start_gobgpd(self.netns(node), self.daemons)
+            self.gobgpd[node] = start_gobgpd(self.netns(node), self.daemons)
+
+    def restart_gobgpd(self, node: str, how: signal.Signals = signal.SIGKILL) -> None:
+        """Stop ``node``'s gobgpd as systemd does with examples/systemd/gobgpd.service (SIGKILL: no
+        NOTIFICATION reaches the peers, so graceful restart keeps the node's paths with them) and start an
+        empty one: apply the node's spec again to configure it."""
+        from netplanx.lab.bgp import start_gobgpd
+
+        self.gobgpd[node].stop(how)
+        self.gobgpd[node] = start_gobgpd(self.netns(node), self.daemons)
 
     def start_route_sync(self) -> None:
         """``netx bgp sync`` on every node (after the nodes' specs are applied)."""

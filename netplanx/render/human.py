@@ -118,7 +118,8 @@ def render_live(resources: Sequence[Resource], stream: TextIO) -> None:
         owner = "netx" if res.owned else "unmanaged"
         details = " ".join(f"{k}={_value(v)}" for k, v in _shown(res.attrs).items())
         if res.meta.get("status"):  # what the object reports about itself (a WireGuard peer's handshake)
-            details += "  [" + " ".join(f"{k}={v}" for k, v in res.meta["status"].items()) + "]"
+            details += "  [" + " ".join(f"{k}={', '.join(map(str, v)) if isinstance(v, list) else v}"
+                                        for k, v in res.meta["status"].items()) + "]"
         console.print(f"{escape(res.address):<{width}}  {owner:<9}  {escape(details)}", crop=False)
 
 

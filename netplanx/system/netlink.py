@@ -174,3 +174,56 @@ def _error_of(payload: memoryview, flags: int) -> NetlinkError | None:
                 message = bytes(payload[start:stop]).rstrip(b"\0").decode(errors="replace")
                 text = f"{text}: {message}"
     return NetlinkError(code, text)
+
+
+RTM_DELROUTE = 25
+RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type; flags
+RTA_DST, RTA_TABLE = 1, 15
+RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE = 0x40, 0x400
+
+
+class RouteRemovals:
+    """The route removals the kernel announces, read as they come (a socket in the namespace the process
+    is in when it is opened, subscribed to the IPv4 and IPv6 route groups)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind((0, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE))
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __iter__(self) -> Iterator[tuple[int, str, int] | None]:
+        """(table, ``destination/length``, protocol) of each removed route, forever; None when the kernel
+        dropped notifications (the receive buffer overflowed): any route may have gone."""
+        while True:
+            try:
+                data = self.sock.recv(1 << 20)
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                yield None
+                continue
+            offset = 0
+            while offset + HEADER.size <= len(data):
+                length, kind, _flags, _seq, _pid = HEADER.unpack_from(data, offset)
+                if length < HEADER.size:
+                    break
+                if kind == RTM_DELROUTE:
+                    yield _removed(data, offset + HEADER.size, offset + length)
+                offset += (length + 3) & ~3
+
+
+def _removed(data: bytes, start: int, end: int) -> tuple[int, str, int]:
+    family, dst_len, _src_len, _tos, table, protocol, _scope, _type, _flags = RTMSG.unpack_from(data, start)
+    destination = "0.0.0.0" if family == socket.AF_INET else "::"
+    for kind, begin, stop in attrs(data, start + RTMSG.size, end):
+        if kind == RTA_DST:
+            destination = socket.inet_ntop(family, data[begin:stop])
+        elif kind == RTA_TABLE:
+            table = struct.unpack_from("=I", data, begin)[0]
+    return table, f"{destination}/{dst_len}", protocol

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from netplanx.engine.feature import Adoption
@@ -10,6 +10,7 @@ from netplanx.engine.resource import Resource
 
 BGP_PORT = 179
 BGP_HOLD_TIME = 90
+BGP_RESTART_TIME = 120
 
 
 def adopt_bgp(adoption: Adoption) -> None:
@@ -26,7 +27,10 @@ def _bgp(config: Resource, peers: Sequence[Resource], paths: Sequence[Resource])
                                "routerId": config.attrs["router_id"]}
     if config.attrs["listen_port"] != BGP_PORT:
         section["listenPort"] = config.attrs["listen_port"]
-    section["peers"] = [_bgp_peer(p.attrs) for p in sorted(peers, key=lambda r: r.address)]
+    restart = _restart(config.attrs)
+    if restart != (True, BGP_RESTART_TIME):
+        section["gracefulRestart"] = _restart_entry(*restart)
+    section["peers"] = [_bgp_peer(p.attrs, restart) for p in sorted(peers, key=lambda r: r.address)]
     prefixes = []
     for path in sorted(paths, key=lambda r: r.address):
         entry: dict[str, Any] = {"prefix": path.attrs["prefix"]}
@@ -39,7 +43,18 @@ def _bgp(config: Resource, peers: Sequence[Resource], paths: Sequence[Resource])
     return section
 
 
-def _bgp_peer(a: dict[str, Any]) -> dict[str, Any]:
+def _restart(attrs: Mapping[str, Any]) -> tuple[bool, int]:
+    """Graceful restart as (enabled, restart time); the default when gobgpd does not say (see types.py)."""
+    if attrs["graceful_restart"] is None:
+        return True, BGP_RESTART_TIME
+    return attrs["graceful_restart"], attrs["restart_time"]
+
+
+def _restart_entry(enabled: bool, restart_time: int) -> dict[str, Any]:
+    return {"enabled": True, "restartTime": restart_time} if enabled else {"enabled": False}
+
+
+def _bgp_peer(a: dict[str, Any], common: tuple[bool, int]) -> dict[str, Any]:
     entry: dict[str, Any] = {"address": a["address"], "asn": a["asn"]}
     if a["password"]:
         entry["passwordFile"] = f"/etc/netx/bgp-{a['address'].replace(':', '-')}.pw"
@@ -55,4 +70,6 @@ def _bgp_peer(a: dict[str, Any]) -> dict[str, Any]:
         entry["description"] = a["description"]
     if a["passive"]:
         entry["passive"] = True
+    if _restart(a) != common:
+        entry["gracefulRestart"] = _restart_entry(*_restart(a))
     return entry

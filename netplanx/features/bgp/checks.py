@@ -23,12 +23,15 @@ def bgp_problems(spec: Any) -> Iterator[Problem]:
                                              "this host)", True)
     yield from _duplicates(spec.bgp.peers, ("bgp", "peers"), spec.bgp.advertise.prefixes,
                            ("bgp", "advertise", "prefixes"))
+    restarting = spec.bgp.graceful_restart.enabled
+    yield from _restart_times(spec.bgp.peers, ("bgp", "peers"), restarting)
     if cluster is None:
         return
     for index, node in enumerate(cluster.nodes):
         if node.bgp is None:
             continue
         at = ("cluster", "nodes", index, "bgp")
+        yield from _restart_times(node.bgp.peers, (*at, "peers"), restarting)
         yield from _duplicates([*spec.bgp.peers, *node.bgp.peers], (*at, "peers"),
                                [*spec.bgp.advertise.prefixes, *node.bgp.prefixes], (*at, "prefixes"),
                                len(spec.bgp.peers), len(spec.bgp.advertise.prefixes))
@@ -57,3 +60,13 @@ def _repeated(keys: Sequence[object], at: tuple[str | int, ...], field: str, com
             where = f"the node's {names[1]}[{first - common}]" if node and first >= common else f"{names[0]}[{first}]"
             yield Problem((*at, index - common, field),
                                  f"{what.format(key)} (first at {where}; allowed: {allowed})")
+
+
+def _restart_times(peers: Sequence[BgpPeer], at: tuple[str | int, ...], restarting: bool) -> Iterator[Problem]:
+    """A peer's restartTime while graceful restart is off for it (off in the section, not turned on here)."""
+    for index, peer in enumerate(peers):
+        own = peer.graceful_restart
+        if not restarting and own is not None and own.enabled is None and own.restart_time is not None:
+            yield Problem((*at, index, "gracefulRestart", "restartTime"),
+                          f"restartTime {own.restart_time} has no effect: bgp.gracefulRestart.enabled is false "
+                          "(allowed: enabled: true here too, or no restartTime)")

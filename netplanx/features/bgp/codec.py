@@ -32,8 +32,16 @@ def _packed(message: Any) -> AnyMessage:
     return wrapped
 
 
-def peer_message(attrs: Mapping[str, Any], password: str | None) -> api.Peer:
-    """The gobgpd peer for netx's peer attributes (``password``: the secret itself, read from its file)."""
+def peer_message(attrs: Mapping[str, Any], password: str | None, restarting: bool = False) -> api.Peer:
+    """The gobgpd peer for netx's peer attributes (``password``: the secret itself, read from its file).
+
+    With graceful restart, gobgpd's deferral time is the restart time: after a restart it holds its own
+    advertisements back until every peer's End-of-RIB, at most that long (not its default 360 s).
+    ``restarting``: gobgpd lost its configuration (it restarted) and netx gives it back: its OPEN then
+    carries the Restart State flag and, per family, the Forwarding State flag (true: 'netx bgp sync' kept
+    the kernel routes), so the peer keeps this node's paths until gobgpd's End-of-RIB.
+    """
+    restart = attrs["graceful_restart"]
     return api.Peer(
         conf=api.PeerConf(neighbor_address=attrs["address"], peer_asn=attrs["asn"], auth_password=password or "",
                           description=attrs["description"]),
@@ -41,7 +49,12 @@ def peer_message(attrs: Mapping[str, Any], password: str | None) -> api.Peer:
         timers=api.Timers(config=api.TimersConfig(hold_time=attrs["hold_time"],
                                                   keepalive_interval=attrs["keepalive"], connect_retry=5)),
         transport=api.Transport(passive_mode=attrs["passive"]),
-        afi_safis=[api.AfiSafi(config=api.AfiSafiConfig(family=family(name), enabled=True))
+        graceful_restart=api.GracefulRestart(enabled=restart, restart_time=attrs["restart_time"],
+                                             deferral_time=attrs["restart_time"],
+                                             local_restarting=restart and restarting),
+        afi_safis=[api.AfiSafi(config=api.AfiSafiConfig(family=family(name), enabled=True),
+                               mp_graceful_restart=api.MpGracefulRestart(
+                                   config=api.MpGracefulRestartConfig(enabled=restart)))
                    for name in attrs["families"]])
 
 
@@ -60,7 +73,9 @@ def peer_view(peer: api.Peer) -> PeerView:
     attrs = {"address": conf.neighbor_address, "asn": conf.peer_asn,
              "multihop": peer.ebgp_multihop.multihop_ttl if peer.ebgp_multihop.enabled else 0,
              "hold_time": peer.timers.config.hold_time, "keepalive": peer.timers.config.keepalive_interval,
-             "families": families, "description": conf.description, "passive": peer.transport.passive_mode}
+             "families": families, "description": conf.description, "passive": peer.transport.passive_mode,
+             "graceful_restart": peer.graceful_restart.enabled,
+             "restart_time": peer.graceful_restart.restart_time if peer.graceful_restart.enabled else 0}
     received = sum(a.state.received for a in peer.afi_safis)
     accepted = sum(a.state.accepted for a in peer.afi_safis)
     advertised = sum(a.state.advertised for a in peer.afi_safis)
@@ -184,3 +199,14 @@ def _attributes(pattrs: Sequence[AnyMessage]) -> tuple[str | None, tuple[str, ..
             wrapped.Unpack(value)
             communities = tuple(sorted({community_text(c) for c in value.communities}))
     return (None if next_hop in UNSET_NEXT_HOPS else next_hop), communities
+
+
+def table_received(peer: api.Peer) -> bool:
+    """The peer's session is up and the peer has sent its whole table (End-of-RIB) in each of its families."""
+    return peer.state.session_state == api.PeerState.ESTABLISHED and all(
+        a.mp_graceful_restart.state.end_of_rib_received for a in peer.afi_safis if a.config.enabled)
+
+
+def restart_time(peer: api.Peer) -> int:
+    """The peer's graceful restart time (0: no graceful restart with it)."""
+    return peer.graceful_restart.restart_time if peer.graceful_restart.enabled else 0

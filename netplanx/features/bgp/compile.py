@@ -10,7 +10,7 @@ from typing import Any
 
 from netplanx.engine.feature import NodeView
 from netplanx.engine.resource import Resource
-from netplanx.features.bgp.model import Bgp, BgpPeer, BgpPrefix, NodeBgp
+from netplanx.features.bgp.model import Bgp, BgpPeer, BgpPrefix, GracefulRestart, NodeBgp, PeerGracefulRestart
 from netplanx.features.bgp.resources import global_resource, path_resource, peer_resource
 
 
@@ -19,9 +19,11 @@ def bgp_resources(view: NodeView) -> list[Resource]:
     bgp = view.spec.bgp
     if bgp is None:
         return []
+    restart = bgp.graceful_restart
     resources = [global_resource(asn=bgp.asn, router_id=str(bgp.router_id), listen_port=bgp.listen_port,
-                                 api=bgp.api)]
-    resources += [_peer(peer, bgp.api) for peer in bgp.peers]
+                                 graceful_restart=restart.enabled,
+                                 restart_time=restart.restart_time if restart.enabled else 0, api=bgp.api)]
+    resources += [_peer(peer, restart, bgp.api) for peer in bgp.peers]
     resources += [advertised_path(view, str(p.prefix), next_hop=str(p.next_hop) if p.next_hop else None,
                                   communities=p.communities) for p in bgp.advertise.prefixes]
     return resources
@@ -35,12 +37,16 @@ def advertised_path(view: NodeView, prefix: str, *, next_hop: str | None = None,
                          api=bgp.api)
 
 
-def _peer(peer: BgpPeer, api: str) -> Resource:
+def _peer(peer: BgpPeer, common: GracefulRestart, api: str) -> Resource:
+    """The peer, its graceful restart being the section's with the peer's own settings over it."""
     families = peer.families or ["ipv4-unicast" if peer.address.version == 4 else "ipv6-unicast"]
+    own = peer.graceful_restart or PeerGracefulRestart()
+    enabled = common.enabled if own.enabled is None else own.enabled
     return peer_resource(str(peer.address), asn=peer.asn, password_file=peer.password_file,
                          multihop=peer.multihop or 0, hold_time=peer.hold_time,
                          keepalive=peer.keepalive or peer.hold_time // 3, families=families,
-                         description=peer.description, passive=peer.passive, api=api)
+                         description=peer.description, passive=peer.passive, graceful_restart=enabled,
+                         restart_time=own.restart_time or common.restart_time, api=api)
 
 
 def node_bgp(common: Bgp | None, own: NodeBgp | None, node: Any) -> Bgp | None:

@@ -37,6 +37,40 @@ Community = Annotated[str, BeforeValidator(_community), Field(description="ASN:V
 ApiAddress = Annotated[str, BeforeValidator(_api_address), Field(description="host:port of gobgpd's gRPC API.")]
 
 
+_UNUSED_TIME = "restartTime {} has no effect with graceful restart off (allowed: enabled: true, or no restartTime)"
+RestartTime = Annotated[int, Field(ge=1, le=4095, description="Seconds (1-4095, RFC 4724's 12 bits).")]
+
+
+class GracefulRestart(SpecModel):
+    """BGP graceful restart (RFC 4724), through gobgpd: when this node's gobgpd restarts, its peers keep
+    its paths and 'netx bgp sync' keeps the learned routes, so forwarding goes on; when a peer restarts,
+    gobgpd keeps the peer's paths."""
+
+    enabled: bool = Field(True, description="Negotiate graceful restart with the peers.")
+    restart_time: RestartTime = Field(120, alias="restartTime", description="How long peers keep this node's "
+                                      "paths after its session drops, and how long after gobgpd is back the "
+                                      "sync keeps a route gobgpd has not relearned (without End-of-RIB).")
+
+    @model_validator(mode="after")
+    def _time_needs_restart(self) -> GracefulRestart:
+        if not self.enabled and "restart_time" in self.model_fields_set:
+            raise ValueError(_UNUSED_TIME.format(self.restart_time))
+        return self
+
+
+class PeerGracefulRestart(SpecModel):
+    """One peer's graceful restart, where it differs from the bgp section's."""
+
+    enabled: bool | None = Field(None, description="Negotiate graceful restart with this peer.")
+    restart_time: RestartTime | None = Field(None, alias="restartTime", description="This peer's restart time.")
+
+    @model_validator(mode="after")
+    def _time_needs_restart(self) -> PeerGracefulRestart:
+        if self.enabled is False and self.restart_time is not None:
+            raise ValueError(_UNUSED_TIME.format(self.restart_time))
+        return self
+
+
 class BgpPeer(SpecModel):
     """A BGP neighbour of this node."""
 
@@ -51,6 +85,8 @@ class BgpPeer(SpecModel):
         None, min_length=1, description="Address families (default: the family of the address).")
     description: str = Field("", max_length=80, description="Free text shown by gobgp and netx show.")
     passive: bool = Field(False, description="Wait for the neighbour to connect; never dial it.")
+    graceful_restart: PeerGracefulRestart | None = Field(None, alias="gracefulRestart",
+                                                         description="Overrides bgp.gracefulRestart.")
 
     @model_validator(mode="after")
     def _timers(self) -> BgpPeer:
@@ -89,6 +125,8 @@ class Bgp(SpecModel):
                              description="TCP port gobgpd listens on (-1: none, only dial out).")
     peers: list[BgpPeer] = Field(default_factory=list, description="Neighbours.")
     advertise: BgpAdvertise = Field(default_factory=BgpAdvertise, description="Advertised paths.")
+    graceful_restart: GracefulRestart = Field(default_factory=GracefulRestart, alias="gracefulRestart",
+                                              description="Graceful restart (default: on, 120 s).")
 
 
 class NodeBgp(SpecModel):

@@ -1,9 +1,15 @@
 """gobgpd as resources: its global configuration, its peers and the paths it advertises.
 
 gobgpd keeps no marker, so what netx configured is recorded in netx's state (``bgp``: the API address,
-whether netx started BGP, and the peers and prefixes it added). A peer or path someone added by hand
-(``gobgp neighbor add``) is therefore unmanaged: shown, never touched. If gobgpd restarts and forgets
-everything, the record still names what netx owns, so the next plan recreates it.
+whether netx started BGP and with which graceful restart, and the peers and prefixes it added). A peer or
+path someone added by hand (``gobgp neighbor add``) is therefore unmanaged: shown, never touched. If
+gobgpd restarts and forgets everything, the record still names what netx owns, so the next plan recreates
+it, and the peers come back as after a graceful restart (see codec.peer_message).
+
+gobgpd 3.10 does not report the global graceful restart settings (GetBgp leaves them out): the live
+values are the ones netx started BGP with (recorded), or unknown (None, never a difference) for a gobgpd
+someone else started. 'netx bgp sync' reports on bgp.global too: its state, and the learned prefixes it
+holds back because a route netx does not own is in their place.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class BgpContext:
         self._client: GobgpClient | None = None
         self._address = ""
         self.live_passwords: dict[str, str] = {}  # in memory only: lets a rollback restore a changed password
+        self.restoring = False  # netx started BGP here before and gobgpd forgot it: it restarted
 
     def record(self) -> dict[str, Any]:
         return self.store.load(RECORD)
@@ -118,11 +125,16 @@ class BgpType(ResourceType):
 
 class GlobalType(BgpType):
     kind = "bgp"
-    replace_on = frozenset({"asn", "router_id", "listen_port"})
+    replace_on = frozenset({"asn", "router_id", "listen_port", "graceful_restart", "restart_time"})
     disruption_of: ClassVar[Mapping[str, str]] = {
         "create": "hitless", "update": "hitless", "replace": "all BGP sessions reset", "delete": "all BGP sessions "
         "close, advertised paths withdrawn",
     }
+    UNREPORTED = ("graceful_restart", "restart_time")  # gobgpd does not report them: None when not recorded
+
+    def differs(self, desired: Resource, live: Resource) -> list[str]:
+        return [key for key in super().differs(desired, live)
+                if key not in self.UNREPORTED or live.attrs.get(key) is not None]
 
     def read(self, query: Query) -> list[Resource]:
         client = self.bgp.client(query)
@@ -131,8 +143,14 @@ class GlobalType(BgpType):
         config = client.global_config()
         if config.asn == 0:
             return []
+        from netplanx.features.bgp.syncrecord import sync_status
+
+        record = self.bgp.record()
+        restart = record.get("restart", {}) if record.get("global") else {}
         return [global_resource(asn=config.asn, router_id=config.router_id, listen_port=config.listen_port,
-                                api=client.address, owned=bool(self.bgp.record().get("global")))]
+                                graceful_restart=restart.get("graceful_restart"),
+                                restart_time=restart.get("restart_time"), api=client.address,
+                                owned=bool(record.get("global")), status=sync_status(self.bgp.store))]
 
     def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
         return self._each(self._start, resources)
@@ -145,12 +163,15 @@ class GlobalType(BgpType):
 
     def _start(self, res: Resource) -> None:
         client = self.bgp.connected(res)
-        client.start(res.attrs["asn"], res.attrs["router_id"], res.attrs["listen_port"])
-        self.bgp.save(**{"global": True})
+        self.bgp.restoring = bool(self.bgp.record().get("global"))
+        restart = {key: res.attrs[key] for key in self.UNREPORTED}
+        client.start(res.attrs["asn"], res.attrs["router_id"], res.attrs["listen_port"],
+                     restart["restart_time"] if restart["graceful_restart"] else 0)
+        self.bgp.save(**{"global": True, "restart": restart})
 
     def _stop(self, res: Resource) -> None:
         self.bgp.connected(res).stop()  # gobgpd drops every peer and path with it
-        self.bgp.save(**{"global": False, "peers": [], "paths": []})
+        self.bgp.save(**{"global": False, "restart": {}, "peers": [], "paths": []})
 
 
 class BgpPeerType(BgpType):
@@ -159,6 +180,11 @@ class BgpPeerType(BgpType):
         "create": "hitless", "update": "session reset", "replace": "session reset", "delete": "session closes, "
         "paths learned from it withdrawn",
     }
+
+    def dependencies(self, resource: Resource) -> list[Dependency]:
+        """BGP's global configuration; and the advertised paths go in first (only the order matters), so
+        that a session, a restored one above all, starts with every path this node advertises."""
+        return [Dependency(GLOBAL), Dependency(kind="bgppath", matches=lambda _path: True, lifetime=False)]
 
     def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
                    after: Resource | None) -> str:
@@ -221,7 +247,7 @@ class BgpPeerType(BgpType):
             password: str | None = self._password(res)
         else:  # a rollback to the state read before the apply: the password the peer had then
             password = self.bgp.live_passwords.get(res.attrs["address"]) if res.attrs["password"] else None
-        return codec.peer_message(res.attrs, password)
+        return codec.peer_message(res.attrs, password, restarting=self.bgp.restoring)
 
     def _add(self, res: Resource) -> None:
         self.bgp.connected(res).add_peer(self._message(res))

@@ -19,6 +19,9 @@ from netplanx.errors import NetxError, ProviderError
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 STREAM_CHUNK = 1000  # paths per AddPathStream message (measured: ~25,000 paths/s)
 MAX_MESSAGE = 1 << 30  # a best-path dump of a large table is one message
+# gRPC waits up to 120 s between reconnections by default: a restarted gobgpd would be found that late
+RECONNECT_BACKOFF = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                     ("grpc.max_reconnect_backoff_ms", 1000)]
 
 
 def session_state(number: int) -> str:
@@ -45,7 +48,8 @@ class GobgpClient:
         self.address = address
         self.timeout = timeout
         self.api = gobgp_pb2
-        self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
+        self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                                                               *RECONNECT_BACKOFF])
         self.stub = gobgp_pb2_grpc.GobgpApiStub(self.channel)
 
     def close(self) -> None:
@@ -69,8 +73,10 @@ class GobgpClient:
             raise self._failure(method, exc) from None
 
     def _failure(self, method: str, exc: grpc.RpcError) -> NetxError:
-        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:
             return self._unreachable()
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:  # it accepted the call: it runs, but is slow or stuck
+            return NetxError(f"gobgpd at {self.address} did not answer {method} in time: try again (or restart it)")
         return ProviderError(f"gobgpd refused {method}: {exc.details()}")
 
     def global_config(self) -> GlobalConfig:
@@ -78,9 +84,13 @@ class GobgpClient:
         answer = getattr(self._call("GetBgp", self.api.GetBgpRequest()), "global")
         return GlobalConfig(answer.asn, answer.router_id, answer.listen_port)
 
-    def start(self, asn: int, router_id: str, listen_port: int) -> None:
+    def start(self, asn: int, router_id: str, listen_port: int, restart_time: int = 0) -> None:
+        """Start BGP; ``restart_time`` > 0: with graceful restart (gobgpd 3.10 keeps this global setting but
+        neither reports it nor applies it to peers: each peer carries its own)."""
+        restart = self.api.GracefulRestart(enabled=restart_time > 0, restart_time=restart_time)
         request = self.api.StartBgpRequest(**{"global": self.api.Global(asn=asn, router_id=router_id,
-                                                                       listen_port=listen_port)})
+                                                                       listen_port=listen_port,
+                                                                       graceful_restart=restart)})
         self._call("StartBgp", request)
 
     def stop(self) -> None:
