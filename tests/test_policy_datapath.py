@@ -73,7 +73,7 @@ def test_every_packet_gets_the_verdict_of_the_model(datapath):
                 program = programs.fd("from_endpoint" if egress else "to_endpoint")
                 expected = first_hit(entries, egress, identity, number_of, port)
                 verdicts.add((":" in address, expected))
-                verdict, _ns = prog_test_run(program, packet)
+                verdict = prog_test_run(program, packet).retval
                 assert verdict == (TC_ACT_UNSPEC if expected == "allow" else TC_ACT_SHOT), \
                     (peer, protocol, port, "egress" if egress else "ingress", expected)
                 checked += 1

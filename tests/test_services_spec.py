@@ -52,7 +52,33 @@ CASES = [
 """, 11, 72, "backend 10.244.1.11:80 is listed twice", id="same-backend"),
     pytest.param("""\
       - {name: web, vip: "fd00::1", port: 80}
-""", 11, 20, "is not an IPv4 address", id="ipv6-vip"),
+""", 11, 20, "'fd00::1' is an IPv6 address: the load balancer balances IPv4 only (allowed: a unicast IPv4 "
+             "address such as 10.96.0.10, outside 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 and 255.255.255.255)",
+                 id="ipv6-vip"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0, port: 80}
+""", 11, 20, "'10.96.0' is not an IPv4 address (allowed: a unicast IPv4 address", id="not-an-address"),
+    pytest.param("""\
+      - {name: web, vip: 0.0.0.0, port: 80}
+""", 11, 20, "'0.0.0.0' is unspecified (0.0.0.0/8, 'this network')", id="unspecified-vip"),
+    pytest.param("""\
+      - {name: web, vip: 255.255.255.255, port: 80}
+""", 11, 20, "'255.255.255.255' is the broadcast address", id="broadcast-vip"),
+    pytest.param("""\
+      - {name: web, vip: 224.0.0.1, port: 80}
+""", 11, 20, "'224.0.0.1' is multicast (224.0.0.0/4)", id="multicast-vip"),
+    pytest.param("""\
+      - {name: web, vip: 127.0.0.1, port: 80}
+""", 11, 20, "'127.0.0.1' is loopback (127.0.0.0/8)", id="loopback-vip"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: 127.0.0.1}]}
+""", 11, 63, "'127.0.0.1' is loopback (127.0.0.0/8)", id="loopback-backend"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: 10.0.0.1}, {address: 10.96.0.10}]}
+""", 11, 74, "backend 10.96.0.10:80 is the service's own VIP and port", id="backend-is-the-vip"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: 10.96.0.10, port: 8080}, {address: 10.96.0.10}]}
+""", 11, 88, "backend 10.96.0.10:80 is the service's own VIP and port", id="backend-is-the-vip-by-default-port"),
 ]
 
 

@@ -108,6 +108,8 @@ def watchdog(store: StateStore, session_factory: Any, lock_timeout: float = 120.
             if not watch.wait(moved, deadline):
                 break  # the deadline passed: revert
             if status(store) != WAITING:
+                if status(store) == CONFIRMED:
+                    _finish(session_factory, lock_timeout)
                 return status(store)
     _update(store, status="reverting")
     plan = Plan.from_json(pending(store)["plan"])
@@ -122,3 +124,12 @@ def watchdog(store: StateStore, session_factory: Any, lock_timeout: float = 120.
             leftover=[c.address for c in residual.changes])
     return result
 
+
+def _finish(session_factory: Any, lock_timeout: float) -> None:
+    """The change is kept: drop what was kept to revert it (unless a newer apply waits for its own)."""
+    session = session_factory()
+    try:
+        with session.lock(lock_timeout):
+            session.finish()
+    finally:
+        session.close()

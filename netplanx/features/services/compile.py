@@ -13,8 +13,9 @@ from netplanx.engine.resource import Resource
 from netplanx.features.bgp.compile import advertised_path
 from netplanx.features.cluster.nodes import endpoints_of, host_interface
 from netplanx.features.services.attachments import attachment_resource
-from netplanx.features.services.lbmaps import LB
-from netplanx.features.services.services import program_resource, service_resource
+from netplanx.features.services.lbmaps import LB, MASQ_PORTS, RESERVED_PORTS
+from netplanx.features.services.programs import program_resource
+from netplanx.features.services.services import service_resource
 from netplanx.features.sysctls.sysctls import sysctl_resource
 
 XDP_MODES = {"xdp": "xdp", "xdpGeneric": "xdp-generic", "xdpNative": "xdp-native"}
@@ -50,9 +51,10 @@ def service_resources(view: NodeView) -> list[Resource]:
         first = (attachment_resource(device, "ingress", version=version, masquerade=masquerade) if mode == "tc"
                  else attachment_resource(device, "xdp", version=version, mode=XDP_MODES[mode], masquerade=masquerade))
         # masqueraded packets leave the ingress hook with the node's own address as source: the device must
-        # accept them (else the kernel drops them as martians)
+        # accept them (else the kernel drops them as martians); their source ports are the node's no more
         resources += [first, attachment_resource(device, "egress", version=version),
-                      sysctl_resource(f"net.ipv4.conf.{device}.accept_local", 1)]
+                      sysctl_resource(f"net.ipv4.conf.{device}.accept_local", 1),
+                      sysctl_resource(RESERVED_PORTS, "-".join(map(str, MASQ_PORTS)))]
     if spec.bgp is not None and spec.bgp.advertise.service_vips:
         vips = dict.fromkeys(str(service.vip) for service in spec.services)  # several services may share one
         resources += [advertised_path(view, f"{vip}/{32 if ':' not in vip else 128}") for vip in vips]
