@@ -162,6 +162,39 @@ def watch_one(lab: Lab, *filters: str) -> subprocess.Popen:
     return watcher
 
 
+def test_a_port_range_allows_its_first_last_and_middle_ports_only(lab):
+    """other-b may reach web-a on 8000-9023 (five map entries), but not just outside, and not on 8081, which a
+    deny rule for everyone takes out of the range."""
+    ranged = POLICIES.replace("""      - from: [{entity: host}]
+""", """      - from: [{entity: host}]
+      - from: [{labels: {app: other}}]
+        ports: [{port: 8000, endPort: 9023}]
+""")
+    plan = lab.plan(spec(ranged), "node-a")
+    change = next(c for c in plan["changes"] if c["address"] == "policy.web-a")
+    assert change["after"]["attrs"]["ingress"]["app=other"] == ["tcp/8000-9023 allow by web/ingress[2]",
+                                                                 "tcp/8081 deny by web/ingressDeny[0]"]
+    assert change["after"]["attrs"]["entries"] - change["before"]["attrs"]["entries"] == 5 + 1  # blocks, overlap
+    lab.apply(spec(ranged))
+    try:
+        ports = [7999, 8000, 8500, 9023, 9024]
+        with echo_servers([(lab.endpoint_netns("web-a"), address["web-a"], ports, [])
+                           for address in (ADDRESS, ADDRESS6)]):
+            assert run_matrix(lab, [
+                ("other-b", "web-a", 7999, "tcp", "deny", "just below the range"),
+                ("other-b", "web-a", 8000, "tcp", "allow", "first port of the range"),
+                ("other-b", "web-a", 8080, "tcp", "allow", "in the range"),
+                ("other-b", "web-a", 8081, "tcp", "deny", "in the range, denied for everyone"),
+                ("other-b", "web-a", 8500, "tcp", "allow", "middle of the range"),
+                ("other-b", "web-a", 9023, "tcp", "allow", "last port of the range"),
+                ("other-b", "web-a", 9024, "tcp", "deny", "just above the range"),
+                ("other-b", "web-a6", 9023, "tcp", "allow", "IPv6: last port of the range"),
+                ("other-b", "web-a6", 9024, "tcp", "deny", "IPv6: just above the range"),
+                ("other-b", "web-a", 8080, "udp", "deny", "the range is tcp")]) == []
+    finally:
+        lab.apply(spec())
+
+
 def test_flows_show_drops_with_the_deciding_rule_and_counters_count(lab):
     flows = []
     for filters, row in (
@@ -383,7 +416,7 @@ def test_policy_change_keeps_an_allowed_connection_and_cleanup_leaves_nothing(la
     assert plan_changes(lab, without_other + POLICIES, "node-b")["policy.other-b"] == "delete"
     lab.apply(without_other + POLICIES)
     entries = bpftool_dump(pinned(lab, "node-b", "policy"))
-    assert entries and not [e for e in entries if int("".join(b[2:] for b in reversed(e["key"][:4])), 16) == index]
+    assert entries and not [e for e in entries if int("".join(b[2:] for b in reversed(e["key"][4:8])), 16) == index]
     lab.apply(spec(""))
     for node in NODES:
         assert not scope_dir(lab.netns(node)).exists()
