@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from netplanx.features.services.lbmaps import LB, MAP_TYPES
+from netplanx.features.services.lbmaps import LB, MAP_TYPES, RESERVED_PORTS
 from netplanx.spec.compile import compile_spec
 from netplanx.spec.validate import parse_spec
 from tests.specs import problems_of, spec
@@ -119,6 +119,8 @@ def test_a_node_compiles_its_services_and_attachments() -> None:
     assert resources["datapath.eth0.xdp"].attrs["masquerade"] == "192.0.2.11"
     assert resources["datapath.ep-web-1.ingress"].attrs["masquerade"] is None
     assert resources["sysctl.net.ipv4.conf.eth0.accept_local"].attrs["value"] in (1, "1")
+    assert resources["sysctl.net.ipv4.ip_local_reserved_ports"].attrs["value"] == "61000-65535"  # masquerade
+    assert resources["datapath.eth0.xdp"].attrs["mode"] == "xdp"  # made concrete when planned, on the node
 
 
 def test_ctypes_mirrors_match_the_header() -> None:
@@ -136,3 +138,17 @@ def test_ctypes_mirrors_match_the_header() -> None:
                "lb_ct_val": MAP_TYPES["lb_ct"][1], "lb_stats": MAP_TYPES["lb_stats"][1],
                "lb_name": MAP_TYPES["lb_names"][1], "lb_masq": MAP_TYPES["lb_masq"][1]}
     assert {n: structs[n] for n in mirrors} == {n: ctypes.sizeof(t) for n, t in mirrors.items()}
+
+
+@pytest.mark.parametrize(("declared", "reserved"), [
+    ("", "61000-65535"), ("30000-32767", "30000-32767,61000-65535"), ("61000-62000, 8080", "8080,61000-65535"),
+    ("60000-61500,65535", "60000-65535")])
+def test_the_masquerade_ports_join_the_ports_the_spec_reserves_itself(declared: str, reserved: str) -> None:
+    """One resource holds net.ipv4.ip_local_reserved_ports: it keeps the spec's own reservations too."""
+    text = spec(HEAD).replace("podCIDR: 10.244.0.0/16", "podCIDR: 10.244.0.0/16\n  underlay: {loadBalancer: tc}")
+    text += spec("""\
+          - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-1}]}
+        """) + (f"sysctl:\n  net.ipv4.ip_local_reserved_ports: '{declared}'\n" if declared else "")
+    parsed, _ = parse_spec(text, SOURCE)
+    found = [r.attrs["value"] for r in compile_spec(parsed, "node-a") if r.address == f"sysctl.{RESERVED_PORTS}"]
+    assert found[-1] == reserved  # the last resource of an address is the one planned

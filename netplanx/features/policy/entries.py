@@ -10,8 +10,6 @@ DIRECTIONS = ("ingress", "egress")
 DEFAULT_DENY, OPEN_RULE, RULE_BASE = 0, 1, 16
 BUILTIN_RULES = {DEFAULT_DENY: "default-deny", OPEN_RULE: "open"}
 MAX_RULES = 16384 - RULE_BASE  # the per-rule counter array has 16384 slots
-
-
 PORT_BITS = 16
 
 
@@ -38,7 +36,7 @@ class Key(NamedTuple):
 
 def port_blocks(first: int, last: int) -> list[tuple[int, int]]:
     """The fewest aligned blocks (port, bits) covering first..last exactly: 80-95 is (80, 12); 8000-8099
-    is 8000-8031, 8032-8063, 8064-8095, 8096-8099; any range of 1-65535 takes at most 30 blocks."""
+    is 8000-8063, 8064-8095 and 8096-8099; no range takes more than 30 blocks."""
     blocks = []
     while first <= last:
         size = first & -first or 1 << PORT_BITS  # the largest block aligned at first ...

@@ -8,6 +8,8 @@ gets every service: the same Maglev tables everywhere send a flow to the same ba
 
 from __future__ import annotations
 
+import re
+
 from netplanx.engine.feature import NodeView
 from netplanx.engine.resource import Resource
 from netplanx.features.bgp.compile import advertised_path
@@ -54,8 +56,22 @@ def service_resources(view: NodeView) -> list[Resource]:
         # accept them (else the kernel drops them as martians); their source ports are the node's no more
         resources += [first, attachment_resource(device, "egress", version=version),
                       sysctl_resource(f"net.ipv4.conf.{device}.accept_local", 1),
-                      sysctl_resource(RESERVED_PORTS, "-".join(map(str, MASQ_PORTS)))]
+                      sysctl_resource(RESERVED_PORTS, reserved_ports(spec.sysctl.get(RESERVED_PORTS)))]
     if spec.bgp is not None and spec.bgp.advertise.service_vips:
         vips = dict.fromkeys(str(service.vip) for service in spec.services)  # several services may share one
         resources += [advertised_path(view, f"{vip}/{32 if ':' not in vip else 128}") for vip in vips]
     return resources
+
+
+def reserved_ports(declared: object) -> str:
+    """The masquerade ports joined with the ones the spec's own sysctl section reserves (one resource holds
+    the key: it must keep both), as the kernel writes the list back: sorted, merged ranges."""
+    ranges = [MASQ_PORTS, *((int(first), int(last or first))
+                            for first, last in re.findall(r"(\d+)(?:-(\d+))?", str(declared or "")))]
+    merged: list[list[int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return ",".join(f"{first}-{last}" if last != first else str(first) for first, last in merged)
