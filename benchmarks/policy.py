@@ -3,9 +3,11 @@
 Usage: python benchmarks/policy.py [--endpoints 500] [--policies 1000] [--repeat 200000]
 
 1. Per-packet cost with BPF_PROG_TEST_RUN of the real program (bpf/policy.c) with 10 and with 10,000 entries
-   in the policy map (target: flat). Paths: a non-IP frame (parse only: the baseline of the ratios), an
-   established connection (conntrack hit), a packet denied by a rule (most specific key hit), and a packet
-   of an enforced endpoint that matches nothing (all six lookups miss: default deny, the worst case).
+   in the policy map, an LPM trie (target: flat). Paths: a non-IP frame (parse only: the baseline of the
+   ratios), an established connection (conntrack hit), a packet denied by a rule for its port (the peer's
+   lookup hits a one-port entry), one denied by a port range (it hits a block of 256 ports), and a packet
+   of an enforced endpoint that matches nothing (both lookups, the peer's and any peer's, miss: default
+   deny, the worst case).
 2. Plan and apply of ``--policies`` policies over ``--endpoints`` endpoints on one node, with the real
    engine and provider: compile, plan (reads the maps and the tc filters), apply (writes every map entry and
    attaches both filters on each endpoint's host veth), and a second plan (no changes). The endpoints are
@@ -43,17 +45,19 @@ def per_packet(entries: int, repeat: int) -> dict[str, float]:
             ipcache.update(pm.prefix_key(f"{PEER}/32"), pm.ip_value(300, "peer"))
             ipcache.update(pm.prefix_key("0.0.0.0/0"), pm.ip_value(2, "world"))
         with pm.open_map(scope, "policy") as policy:
-            filler = [pm.policy_entry(1, Key(0, 1000 + i // 50, 6, 1000 + i % 50), Verdict(False, 16))
-                      for i in range(entries - 2)]
-            policy.update_batch([*filler, pm.policy_entry(1, Key(0, 300, 6, 81), Verdict(True, 17)),
-                                 pm.policy_entry(1, Key(0, 300, 6, 80), Verdict(False, 18))])
+            filler = [pm.policy_entry(1, Key(0, 1000 + i // 50, 6, 1000 + i % 50, 16), Verdict(False, 16))
+                      for i in range(entries - 3)]
+            policy.update_batch([*filler, pm.policy_entry(1, Key(0, 300, 6, 81, 16), Verdict(True, 17)),
+                                 pm.policy_entry(1, Key(0, 300, 6, 80, 16), Verdict(False, 18)),
+                                 pm.policy_entry(1, Key(0, 300, 6, 8960, 8), Verdict(True, 19))])
         fd = programs.fd("to_endpoint")
         established = ipv4_packet(PEER, LOCAL, "tcp", 40000, 80)
         assert prog_test_run(fd, established).retval == -1  # allowed: creates the conntrack entry
         cases = {"parse only (ARP)": b"\xff" * 12 + b"\x08\x06" + b"\0" * 28,
                  "established (conntrack)": established,
                  "denied by a rule": ipv4_packet(PEER, LOCAL, "tcp", 40001, 81),
-                 "default deny (6 lookups)": ipv4_packet(PEER, LOCAL, "udp", 40002, 9)}
+                 "denied by a port range": ipv4_packet(PEER, LOCAL, "tcp", 40003, 9000),
+                 "default deny (no entry)": ipv4_packet(PEER, LOCAL, "udp", 40002, 9)}
         found = {}
         for name, packet in cases.items():
             best = min(prog_test_run(fd, packet, repeat).duration_ns for _ in range(3))

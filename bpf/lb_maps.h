@@ -1,4 +1,4 @@
-/* netx L4 load balancer: map layout shared by bpf/lb.c and netplanx/providers/bpf/lbmaps.py (ctypes
+/* netx L4 load balancer: map layout shared by bpf/lb.c and netplanx/features/services/lbmaps.py (ctypes
  * mirrors of these structs). The loader versions the map pins by a digest of this file: any change here
  * makes new, empty maps; a change to lb.c alone keeps them (connection tracking survives an upgrade).
  * Addresses and ports are in network byte order. PIN_DIR is set by the loader (-DPIN_DIR="...").
@@ -17,8 +17,13 @@
 #define LB_DIR_REPLY 1      /* backend -> client: value is the VIP (new source) */
 #define LB_DIR_MASQ_REPLY 2 /* backend -> node (masqueraded flow): value is the VIP (new source) and the
                              * client (new destination, in nat_addr/nat_port) */
-#define LB_MASQ_PORT_MIN 32768
-#define LB_MASQ_PORTS 28000  /* masquerade source ports: 32768-60767 */
+/* Masquerade source ports LB_MASQ_PORT_MIN-LB_MASQ_PORT_MAX: the loader passes them (-D, from MASQ_PORTS in
+ * netplanx/features/services/lbmaps.py); the node reserves the same range (net.ipv4.ip_local_reserved_ports),
+ * so that none of its own connections can share a 5-tuple with a masqueraded flow. */
+#if !defined(LB_MASQ_PORT_MIN) || !defined(LB_MASQ_PORT_MAX)
+#error "LB_MASQ_PORT_MIN and LB_MASQ_PORT_MAX are passed by the loader"
+#endif
+#define LB_MASQ_PORTS (LB_MASQ_PORT_MAX - LB_MASQ_PORT_MIN + 1)
 
 /* lb_svc: (VIP, port, protocol) -> service */
 struct lb_svc_key {

@@ -15,7 +15,8 @@
 #include <uapi/linux/pkt_cls.h>
 #include "policy.h"
 
-BPF_TABLE_PINNED("hash", struct pol_key, struct pol_value, netx_pol_policy, POLICY_ENTRIES, PIN_DIR "/policy");
+BPF_TABLE_PINNED("lpm_trie", struct pol_key, struct pol_value, netx_pol_policy, POLICY_ENTRIES, PIN_DIR "/policy",
+                 BPF_F_NO_PREALLOC);
 BPF_TABLE_PINNED("lpm_trie", struct ip_key, struct ip_value, netx_pol_ipcache, IPCACHE_ENTRIES, PIN_DIR "/ipcache",
                  BPF_F_NO_PREALLOC);
 BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_value, netx_pol_ct, CT_ENTRIES, PIN_DIR "/ct");
@@ -120,30 +121,17 @@ static __always_inline u32 identity_of(u8 *addr)
     return found ? found->identity : 2;  /* world */
 }
 
-static __always_inline struct pol_value *find(struct pol_key *key, u32 identity, u8 protocol, u16 port)
-{
-    key->identity = identity;
-    key->protocol = protocol;
-    key->port = port;
-    return netx_pol_policy.lookup(key);
-}
-
-/* Most specific first: (id, proto, port), (id, proto, *), (id, *, *), then the same with any peer. */
+/* The longest entry for this peer, (id, proto, port block) before (id, proto, *) before (id, *, *); then
+ * the same for any peer. */
 static __always_inline struct pol_value *decide(u32 ifindex, u8 egress, u32 identity, u8 protocol, u16 port)
 {
-    struct pol_key key = {.ifindex = ifindex, .egress = egress};
-    struct pol_value *v;
-    if (port && (v = find(&key, identity, protocol, port)))
+    struct pol_key key = {.prefixlen = POL_PREFIX_PORT, .ifindex = ifindex, .identity = identity,
+                          .egress = egress, .protocol = protocol, .port = bpf_htons(port)};
+    struct pol_value *v = netx_pol_policy.lookup(&key);
+    if (v)
         return v;
-    if ((v = find(&key, identity, protocol, 0)))
-        return v;
-    if ((v = find(&key, identity, 0, 0)))
-        return v;
-    if (port && (v = find(&key, 0, protocol, port)))
-        return v;
-    if ((v = find(&key, 0, protocol, 0)))
-        return v;
-    return find(&key, 0, 0, 0);
+    key.identity = 0;
+    return netx_pol_policy.lookup(&key);
 }
 
 static __always_inline void count(u32 rule, u32 length)

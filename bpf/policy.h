@@ -1,4 +1,4 @@
-/* Network policy datapath: the map layouts shared by bpf/policy.c and netplanx/providers/bpf/policy_maps.py.
+/* Network policy datapath: the map layouts shared by bpf/policy.c and netplanx/features/policy/maps.py.
  * Keep the two in step: the Python side packs and unpacks these structures byte for byte. */
 #ifndef NETX_POLICY_H
 #define NETX_POLICY_H
@@ -19,15 +19,25 @@
 
 /* Addresses are 16 bytes everywhere: IPv6 as is, IPv4 mapped (::ffff:a.b.c.d, prefix lengths + 96). */
 
-/* policy map key: Cilium's (identity, direction, protocol, port), plus the endpoint's host-side ifindex
- * (one map for the node's endpoints instead of one map per endpoint) */
+/* policy map key: Cilium's (identity, direction, protocol, port prefix), plus the endpoint's host-side
+ * ifindex (one map for the node's endpoints instead of one map per endpoint). The map is an LPM trie: an
+ * entry matches the packets whose first ``prefixlen`` bits of (ifindex, identity, egress, protocol, port)
+ * equal its own, and the longest match wins. Every entry covers ifindex, identity and direction
+ * (POL_PREFIX_ANY: any protocol, any port); with a protocol, 8 bits more (POL_PREFIX_PROTOCOL: any port);
+ * with ports, up to 16 bits of the port more: an aligned block of 2^(16 - bits) ports (a range is a few
+ * such blocks; one port is POL_PREFIX_PORT). */
 struct pol_key {
+    u32 prefixlen;
     u32 ifindex;
-    u32 identity;   /* 0: any peer */
+    u32 identity;   /* 0: any peer (a second lookup) */
     u8 egress;      /* 0: into the endpoint, 1: out of it */
-    u8 protocol;    /* 0: any */
-    u16 port;       /* destination port, host order; 0: any */
+    u8 protocol;    /* 0 (with POL_PREFIX_ANY): any */
+    u16 port;       /* destination port (first of the block), network order: its leading bits are the prefix */
 };
+
+#define POL_PREFIX_ANY 72
+#define POL_PREFIX_PROTOCOL 80
+#define POL_PREFIX_PORT 96
 
 struct pol_value {
     u8 deny;

@@ -74,6 +74,41 @@ for line in sys.stdin:
 """
 
 
+PEERS = """
+import socket, sys, threading
+server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("0.0.0.0", int(sys.argv[1])))
+server.listen(1024)
+print("ready", flush=True)
+def serve(conn):
+    with conn:
+        while conn.recv(2048):
+            conn.sendall(b"here")
+while True:
+    conn, peer = server.accept()
+    print(f"{peer[0]}:{peer[1]}", flush=True)
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+OPEN_MANY = """
+import json, socket, sys
+address, port, count, source = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+held = []
+for _ in range(count):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if source:
+        sock.bind((source, 0))  # the kernel picks the port, as for any connection of the node's own
+    sock.settimeout(5)
+    sock.connect((address, port))
+    sock.sendall(b"who")
+    assert sock.recv(200) == b"here"
+    held.append(sock)
+print(json.dumps([s.getsockname()[1] for s in held]), flush=True)
+sys.stdin.read()
+"""
+
+
 def nsenter(netns: str) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{netns}"]
 
@@ -114,6 +149,42 @@ class HeldConnection:
         self.process.stdin.write("again\n")
         self.process.stdin.flush()
         return self.process.stdout.readline().strip()
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+@contextmanager
+def peer_server(netns: str, port: int) -> Iterator[list[str]]:
+    """A TCP server that answers every request; the list fills with each connection's peer ("ADDR:PORT")
+    when the block ends (the server is stopped by PID)."""
+    process = subprocess.Popen([*nsenter(netns), sys.executable, "-c", PEERS, str(port)], stdout=subprocess.PIPE,
+                               text=True)
+    peers: list[str] = []
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        yield peers
+    finally:
+        process.kill()
+        out, _err = process.communicate()
+        peers += out.split()
+
+
+class OpenConnections:
+    """``count`` TCP connections from ``netns`` kept open until ``close()``; ``ports`` are their source ports.
+    ``source``: bind to this address first (the kernel still picks the port)."""
+
+    def __init__(self, netns: str, address: str, port: int, count: int, source: str = ""):
+        self.process = subprocess.Popen([*nsenter(netns), sys.executable, "-c", OPEN_MANY, address, str(port),
+                                         str(count), source], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+
+    def ports(self) -> list[int]:
+        """Once every connection is open and answered."""
+        line = self.process.stdout.readline()
+        assert line, self.process.stderr.read()
+        return json.loads(line)
 
     def close(self) -> None:
         self.process.kill()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,9 +67,10 @@ def test_peers_resolve_to_identities():
     client = label_identity({"app": "client"})
     cidr = cidr_identity("198.51.100.0/24")
     ingress = {k for k in entries if k.identity == client and not k.egress}
-    assert ingress == {Key(0, client, 6, 80), Key(0, client, 17, 53), Key(0, client, 1, 0)}
-    assert {k.port for k in entries if k.identity == cidr and k.egress == 0} == {8000, 8001, 8002, 443}
-    assert Key(0, WORLD, 6, 443) in entries and Key(0, HOST, 6, 80) in entries
+    assert ingress == {Key(0, client, 6, 80, 16), Key(0, client, 17, 53, 16), Key(0, client, 1, 0)}
+    assert {(k.port, k.last) for k in entries if k.identity == cidr and k.egress == 0} == {
+        (8000, 8001), (8002, 8002), (443, 443)}  # 8000-8002: two aligned blocks
+    assert Key(0, WORLD, 6, 443, 16) in entries and Key(0, HOST, 6, 80, 16) in entries
     egress = {k.identity for k in entries if k.egress == 1}
     assert egress == {HOST, REMOTE_NODE, *(label_identity({"app": a}) for a in ("web", "client", "db"))}
     assert result.ipcache["192.0.2.11/32"] == (HOST, "node-a") and result.ipcache["192.0.2.12/32"][0] == REMOTE_NODE
@@ -75,27 +79,32 @@ def test_peers_resolve_to_identities():
 
 
 def first_hit(entries: dict[Key, Verdict], egress: int, identity: int, protocol: int, port: int) -> str:
-    """The datapath's lookup order (bpf/policy.c decide()), in Python."""
-    order = [(identity, protocol, port), (identity, protocol, 0), (identity, 0, 0), (0, protocol, port),
-             (0, protocol, 0), (0, 0, 0)]
-    for key in order:
-        found = entries.get(Key(egress, *key))
-        if found is not None:
-            return "deny" if found.deny else "allow"
+    """The datapath's lookup (bpf/policy.c decide()), in Python: among the peer's entries that match, the
+    longest prefix (a port block, the smaller the longer; then the protocol alone; then any protocol);
+    when the peer has none, the same among the entries for any peer; no match denies."""
+    for peer in (identity, 0):
+        matching = [(key.bits if key.protocol else -1, verdict) for key, verdict in entries.items()
+                    if key.egress == egress and key.identity == peer and key.protocol in (0, protocol)
+                    and (not key.bits or (port and key.covers(port)))]
+        if matching:
+            return "deny" if max(matching, key=lambda m: m[0])[1].deny else "allow"
     return "deny"
 
 
 PEERS = ["{labels: {app: client}}", "{labels: {app: db}}", "{entity: all}"]
 PORTS = ["[{port: 80}]", "[{port: 81}]", "[{protocol: udp}]", "[]", "[{protocol: any}]", "[{port: 80, endPort: 81}]"]
-rules = st.lists(st.tuples(st.booleans(), st.sampled_from([*PEERS, "(any)"]), st.sampled_from(PORTS)),
-                 min_size=1, max_size=5)
+RANGES = st.tuples(st.integers(60, 100), st.integers(0, 40)).map(
+    lambda r: f"[{{port: {r[0]}, endPort: {r[0] + r[1]}}}]")
+rules = st.lists(st.tuples(st.booleans(), st.sampled_from([*PEERS, "(any)"]),
+                           st.one_of(st.sampled_from(PORTS), RANGES)), min_size=1, max_size=5)
+PROBES = [(6, port) for port in range(58, 143)] + [(17, 80), (17, 81), (1, 0)]  # every range edge and beyond
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(rules)
 def test_deny_wins_over_allow_whatever_the_overlap(spec_rules):
-    """Compiled entries under first-hit lookup agree with the semantics: any matching deny drops, else
-    any matching allow passes, else default deny."""
+    """Compiled entries under the datapath's lookup agree with the semantics: any matching deny drops, else
+    any matching allow passes, else default deny; with single ports and with ranges (aligned blocks)."""
     sections = {"ingress": [], "ingressDeny": []}
     for deny, peer, ports in spec_rules:
         source = "" if peer == "(any)" else f"from: [{peer}], "
@@ -106,7 +115,7 @@ def test_deny_wins_over_allow_whatever_the_overlap(spec_rules):
     entries = result.endpoints["web-a"]
     labels = {"client": label_identity({"app": "client"}), "db": label_identity({"app": "db"})}
     for peer_name, identity in labels.items():
-        for protocol, port in ((6, 80), (6, 81), (6, 82), (17, 80), (1, 0)):
+        for protocol, port in PROBES:
             expected = "deny"
             matching = [deny for deny, peer, ports in spec_rules
                         if _peer_matches(peer, peer_name) and _port_matches(ports, protocol, port)]
@@ -120,9 +129,44 @@ def _peer_matches(peer: str, name: str) -> bool:
 
 
 def _port_matches(ports: str, protocol: int, port: int) -> bool:
+    if ranged := re.fullmatch(r"\[\{port: (\d+), endPort: (\d+)\}\]", ports):
+        return protocol == 6 and int(ranged[1]) <= port <= int(ranged[2])
     return {"[{port: 80}]": (protocol, port) == (6, 80), "[{port: 81}]": (protocol, port) == (6, 81),
-            "[{protocol: udp}]": protocol == 17, "[]": True, "[{protocol: any}]": True,
-            "[{port: 80, endPort: 81}]": protocol == 6 and port in (80, 81)}[ports]
+            "[{protocol: udp}]": protocol == 17, "[]": True, "[{protocol: any}]": True}[ports]
+
+
+@pytest.mark.parametrize(("first", "last", "blocks"), [
+    (1024, 2047, 1), (80, 95, 1), (8000, 8099, 3), (8000, 9023, 5), (1, 1024, 11), (1, 65535, 16)])
+def test_a_port_range_is_a_few_aligned_blocks_per_peer(first, last, blocks):
+    result, _spec = compiled(f"""policies:
+  - name: web
+    selector: {{app: web}}
+    ingress:
+      - from: [{{labels: {{app: client}}}}, {{labels: {{app: db}}}}]
+        ports: [{{port: {first}, endPort: {last}}}]
+""")
+    entries = result.endpoints["web-a"]
+    for peer in ({"app": "client"}, {"app": "db"}):
+        spans = sorted((k.port, k.last) for k in entries if k.identity == label_identity(peer))
+        assert len(spans) == blocks and spans[0][0] == first and spans[-1][1] == last
+        assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(spans))  # no gap, no overlap
+        assert all(k.port % (1 << (16 - k.bits)) == 0 for k in entries if k.bits)  # aligned
+    assert len(entries) == 2 * blocks + 1  # plus the open egress
+
+
+def test_a_range_reads_as_a_range_in_the_plan():
+    spec, _document = parse_spec(lab_spec("t", NODES, endpoints=ENDPOINTS) + """policies:
+  - name: web
+    selector: {app: web}
+    ingress: [{from: [{labels: {app: client}}], ports: [{port: 8000, endPort: 8099}, {port: 53, protocol: udp}]}]
+    ingressDeny: [{ports: [{port: 8080, endPort: 8081}]}]
+""", "spec.yaml")
+    web = next(r for r in policy_resources(spec, spec.cluster.nodes[0]) if r.address == "policy.web-a")
+    assert web.attrs["ingress"] == {
+        "app=client": ["tcp/8000-8099 allow by web/ingress[0]", "tcp/8080-8081 deny by web/ingressDeny[0]",
+                       "udp/53 allow by web/ingress[0]"],
+        "any": ["tcp/8080-8081 deny by web/ingressDeny[0]"]}
+    assert web.attrs["entries"] == 3 + 1 + 1 + 1 + 1  # 3 blocks, udp/53, the deny block twice, open egress
 
 
 def test_policy_resources_read_at_the_policy_level():
@@ -155,8 +199,8 @@ BASE = lab_spec("t", NODES, endpoints=ENDPOINTS)
      "'sctp' is not allowed for protocol (allowed: 'tcp', 'udp', 'icmp' or 'any')"),
     ("  - {name: p, selector: {app: web}, ingress: [{ports: [{port: 90, endPort: 80}]}]}",
      "endPort 80 is below port 90 (allowed: endPort >= port)"),
-    ("  - {name: p, selector: {app: web}, ingress: [{ports: [{port: 1, endPort: 5000}]}]}",
-     "port range 1-5000 spans 5000 ports (allowed: at most 1024)"),
+    ("  - {name: p, selector: {app: web}, ingress: [{ports: [{endPort: 5000}]}]}",
+     "endPort needs port (allowed: port: 8000, endPort: 8010)"),
     ("  - {name: p, selector: {app: web}, ingress: [{ports: [{protocol: icmp, port: 8}]}]}",
      "protocol icmp takes no port (allowed: port with tcp or udp)"),
     ("  - {name: p, selector: {app: web}, ingress: [{from: [{entity: moon}]}]}",

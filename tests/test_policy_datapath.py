@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import uuid
 
 import pytest
 
 from netplanx.features.policy import maps as pm
 from netplanx.features.policy.compile import compile_policies
+from netplanx.features.policy.entries import Key, Verdict
 from netplanx.lab.cluster import lab_spec
 from netplanx.spec.validate import parse_spec
 from netplanx.system.bpf.loader import load, remove_scope
@@ -90,3 +92,63 @@ def _lpm(ipcache: dict, address: str) -> int:
     matches = [(ipaddress.ip_network(c).prefixlen, i) for c, (i, _n) in ipcache.items()
                if ipaddress.ip_address(address) in ipaddress.ip_network(c)]
     return max(matches)[1]
+
+
+RANGES = """policies:
+  - name: web
+    selector: {app: web}
+    ingress:
+      - from: [{labels: {app: client}}]
+        ports: [{port: 8000, endPort: 9023}, {port: 53, endPort: 54, protocol: udp}]
+    ingressDeny:
+      - ports: [{port: 8500, endPort: 8511}]
+"""
+
+
+def test_a_port_range_is_enforced_at_its_edges_and_inside(datapath):
+    """A range's first, last and middle ports pass, the ports just outside do not, and a deny range inside
+    it wins: the C program, packet by packet, against the plain meaning of the spec and the model."""
+    scope, programs = datapath
+    spec, _document = parse_spec(lab_spec("t", NODES, endpoints=ENDPOINTS) + RANGES, "spec.yaml")
+    compiled = compile_policies(spec, spec.cluster.nodes[0])
+    entries = compiled.endpoints["web-a"]
+    with pm.open_map(scope, "ipcache") as ipcache:
+        for cidr, (identity, name) in compiled.ipcache.items():
+            ipcache.update(pm.prefix_key(cidr), pm.ip_value(identity, name))
+    with pm.open_map(scope, "policy") as policy:
+        policy.update_batch([pm.policy_entry(1, key, verdict) for key, verdict in entries.items()])
+        # 8000-9023: 5 blocks; 53-54: 2; 8500-8511: 2 for any peer and 2 overlaps for the client; open egress
+        assert len(policy.items()) == len(entries) == 5 + 2 + 2 + 2 + 1
+    client, web = "10.244.2.11", "10.244.1.11"
+    cases = [("tcp", port) for port in (7999, 8000, 8001, 8063, 8064, 8191, 8192, 8499, 8500, 8505, 8511, 8512,
+                                        8761, 8960, 9022, 9023, 9024, 80, 65535)]
+    cases += [("udp", 52), ("udp", 53), ("udp", 54), ("udp", 55), ("tcp", 53)]
+    for number, (protocol, port) in enumerate(cases):
+        plain = "allow" if (protocol == "tcp" and 8000 <= port <= 9023 and not 8500 <= port <= 8511) or (
+            protocol == "udp" and port in (53, 54)) else "deny"
+        model = first_hit(entries, 0, _lpm(compiled.ipcache, client), {"tcp": 6, "udp": 17}[protocol], port)
+        verdict = prog_test_run(programs.fd("to_endpoint"), ipv4_packet(client, web, protocol, 30000 + number,
+                                                                        port)).retval
+        assert (model, verdict) == (plain, TC_ACT_UNSPEC if plain == "allow" else TC_ACT_SHOT), (protocol, port)
+
+
+def test_the_policy_trie_is_read_back_whole_in_batches(datapath):
+    """An LPM trie's batch position is its last key (16 bytes here), not a bucket number: reading 3,000
+    entries 64 at a time returns each once (and ends)."""
+    scope, _programs = datapath
+    written = [pm.policy_entry(1, Key(i % 2, 1000 + i // 100, 6, 1024 + (i % 100) * 64, 10), Verdict(i % 3 == 0, 16))
+               for i in range(3000)]
+    def endless(_signal: int, _frame: object) -> None:
+        raise TimeoutError("the batch position did not advance")
+
+    previous = signal.signal(signal.SIGALRM, endless)
+    signal.alarm(30)
+    try:
+        with pm.open_map(scope, "policy") as policy:
+            policy.update_batch(written)
+            read = policy.items(batch=64)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert sorted(bytes(k) + bytes(v) for k, v in read) == sorted(bytes(k) + bytes(v) for k, v in written)
+    assert {pm.unpack_policy(k, v)[1] for k, v in read} == {pm.unpack_policy(k, v)[1] for k, v in written}

@@ -164,6 +164,39 @@ def watch_one(lab: Lab, *filters: str) -> subprocess.Popen:
     return watcher
 
 
+def test_a_port_range_allows_its_first_last_and_middle_ports_only(lab):
+    """other-b may reach web-a on 8000-9023 (five map entries), but not just outside, and not on 8081, which a
+    deny rule for everyone takes out of the range."""
+    ranged = POLICIES.replace("""      - from: [{entity: host}]
+""", """      - from: [{entity: host}]
+      - from: [{labels: {app: other}}]
+        ports: [{port: 8000, endPort: 9023}]
+""")
+    plan = lab.plan(spec(ranged), "node-a")
+    change = next(c for c in plan["changes"] if c["address"] == "policy.web-a")
+    assert change["after"]["attrs"]["ingress"]["app=other"] == ["tcp/8000-9023 allow by web/ingress[2]",
+                                                                 "tcp/8081 deny by web/ingressDeny[0]"]
+    assert change["after"]["attrs"]["entries"] - change["before"]["attrs"]["entries"] == 5 + 1  # blocks, overlap
+    lab.apply(spec(ranged))
+    try:
+        ports = [7999, 8000, 8500, 9023, 9024]
+        with echo_servers([(lab.endpoint_netns("web-a"), address["web-a"], ports, [])
+                           for address in (ADDRESS, ADDRESS6)]):
+            assert run_matrix(lab, [
+                ("other-b", "web-a", 7999, "tcp", "deny", "just below the range"),
+                ("other-b", "web-a", 8000, "tcp", "allow", "first port of the range"),
+                ("other-b", "web-a", 8080, "tcp", "allow", "in the range"),
+                ("other-b", "web-a", 8081, "tcp", "deny", "in the range, denied for everyone"),
+                ("other-b", "web-a", 8500, "tcp", "allow", "middle of the range"),
+                ("other-b", "web-a", 9023, "tcp", "allow", "last port of the range"),
+                ("other-b", "web-a", 9024, "tcp", "deny", "just above the range"),
+                ("other-b", "web-a6", 9023, "tcp", "allow", "IPv6: last port of the range"),
+                ("other-b", "web-a6", 9024, "tcp", "deny", "IPv6: just above the range"),
+                ("other-b", "web-a", 8080, "udp", "deny", "the range is tcp")]) == []
+    finally:
+        lab.apply(spec())
+
+
 def test_flows_show_drops_with_the_deciding_rule_and_counters_count(lab):
     flows = []
     for filters, row in (
@@ -302,6 +335,7 @@ def test_a_new_program_version_replaces_the_filters_in_place(lab, tmp_path):
         after = filter_ids(lab, "node-a", "ep-web-a")
         assert set(after) == set(before) == {"netx-pol-egress", "netx-pol-ingress"}
         assert all(after[name] != before[name] for name in before)  # new programs, same filters
+        assert len(program_versions(lab)) == 1  # the apply is final: the previous version is gone
         connection.sendall(b"two")  # conntrack kept: the maps stayed
         assert connection.recv(10) == b"two"
         assert run_matrix(lab, [("other-b", "web-a", 8080, "tcp", "deny", "still enforced"),
@@ -309,6 +343,50 @@ def test_a_new_program_version_replaces_the_filters_in_place(lab, tmp_path):
     finally:
         connection.close()
     lab.apply(spec(), ["node-a"])  # back to this version
+    assert plan_changes(lab, spec(), "node-a") == {}
+
+
+def program_versions(lab: Lab, node: str = "node-a") -> set[str]:
+    return {p.name for p in scope_dir(lab.netns(node)).glob("prog-*")}
+
+
+@pytest.mark.parametrize("undo", ["failed-step", "not-confirmed"])
+def test_an_undone_upgrade_attaches_the_previous_programs_again(lab, tmp_path, undo):
+    """A new program version swapped in on every endpoint, then the apply fails at its next step (or is not
+    confirmed): the previous programs are attached again in place and a connection keeps going."""
+    source = tmp_path / "bpf"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bpf", source)
+    (source / "policy.c").write_text((source / "policy.c").read_text() + "\n/* the next version */\n")
+    env = {**os.environ, "NETX_STATE_DIR": str(lab.state_dir), "NETX_BPF_DIR": str(source)}
+    changed = POLICIES.replace("      - ports: [{port: 8081}]", "      - ports: [{port: 8081}, {port: 9090}]")
+    path = lab.write(spec(changed), "undone.yaml")
+
+    def netx(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "netplanx", *args, str(path), "--node", "node-a", "--netns",
+                               lab.netns("node-a")], capture_output=True, text=True, env={**env, **extra}, timeout=120)
+
+    before, versions = filter_ids(lab, "node-a", "ep-web-a"), program_versions(lab)
+    entries = sorted(map(json.dumps, bpftool_dump(pinned(lab, "node-a", "policy"))))
+    planned = json.loads(netx("plan", "--json").stdout)["steps"]
+    assert [s["address"] for s in planned] == ["policydp.policy", "policy.web-a"]
+    connection = namespaces.call_inside(lab.endpoint_netns("client-b"),
+                                        lambda: socket.create_connection((ADDRESS["web-a"], 8080), timeout=2))
+    try:
+        connection.sendall(b"one")
+        assert connection.recv(10) == b"one"
+        if undo == "failed-step":  # step 1 swapped every endpoint's filters to the new programs
+            done = netx("apply", "--auto-approve", NETX_FAILPOINT_STEP="2")
+            assert done.returncode == 1 and "back where it was (verified)" in done.stderr, done.stderr
+        else:
+            done = netx("apply", "--auto-approve", "--confirm-timeout", "1")
+            assert done.returncode == 1 and "not confirmed within 1s: reverted" in done.stderr, done.stderr
+        assert filter_ids(lab, "node-a", "ep-web-a") == before
+        assert sorted(map(json.dumps, bpftool_dump(pinned(lab, "node-a", "policy")))) == entries
+        connection.sendall(b"two")
+        assert connection.recv(10) == b"two"
+    finally:
+        connection.close()
+    assert program_versions(lab) == versions
     assert plan_changes(lab, spec(), "node-a") == {}
 
 
@@ -349,7 +427,7 @@ def test_policy_change_keeps_an_allowed_connection_and_cleanup_leaves_nothing(la
     assert plan_changes(lab, without_other + POLICIES, "node-b")["policy.other-b"] == "delete"
     lab.apply(without_other + POLICIES)
     entries = bpftool_dump(pinned(lab, "node-b", "policy"))
-    assert entries and not [e for e in entries if int("".join(b[2:] for b in reversed(e["key"][:4])), 16) == index]
+    assert entries and not [e for e in entries if int("".join(b[2:] for b in reversed(e["key"][4:8])), 16) == index]
     lab.apply(spec(""))
     for node in NODES:
         assert not scope_dir(lab.netns(node)).exists()

@@ -4,20 +4,32 @@ applied with netx, traffic from the client to the VIP, maps observed with bpftoo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from netplanx.features.services.lbmaps import MASQ_PORTS, RESERVED_PORTS
 from netplanx.lab.cluster import Lab, lab_spec
 from netplanx.system.bpf.loader import PIN_ROOT
-from tests.conftest import assert_adopts, lab_of
-from tests.services_traffic import HeldConnection, connect_many, nsenter, servers, tx_checksum_off
+from tests.conftest import assert_adopts, lab_of, sysctl
+from tests.services_traffic import (
+    HeldConnection,
+    OpenConnections,
+    connect_many,
+    nsenter,
+    peer_server,
+    servers,
+    tx_checksum_off,
+)
 
 VIP = "10.96.0.10"
+NODE_ADDRESS = "192.0.2.11"  # lab_spec: node-a, the masquerade address of flows from outside
 ENDPOINTS = {"client": "node-a", "web-1": "node-a", "web-2": "node-a", "web-3": "node-a"}
 ADDRESS = {"web-1": "10.244.1.12", "web-2": "10.244.1.13", "web-3": "10.244.1.14"}  # lab_spec: .11 is client
 
@@ -239,14 +251,94 @@ def test_a_new_program_version_replaces_the_attached_one_in_place(lab, tmp_path)
             assert filter_id() != old
             assert held.ask() == held.first  # connection tracking survived the upgrade
             assert json.loads(_netx(lab, env, "plan", str(path), "--json").stdout)["changes"] == []
+            assert len(program_versions(lab)) == 1  # the apply is final: the previous version is gone
         finally:
             held.close()
 
 
-def _netx(lab: Lab, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    import os
-    import sys
+def program_versions(lab: Lab) -> set[str]:
+    """The program versions pinned on node-a."""
+    return {p.name for p in (PIN_ROOT / lab.netns("node-a") / "lb").glob("prog-*")}
 
+
+def attached_ids(lab: Lab) -> dict[str, int]:
+    """"DEVICE HOOK" -> id of the netx-lb program attached there, read with tc (independent of netx)."""
+    found = {}
+    for endpoint in ENDPOINTS:
+        for hook in ("ingress", "egress"):
+            done = subprocess.run([*nsenter(lab.netns("node-a")), "tc", "-j", "filter", "show", "dev",
+                                   f"ep-{endpoint}", hook], capture_output=True, text=True, check=True)
+            for entry in json.loads(done.stdout or "[]"):
+                if entry.get("options", {}).get("bpf_name", "").startswith("netx-lb-"):
+                    found[f"ep-{endpoint} {hook}"] = entry["options"]["prog"]["id"]
+    return found
+
+
+def new_build(tmp_path: Path) -> Path:
+    """A copy of bpf/ with a changed lb.c: another program version, the same maps."""
+    sources = tmp_path / "bpf"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bpf", sources)
+    with (sources / "lb.c").open("a") as handle:
+        handle.write("/* a new build */\n")
+    return sources
+
+
+@pytest.mark.parametrize("undo", ["failed-step", "not-confirmed"])
+def test_an_upgrade_that_is_undone_attaches_the_previous_program_again(lab, tmp_path, undo):
+    """The new version is swapped in, then the apply fails (or is not confirmed): the previous programs are
+    attached again in place, a held connection keeps going, and the new version's pins go."""
+    spec = spec_of(lab, web({"web-1": 1, "web-2": 1}))
+    lab.apply(spec)
+    old, versions = attached_ids(lab), program_versions(lab)
+    assert len(old) == 8 and len(versions) == 1
+    env = {"NETX_BPF_DIR": str(new_build(tmp_path))}
+    path = lab.write(spec)
+    steps = [s["address"] for s in json.loads(_netx(lab, env, "plan", str(path), "--json").stdout)["steps"]]
+    assert steps[0] == "bpfprog.lb" and len(steps) == 9 and all(s.startswith("datapath.ep-") for s in steps[1:])
+    with backend_servers(lab, ("web-1", "web-2")):
+        held = HeldConnection(lab.endpoint_netns("client"), VIP, 80)
+        try:
+            if undo == "failed-step":  # step 1 loads the new version, steps 2-4 swap three attachments to it
+                done = _netx(lab, {**env, "NETX_FAILPOINT_STEP": "5"}, "apply", str(path), "--auto-approve")
+                assert done.returncode == 1 and "back where it was (verified)" in done.stderr, done.stderr
+            else:  # every attachment swapped, then nobody confirms
+                done = _netx(lab, env, "apply", str(path), "--auto-approve", "--confirm-timeout", "1")
+                assert done.returncode == 1 and "not confirmed within 1s: reverted" in done.stderr, done.stderr
+            assert attached_ids(lab) == old
+            shown = {p["id"]: p["name"] for p in bpftool("prog", "show")}
+            assert {shown[i] for i in old.values()} == {"lb_ingress", "lb_egress"}
+            assert held.ask() == held.first
+            assert program_versions(lab) == versions  # the new version is not needed any more
+            assert lab.plan(spec, "node-a")["changes"] == []
+        finally:
+            held.close()
+
+
+def test_the_previous_program_stays_pinned_until_the_upgrade_is_confirmed(lab, tmp_path):
+    spec = spec_of(lab, web({"web-1": 1}))
+    lab.apply(spec)
+    old, versions = attached_ids(lab), program_versions(lab)
+    env = {**os.environ, "NETX_STATE_DIR": str(lab.state_dir), "NETX_BPF_DIR": str(new_build(tmp_path))}
+    command = [sys.executable, "-m", "netplanx", "apply", str(lab.write(spec)), "--auto-approve", "--confirm-timeout",
+               "60", "--node", "node-a", "--netns", lab.netns("node-a")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert any("Keep it: press Enter" in line for line in process.stdout), process.stderr.read()
+        swapped = attached_ids(lab)
+        assert set(swapped.values()).isdisjoint(old.values())
+        assert len(program_versions(lab)) == 2 and versions < program_versions(lab)  # held for a revert
+        confirmed = subprocess.run([sys.executable, "-m", "netplanx", "confirm", "--netns", lab.netns("node-a")],
+                                   capture_output=True, text=True, env=env, timeout=60)
+        assert confirmed.returncode == 0, confirmed.stderr
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "Confirmed: the change is kept." in out, err
+    assert attached_ids(lab) == swapped
+    assert len(program_versions(lab)) == 1 and not versions & program_versions(lab)
+
+
+def _netx(lab: Lab, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "netplanx", *args, "--node", "node-a", "--netns",
                            lab.netns("node-a")], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "NETX_STATE_DIR": str(lab.state_dir), **env})
@@ -272,7 +364,7 @@ def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
     spec = spec_of(lab, web({"web-1": 1, "web-2": 1}), underlay_lb=mode)
     plan = lab.plan(spec, "node-a")
     if mode == "xdp":
-        assert "XDP native mode (driver veth)" in plan_change(plan, "datapath.eth0.xdp")["disruption"]
+        assert plan_change(plan, "datapath.eth0.xdp")["disruption"] == "hitless; mode xdp-native (driver veth)"
     lab.apply(spec)
     assert lab.plan(spec, "node-a")["changes"] == []
     link = json.loads(subprocess.run(["ip", "-n", lab.netns("node-a"), "-j", "-d", "link", "show", "eth0"],
@@ -287,6 +379,72 @@ def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
     adopted = assert_adopts(lab, "node-a")  # the underlay device as one of the host's loadBalancerDevices
     written = {"xdp": "xdpNative", "xdpGeneric": "xdpGeneric", "tc": "tc"}[mode]
     assert f"loadBalancerDevices:\n- {{name: eth0, mode: {written}, masquerade: 192.0.2.11}}" in adopted
+
+
+def xdp_mode_of(lab: Lab) -> str:
+    """The XDP mode of node-a's eth0, read with ip (1 native, 2 generic; "none" without a program)."""
+    link = json.loads(subprocess.run(["ip", "-n", lab.netns("node-a"), "-j", "-d", "link", "show", "eth0"],
+                                     capture_output=True, text=True, check=True).stdout)[0]
+    return {1: "native", 2: "generic"}.get(link.get("xdp", {}).get("mode"), "none")
+
+
+def test_the_xdp_mode_follows_the_spec_whatever_came_before(lab):
+    """xdp means native on veth whether the device had generic XDP or tc before; a mode change is labelled
+    with the loss it causes."""
+    generic, native = (spec_of(lab, web({"web-1": 1}), underlay_lb=mode) for mode in ("xdpGeneric", "xdp"))
+    lab.apply(generic)
+    assert xdp_mode_of(lab) == "generic"
+    change = plan_change(lab.plan(native, "node-a"), "datapath.eth0.xdp")
+    assert (change["action"], change["before"]["attrs"]["mode"], change["after"]["attrs"]["mode"]) == (
+        "update", "xdp-generic", "xdp-native")
+    assert change["disruption"] == ("traffic loss: the XDP program is detached, then attached in the new mode; "
+                                    "packets arriving in between are not balanced; mode xdp-generic -> xdp-native "
+                                    "(driver veth)")
+    lab.apply(native)
+    assert xdp_mode_of(lab) == "native"
+    assert lab.plan(native, "node-a")["changes"] == []
+    lab.apply(spec_of(lab, web({"web-1": 1}), underlay_lb="tc"))
+    assert xdp_mode_of(lab) == "none"
+    change = plan_change(lab.plan(native, "node-a"), "datapath.eth0.xdp")
+    assert (change["action"], change["after"]["attrs"]["mode"], change["disruption"]) == (
+        "create", "xdp-native", "hitless; mode xdp-native (driver veth)")
+    lab.apply(native)
+    assert xdp_mode_of(lab) == "native"
+    change = plan_change(lab.plan(generic, "node-a"), "datapath.eth0.xdp")
+    assert change["disruption"].endswith("mode xdp-native -> xdp-generic (driver veth)")
+    lab.apply(generic)
+    assert xdp_mode_of(lab) == "generic"
+
+
+def test_masqueraded_flows_never_share_a_five_tuple_with_the_nodes_own_connections(lab):
+    """Clients outside, masqueraded to the node's address, and the node's own connections to the same
+    backend, all open at once: the backend never sees one source port twice; the masquerade uses the
+    reserved range, which the node does not hand out even when its ephemeral range covers it."""
+    outside = outside_client(lab)
+    spec = spec_of(lab, web({"web-1": 1}), underlay_lb="tc")
+    reserved = plan_change(lab.plan(spec, "node-a"), f"sysctl.{RESERVED_PORTS}")
+    assert reserved["after"]["attrs"]["value"] == f"{MASQ_PORTS[0]}-{MASQ_PORTS[1]}" == "61000-65535"
+    lab.apply(spec)
+    node = lab.netns("node-a")
+    assert sysctl(node, RESERVED_PORTS) == "61000-65535"
+    subprocess.run([*nsenter(node), "sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65535"], check=True)
+    for endpoint in ENDPOINTS:
+        tx_checksum_off(lab.endpoint_netns(endpoint))
+        tx_checksum_off(node, f"ep-{endpoint}")
+    with peer_server(lab.endpoint_netns("web-1"), 8080) as peers:
+        masqueraded = OpenConnections(outside, VIP, 80, 300)
+        local = OpenConnections(node, ADDRESS["web-1"], 8080, 300, source=NODE_ADDRESS)
+        try:
+            local_ports = set(local.ports())
+            assert len(masqueraded.ports()) == 300
+        finally:
+            masqueraded.close()
+            local.close()
+    ports = [int(peer.rsplit(":", 1)[1]) for peer in peers if peer.startswith(f"{NODE_ADDRESS}:")]
+    assert len(ports) == 600 and len(set(ports)) == 600  # no (node, port, backend, 8080, tcp) twice
+    masquerade = set(ports) - local_ports
+    assert len(masquerade) == 300 and all(MASQ_PORTS[0] <= p <= MASQ_PORTS[1] for p in masquerade)
+    assert not [p for p in local_ports if MASQ_PORTS[0] <= p <= MASQ_PORTS[1]]
 
 
 @pytest.fixture

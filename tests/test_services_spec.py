@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from netplanx.features.services.lbmaps import LB, MAP_TYPES
+from netplanx.features.services.lbmaps import LB, MAP_TYPES, RESERVED_PORTS
 from netplanx.spec.compile import compile_spec
 from netplanx.spec.validate import parse_spec
 from tests.specs import problems_of, spec
@@ -52,7 +52,33 @@ CASES = [
 """, 11, 72, "backend 10.244.1.11:80 is listed twice", id="same-backend"),
     pytest.param("""\
       - {name: web, vip: "fd00::1", port: 80}
-""", 11, 20, "is not an IPv4 address", id="ipv6-vip"),
+""", 11, 20, "'fd00::1' is an IPv6 address: the load balancer balances IPv4 only (allowed: a unicast IPv4 "
+             "address such as 10.96.0.10, outside 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 and 255.255.255.255)",
+                 id="ipv6-vip"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0, port: 80}
+""", 11, 20, "'10.96.0' is not an IPv4 address (allowed: a unicast IPv4 address", id="not-an-address"),
+    pytest.param("""\
+      - {name: web, vip: 0.0.0.0, port: 80}
+""", 11, 20, "'0.0.0.0' is unspecified (0.0.0.0/8, 'this network')", id="unspecified-vip"),
+    pytest.param("""\
+      - {name: web, vip: 255.255.255.255, port: 80}
+""", 11, 20, "'255.255.255.255' is the broadcast address", id="broadcast-vip"),
+    pytest.param("""\
+      - {name: web, vip: 224.0.0.1, port: 80}
+""", 11, 20, "'224.0.0.1' is multicast (224.0.0.0/4)", id="multicast-vip"),
+    pytest.param("""\
+      - {name: web, vip: 127.0.0.1, port: 80}
+""", 11, 20, "'127.0.0.1' is loopback (127.0.0.0/8)", id="loopback-vip"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: 127.0.0.1}]}
+""", 11, 63, "'127.0.0.1' is loopback (127.0.0.0/8)", id="loopback-backend"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: 10.0.0.1}, {address: 10.96.0.10}]}
+""", 11, 74, "backend 10.96.0.10:80 is the service's own VIP and port", id="backend-is-the-vip"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: 10.96.0.10, port: 8080}, {address: 10.96.0.10}]}
+""", 11, 88, "backend 10.96.0.10:80 is the service's own VIP and port", id="backend-is-the-vip-by-default-port"),
 ]
 
 
@@ -140,6 +166,8 @@ def test_a_node_compiles_its_services_and_attachments() -> None:
     assert resources["datapath.eth0.xdp"].attrs["masquerade"] == "192.0.2.11"
     assert resources["datapath.ep-web-1.ingress"].attrs["masquerade"] is None
     assert resources["sysctl.net.ipv4.conf.eth0.accept_local"].attrs["value"] in (1, "1")
+    assert resources["sysctl.net.ipv4.ip_local_reserved_ports"].attrs["value"] == "61000-65535"  # masquerade
+    assert resources["datapath.eth0.xdp"].attrs["mode"] == "xdp"  # made concrete when planned, on the node
 
 
 def test_ctypes_mirrors_match_the_header() -> None:
@@ -157,3 +185,17 @@ def test_ctypes_mirrors_match_the_header() -> None:
                "lb_ct_val": MAP_TYPES["lb_ct"][1], "lb_stats": MAP_TYPES["lb_stats"][1],
                "lb_name": MAP_TYPES["lb_names"][1], "lb_masq": MAP_TYPES["lb_masq"][1]}
     assert {n: structs[n] for n in mirrors} == {n: ctypes.sizeof(t) for n, t in mirrors.items()}
+
+
+@pytest.mark.parametrize(("declared", "reserved"), [
+    ("", "61000-65535"), ("30000-32767", "30000-32767,61000-65535"), ("61000-62000, 8080", "8080,61000-65535"),
+    ("60000-61500,65535", "60000-65535")])
+def test_the_masquerade_ports_join_the_ports_the_spec_reserves_itself(declared: str, reserved: str) -> None:
+    """One resource holds net.ipv4.ip_local_reserved_ports: it keeps the spec's own reservations too."""
+    text = spec(HEAD).replace("podCIDR: 10.244.0.0/16", "podCIDR: 10.244.0.0/16\n  underlay: {loadBalancer: tc}")
+    text += spec("""\
+          - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-1}]}
+        """) + (f"sysctl:\n  net.ipv4.ip_local_reserved_ports: '{declared}'\n" if declared else "")
+    parsed, _ = parse_spec(text, SOURCE)
+    found = [r.attrs["value"] for r in compile_spec(parsed, "node-a") if r.address == f"sysctl.{RESERVED_PORTS}"]
+    assert found[-1] == reserved  # the last resource of an address is the one planned

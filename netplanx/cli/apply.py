@@ -80,6 +80,7 @@ def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan
     quiet = getattr(args, "quiet", False)
     if plan.empty:
         session.forget_interrupted()
+        session.finish()
         if args.json:
             print_json({"result": "no-changes", "writes": session.writes, "plan": plan.to_json(display=True)})
         elif quiet:
@@ -125,12 +126,14 @@ def _try(args: argparse.Namespace, out: Output, session: Session, plan: Plan, ch
 
     confirm.arm(session.store, plan, timeout, args.netns, display(args.spec))
     try:
-        session.apply(plan, checks, _progress(args))
+        session.apply(plan, checks, _progress(args), final=False)
     except ApplyError:
         confirm.settle(session.store, confirm.CANCELLED)
+        session.finish()
         raise
     if checks:
         confirm.settle(session.store, confirm.CONFIRMED)
+        session.finish()
         out.print("Applied; the post-conditions hold: confirmed.")
         return EXIT_OK
     return EXIT_PENDING
@@ -146,6 +149,8 @@ def _await_confirmation(args: argparse.Namespace, out: Output, session: Session)
               "previous state is restored.")
     decision = confirm.wait_for_decision(session.store, deadline, sys.stdin.fileno() if sys.stdin.isatty() else None)
     if decision == confirm.CONFIRMED:
+        with session.lock(args.lock_timeout):
+            session.finish()
         out.print("Confirmed: the change is kept.")
         return EXIT_OK
     record = confirm.pending(session.store)

@@ -41,18 +41,21 @@ class StepFailure:
 class Applier:
     """Carries out plans against the resource types; rolls back to the plan's before-states on failure."""
 
-    def __init__(self, types: Mapping[str, ResourceType], read_live: ReadLive, store: StateStore | None = None,
-                 failpoint: Failpoint = NO_FAULT):
-        """``failpoint``: where to fail or die instead of executing a step (fault-injection tests only)."""
+    def __init__(self, types: Mapping[str, ResourceType], read_live: ReadLive, finish: Callable[[], None],
+                 store: StateStore | None = None, failpoint: Failpoint = NO_FAULT):
+        """``finish``: what runs once an apply is final or rolled back (the kinds drop what they kept for a
+        rollback). ``failpoint``: where to fail or die instead of executing a step (fault-injection tests)."""
         self.types = types
         self.read_live = read_live
+        self.finish = finish
         self.store = store
         self.failpoint = failpoint
 
     def apply(self, plan: Plan, post_check: Callable[[], list[str]] | None = None,
-              progress: Callable[[int, int], None] | None = None) -> int:
+              progress: Callable[[int, int], None] | None = None, final: bool = True) -> int:
         """Execute every step, verify, then check the post-conditions; return the number of steps executed,
-        or roll back and raise ApplyError."""
+        or roll back and raise ApplyError. ``final``: nothing can undo the apply afterwards (else it waits
+        for a confirmation, and the caller finishes it)."""
         self._journal({"pid": os.getpid(), "started": time.time(), "spec_digest": plan.spec_digest,
                        "steps": len(plan.steps), "done": 0,
                        "creates": [s.change.address for s in plan.steps if s.operation == "create"]})
@@ -66,6 +69,8 @@ class Applier:
         if failed_checks:
             raise self._rollback(plan, done, "post-condition failed: " + "; ".join(failed_checks))
         self._journal(None)
+        if final:
+            self.finish()
         return len(done)
 
     def _execute(self, steps: Sequence[Step], forward: bool,
@@ -125,7 +130,10 @@ class Applier:
         and what still differs afterwards (empty when the host is back where it was)."""
         undo = self.undo_plan(plan, lost)
         _, failure = self._execute(undo.steps, forward=False)
-        return undo, failure, self.undo_plan(plan, lost)
+        residual = self.undo_plan(plan, lost)
+        if residual.empty:
+            self.finish()
+        return undo, failure, residual
 
     def undo_plan(self, plan: Plan, lost: Sequence[Resource] = ()) -> Plan:
         """The plan that brings every address ``plan`` touches (and ``lost``) back to its before-state."""

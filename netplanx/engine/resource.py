@@ -126,3 +126,7 @@ class ResourceType:
 
     def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
         raise NotImplementedError
+
+    def finish(self) -> None:
+        """The apply is final (verified, and confirmed when it had to be; or rolled back): drop what this
+        kind kept only so that a rollback could bring it back (a previous program version)."""

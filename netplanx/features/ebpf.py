@@ -1,4 +1,5 @@
-"""What the eBPF features (services, policy) share: the doctor checks and preflight of bpffs and bcc."""
+"""What the eBPF features (services, policy) share: the doctor checks and preflight of bpffs and bcc, and
+the program versions pinned in a scope."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import platform
 from pathlib import Path
 
 from netplanx.engine.feature import DoctorCheck
+from netplanx.system.bpf.loader import PIN_ROOT, BpfSource, remove_pins
+from netplanx.system.state import StateStore
 
 BPF_FS_MAGIC = 0xCAFE4A11
 BCC_FIX = "apt-get install --no-install-recommends python3-bpfcc linux-headers-amd64 bpftool"
@@ -48,3 +51,42 @@ def ebpf_missing(address: str) -> list[str]:
     except ImportError:
         return [f"{address}: the bcc Python bindings are missing (apt-get install python3-bpfcc)"]
     return []
+
+
+class PinnedVersions:
+    """The versions of one C source pinned in a scope (``prog-VERSION`` and ``maps-VERSION`` folders), and
+    those held only so that a rollback can attach them again (netx's record ``NAME-held``).
+
+    Loading a version for an apply holds every other pinned one: if the apply fails, or is not confirmed
+    in time, the undo plan re-attaches the previous programs (their maps are still there). Once the apply
+    is final (verified, and confirmed when it had to be) or rolled back, ``release`` removes them."""
+
+    def __init__(self, source: BpfSource, scope: str, store: StateStore):
+        self.folder = PIN_ROOT / scope / source.name
+        self.store = store
+        self.record = f"{source.name}-held"
+
+    def pinned(self, kind: str) -> list[str]:
+        """Every pinned version of ``kind`` ("prog" or "maps")."""
+        return sorted(p.name.removeprefix(f"{kind}-") for p in self.folder.glob(f"{kind}-*"))
+
+    def current(self, kind: str) -> list[str]:
+        """The pinned versions of ``kind`` that are not held for a rollback."""
+        held = self.store.load(self.record).get(kind, [])
+        return [version for version in self.pinned(kind) if version not in held]
+
+    def hold_others(self, program: str, maps: str) -> None:
+        """``program`` (with ``maps``) is now in use: hold every other pinned version until released."""
+        held = {"prog": [v for v in self.pinned("prog") if v != program],
+                "maps": [v for v in self.pinned("maps") if v != maps]}
+        if any(held.values()):
+            self.store.save(self.record, held)
+        else:
+            self.store.remove(self.record)
+
+    def release(self) -> None:
+        """Remove the held versions' pins (attached programs live on until replaced)."""
+        for kind, versions in self.store.load(self.record).items():
+            for version in versions:
+                remove_pins(self.folder / f"{kind}-{version}")
+        self.store.remove(self.record)

@@ -104,7 +104,7 @@ def watchdog(store: StateStore, session_factory: Any, lock_timeout: float = 120.
     record = pending(store)
     exited = watch_exit(int(record.get("apply", 0)), record.get("apply_started"))
     if exited is None and status(store) != WAITING:
-        return status(store)  # the apply decided and ended before this watchdog was up
+        return _decided(store, session_factory, lock_timeout)  # decided and ended before this watchdog was up
     try:
         with FolderWatch(store.root) as watch:
             while exited is not None:
@@ -116,10 +116,10 @@ def watchdog(store: StateStore, session_factory: Any, lock_timeout: float = 120.
 
                 if watch.wait(moved, deadline, also=(exited,)):
                     if status(store) != WAITING:
-                        return status(store)
+                        return _decided(store, session_factory, lock_timeout)
                     continue  # the clock started: wait for the new deadline
                 if status(store) != WAITING:
-                    return status(store)
+                    return _decided(store, session_factory, lock_timeout)
                 break  # the deadline passed, or the apply is gone: revert
     finally:
         if exited is not None:
@@ -138,3 +138,16 @@ def watchdog(store: StateStore, session_factory: Any, lock_timeout: float = 120.
     _update(store, status=result, reverted_at=time.time(),
             leftover=[c.address for c in residual.changes])
     return result
+
+
+def _decided(store: StateStore, session_factory: Any, lock_timeout: float) -> str:
+    """A decision was made: a kept change drops what was kept to revert it (unless a newer apply waits for
+    its own)."""
+    if status(store) == CONFIRMED:
+        session = session_factory()
+        try:
+            with session.lock(lock_timeout):
+                session.finish()
+        finally:
+            session.close()
+    return status(store)

@@ -130,14 +130,25 @@ class Session:
         return exclusive(self.store.lock_path, timeout)
 
     def applier(self) -> Applier:
-        return Applier(self.types, self.read_live, self.store, faults.from_environment())
+        return Applier(self.types, self.read_live, self.finish, self.store, faults.from_environment())
 
     def apply(self, plan: Plan, checks: Sequence[dict[str, Any]] = (),
-              progress: Callable[[int, int], None] | None = None) -> int:
-        """Execute a plan (verified, post-conditions checked, rolled back on failure); the steps executed."""
+              progress: Callable[[int, int], None] | None = None, final: bool = True) -> int:
+        """Execute a plan (verified, post-conditions checked, rolled back on failure); the steps executed.
+        ``final``: finish it at once (else it waits for a confirmation)."""
         from netplanx.workflow.postconditions import run_checks
 
-        return self.applier().apply(plan, (lambda: run_checks(self, checks)) if checks else None, progress)
+        return self.applier().apply(plan, (lambda: run_checks(self, checks)) if checks else None, progress, final)
+
+    def finish(self) -> None:
+        """Drop what was kept only to undo an apply (previous program versions), unless an apply is still
+        waiting for its confirmation: its revert may need them."""
+        from netplanx.workflow import confirm
+
+        if confirm.status(self.store) == confirm.WAITING:
+            return
+        for rtype in self.types.values():
+            rtype.finish()
 
     def check_fresh(self, plan: Plan) -> None:
         """Refuse a saved plan when any resource it touches changed since it was computed."""

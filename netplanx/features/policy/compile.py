@@ -1,11 +1,14 @@
 """Compile the spec's policies for one node: ipcache prefixes and each local endpoint's policy entries.
 
-A policy entry is Cilium's policymap key (direction, peer identity, protocol, destination port) with
-identity 0, protocol 0 and port 0 as wildcards, and a verdict (allow or deny, and the rule that wrote it).
-The datapath looks keys up from the most specific to the least, (id, proto, port), (id, proto, *),
-(id, *, *), (*, proto, port), (*, proto, *), (*, *, *), and the first hit decides; no hit is a drop in an
-enforced direction. Deny wins over allow because every allow entry that a deny entry overlaps gets the
-overlap written as a deny entry, which is at least as specific as both and so is found first.
+A policy entry is Cilium's policymap key (direction, peer identity, protocol, destination port block) with
+identity 0 and protocol 0 as wildcards, and a verdict (allow or deny, and the rule that wrote it). A port
+range becomes the fewest aligned power-of-two blocks that cover it (``entries.port_blocks``), each one
+entry. The datapath takes, among the peer's entries that match the packet, the most specific one (longest
+prefix: a port block before a smaller-prefix block before the protocol alone before any protocol); when
+the peer has none, the same among the entries for any peer; no match is a drop in an enforced direction.
+Deny wins over allow because every allow entry that a deny entry overlaps gets the overlap written as a
+deny entry: two aligned blocks are nested or disjoint, so the overlap is at least as specific as both and
+is found first.
 """
 
 from __future__ import annotations
@@ -17,7 +20,17 @@ from typing import Any
 from netplanx.engine.resource import Resource
 from netplanx.features.cluster.model import Endpoint, Node
 from netplanx.features.cluster.nodes import GATEWAY4, GATEWAY6, host_interface
-from netplanx.features.policy.entries import BUILTIN_RULES, DIRECTIONS, OPEN_RULE, PROTOCOLS, RULE_BASE, Key, Verdict
+from netplanx.features.policy.entries import (
+    BUILTIN_RULES,
+    DIRECTIONS,
+    OPEN_RULE,
+    PORT_BITS,
+    PROTOCOLS,
+    RULE_BASE,
+    Key,
+    Verdict,
+    port_blocks,
+)
 from netplanx.features.policy.identity import (
     ANY,
     HOST,
@@ -94,20 +107,25 @@ class Resolver:
                 "cluster": {HOST, REMOTE_NODE, *self.endpoint_ids.values()}, "all": {ANY}}[peer.entity]
 
 
-def _ports(ports: list[PortRule]) -> list[tuple[int, int]]:
+def _ports(ports: list[PortRule]) -> list[tuple[int, int, int]]:
+    """(protocol, first port of a block, prefix bits) for every block of every port rule; any: (0, 0, 0)."""
     if not ports:
-        return [(0, 0)]
-    return [(PROTOCOLS[p.protocol], port) for p in ports for port in p.ports()]
+        return [(0, 0, 0)]
+    return [(PROTOCOLS[p.protocol], *block) for p in ports
+            for block in (port_blocks(p.port, p.end_port or p.port) if p.port is not None else [(0, 0)])]
 
 
 def _overlap(a: Key, b: Key) -> Key | None:
-    """The keys both match, as one key (None when they match nothing in common)."""
-    values = []
-    for x, y in zip(a[1:], b[1:], strict=True):
-        if x and y and x != y:
-            return None
-        values.append(x or y)
-    return Key(a.egress, *values)
+    """The packets both keys match, as one key (None when they have none in common). Port blocks are
+    aligned, so they are nested or disjoint: the overlap is the smaller one."""
+    identity, protocol = (x or y if not (x and y and x != y) else None
+                          for x, y in ((a.identity, b.identity), (a.protocol, b.protocol)))
+    if identity is None or protocol is None:
+        return None
+    wide, narrow = sorted((a, b), key=lambda key: key.bits)
+    if narrow.port >> (PORT_BITS - wide.bits) != wide.port >> (PORT_BITS - wide.bits):
+        return None
+    return Key(a.egress, identity, protocol, narrow.port, narrow.bits)
 
 
 def endpoint_entries(spec: Any, endpoint: Endpoint, resolver: Resolver,
@@ -126,8 +144,8 @@ def endpoint_entries(spec: Any, endpoint: Endpoint, resolver: Resolver,
         for _policy, _direction, verdict, rule_id, rule in mine:
             target = deny if verdict == "deny" else allow
             for identity in sorted(resolver.peers(rule.peers)):
-                for protocol, port in _ports(rule.ports):
-                    target.setdefault(Key(egress, identity, protocol, port), Verdict(verdict == "deny", rule_id))
+                for protocol, port, bits in _ports(rule.ports):
+                    target.setdefault(Key(egress, identity, protocol, port, bits), Verdict(verdict == "deny", rule_id))
         entries.update(allow)
         for deny_key, deny_verdict in deny.items():
             for allow_key in allow:

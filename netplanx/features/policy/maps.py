@@ -21,8 +21,15 @@ MAPPED = b"\0" * 10 + b"\xff\xff"  # IPv4 as ::ffff:a.b.c.d, the datapath's one 
 u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
 
 
+PREFIX_ANY, PREFIX_PROTOCOL = 72, 80  # bpf/policy.h: POL_PREFIX_ANY, POL_PREFIX_PROTOCOL
+
+
 class PolicyKey(ctypes.Structure):
-    _fields_ = [("ifindex", u32), ("identity", u32), ("egress", u8), ("protocol", u8), ("port", u16)]
+    """An LPM trie key: ``prefixlen`` bits of (ifindex, identity, egress, protocol, port) match; the port is
+    in network order (its leading bits are the prefix)."""
+
+    _fields_ = [("prefixlen", u32), ("ifindex", u32), ("identity", u32), ("egress", u8), ("protocol", u8),
+                ("port", u16)]
 
 
 class PolicyValue(ctypes.Structure):
@@ -72,11 +79,14 @@ def open_map(scope: str, name: str) -> BpfMap:
 
 def policy_entry(ifindex: int, key: Key, verdict: Verdict | None = None) -> tuple[PolicyKey, PolicyValue]:
     value = PolicyValue(deny=int(verdict.deny), rule=verdict.rule) if verdict else PolicyValue()
-    return PolicyKey(ifindex, key.identity, key.egress, key.protocol, key.port), value
+    prefix = PREFIX_PROTOCOL + key.bits if key.protocol else PREFIX_ANY
+    return PolicyKey(prefix, ifindex, key.identity, key.egress, key.protocol, socket.htons(key.port)), value
 
 
 def unpack_policy(key: PolicyKey, value: PolicyValue) -> tuple[int, Key, Verdict]:
-    return key.ifindex, Key(key.egress, key.identity, key.protocol, key.port), Verdict(bool(value.deny), value.rule)
+    bits = max(key.prefixlen - PREFIX_PROTOCOL, 0)
+    entry = Key(key.egress, key.identity, key.protocol, socket.ntohs(key.port), bits)
+    return key.ifindex, entry, Verdict(bool(value.deny), value.rule)
 
 
 def address_bytes(address: str) -> bytes:

@@ -17,7 +17,6 @@ from netplanx.document.fields import Name, Network, SpecModel
 ENTITIES = ("host", "world", "cluster", "remote-node", "all")
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
 LABEL_KEY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_./-]{0,62}[A-Za-z0-9])?")
-MAX_RANGE = 1024  # ports a range may span (each port is one map entry per peer)
 
 
 def _labels(value: dict[str, str]) -> dict[str, str]:
@@ -57,7 +56,7 @@ class PortRule(SpecModel):
 
     port: int | None = Field(None, ge=1, le=65535, description="Destination port (1-65535); unset: every port.")
     end_port: int | None = Field(None, alias="endPort", ge=1, le=65535,
-                                 description=f"Last port of a range (at most {MAX_RANGE} ports).")
+                                 description="Last port of a range (port-endPort, both included).")
     protocol: Literal["tcp", "udp", "icmp", "any"] = Field("tcp", description="tcp, udp, icmp or any.")
 
     @model_validator(mode="after")
@@ -69,16 +68,7 @@ class PortRule(SpecModel):
                 raise ValueError("endPort needs port (allowed: port: 8000, endPort: 8010)")
             if self.end_port < self.port:
                 raise ValueError(f"endPort {self.end_port} is below port {self.port} (allowed: endPort >= port)")
-            if self.end_port - self.port + 1 > MAX_RANGE:
-                raise ValueError(f"port range {self.port}-{self.end_port} spans {self.end_port - self.port + 1} "
-                                 f"ports (allowed: at most {MAX_RANGE})")
         return self
-
-    def ports(self) -> range:
-        """The ports this rule covers (``range(0, 1)`` for every port)."""
-        if self.port is None:
-            return range(0, 1)
-        return range(self.port, (self.end_port or self.port) + 1)
 
 
 class IngressRule(SpecModel):

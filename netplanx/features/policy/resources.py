@@ -2,7 +2,8 @@
 ``ipcache.CIDR`` (prefix -> identity) and ``policy.ENDPOINT`` (what one endpoint may send and receive).
 
 A ``policy.ENDPOINT`` resource reads at the policy level: per direction, each peer (labels, CIDR or
-entity) with its allowed or denied ports and the rule that wrote them, plus the number of map entries.
+entity) with its allowed or denied ports (a range as ``tcp/8000-8099``, however many map entries it takes)
+and the rule that wrote them, plus the number of map entries.
 The entries themselves travel in ``meta['_entries']``, so an apply writes exactly them.
 """
 
@@ -19,23 +20,34 @@ POLICY_PROGRAM = "policydp.policy"
 Entries = dict[Key, Verdict]
 
 
-def port_text(protocol: int, port: int) -> str:
+def port_text(protocol: int, first: int = 0, last: int = 0) -> str:
+    """``tcp``, ``tcp/80`` or ``tcp/8000-8099``."""
     name = PROTOCOL_NAMES.get(protocol, str(protocol))
-    return f"{name}/{port}" if port else name
+    if not first:
+        return name
+    return f"{name}/{first}" if last in (0, first) else f"{name}/{first}-{last}"
 
 
 def summary(entries: Entries, identities: Mapping[int, str], rules: Mapping[int, str]) -> dict[str, Any]:
-    """Per direction: peer name -> sorted ``proto/port allow|deny by RULE`` lines."""
-    found: dict[str, dict[str, list[str]]] = {d: {} for d in DIRECTIONS}
-    for key, verdict in entries.items():
-        peer = identity_name(key.identity, identities)
-        rule = rules.get(verdict.rule, f"rule {verdict.rule}")
-        line = f"{port_text(key.protocol, key.port)} {'deny' if verdict.deny else 'allow'} by {rule}"
-        found[DIRECTIONS[key.egress]].setdefault(peer, []).append(line)
-    for peers in found.values():
-        for lines in peers.values():
-            lines.sort()
-    return found
+    """Per direction: peer name -> sorted ``proto/port allow|deny by RULE`` lines, where the port blocks of a
+    range (adjacent, with the same verdict and rule) read as the range again."""
+    spans: dict[tuple[int, str, int, bool, int], list[list[int]]] = {}
+    for key, verdict in sorted(entries.items()):  # by direction, identity, protocol, then port
+        group = (key.egress, identity_name(key.identity, identities), key.protocol, verdict.deny, verdict.rule)
+        found = spans.setdefault(group, [])
+        if key.bits and found and found[-1][0] and found[-1][1] + 1 == key.port:
+            found[-1][1] = key.last
+        else:
+            found.append([key.port, key.last])
+    lines: dict[str, dict[str, list[str]]] = {d: {} for d in DIRECTIONS}
+    for (egress, peer, protocol, deny, rule), ranges in spans.items():
+        name = rules.get(rule, f"rule {rule}")
+        lines[DIRECTIONS[egress]].setdefault(peer, []).extend(
+            f"{port_text(protocol, first, last)} {'deny' if deny else 'allow'} by {name}" for first, last in ranges)
+    for peers in lines.values():
+        for text in peers.values():
+            text.sort()
+    return lines
 
 
 def entries_meta(entries: Entries) -> list[list[int]]:
@@ -45,8 +57,8 @@ def entries_meta(entries: Entries) -> list[list[int]]:
 def entries_from_meta(rows: Iterable[Iterable[int]]) -> Entries:
     found: Entries = {}
     for row in rows:
-        egress, identity, protocol, port, deny, rule = row
-        found[Key(egress, identity, protocol, port)] = Verdict(bool(deny), rule)
+        egress, identity, protocol, port, bits, deny, rule = row
+        found[Key(egress, identity, protocol, port, bits)] = Verdict(bool(deny), rule)
     return found
 
 

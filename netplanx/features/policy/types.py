@@ -2,9 +2,11 @@
 (``ipcache``) and per-endpoint policy entries with their tc filters (``policy``).
 
 Pins live under ``/sys/fs/bpf/netx/<scope>/policy/`` (``maps-VERSION``, ``prog-VERSION``: the shared
-loader's layout). The filters are named ``netx-pol-*`` and sit at the priorities of the tc chaining
-contract (``system/bpf/tc.py``): on the veth's ingress hook (the endpoint's egress policy) after the
-service LB, on its egress hook (the endpoint's ingress policy) before the LB's reverse NAT.
+loader's layout); an apply that brings a new program version keeps the previous one pinned until it is
+final, so that a rollback attaches it again. The filters are named ``netx-pol-*`` and sit at the
+priorities of the tc chaining contract (``system/bpf/tc.py``): on the veth's ingress hook (the endpoint's
+egress policy) after the service LB, on its egress hook (the endpoint's ingress policy) before the LB's
+reverse NAT.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, ClassVar
 from netplanx.engine.resource import Dependency, Query, Resource
 from netplanx.errors import NetxError
 from netplanx.features.base import StepwiseType
-from netplanx.features.ebpf import ebpf_missing
+from netplanx.features.ebpf import PinnedVersions, ebpf_missing
 from netplanx.features.policy import maps as pm
 from netplanx.features.policy.entries import BUILTIN_RULES
 from netplanx.features.policy.resources import (
@@ -25,7 +27,7 @@ from netplanx.features.policy.resources import (
     policy_program_resource,
     policy_resource,
 )
-from netplanx.system.bpf.loader import Loaded, load, remove_pins, remove_scope
+from netplanx.system.bpf.loader import Loaded, load, open_pinned, remove_scope
 from netplanx.system.bpf.tc import priority
 from netplanx.system.context import KernelContext
 
@@ -59,10 +61,18 @@ class Filters:
             any(f.name == name and f.prio == priority(hook, "policy") for f in self.ctx.tc.filters(index, hook))
             for hook, (name, _program) in FILTERS.items())
 
+    def use(self, version: str) -> None:
+        """Attach the programs of ``version`` from now on: this source's, or (a rollback) a pinned one."""
+        if self._programs is None or self._programs.version != version:
+            if self._programs is not None:
+                self._programs.close()
+            self._programs = (load(pm.POLICY, self.scope) if version == pm.POLICY.version
+                              else open_pinned(pm.POLICY, self.scope, version))
+
     def attach(self, device: str) -> None:
-        """Attach (or replace in place, hitless) both filters with this version's programs."""
-        if self._programs is None or self._programs.version != pm.POLICY.version:
-            self._programs = load(pm.POLICY, self.scope)
+        """Attach (or replace in place, hitless) both filters with the programs in use."""
+        if self._programs is None:
+            self.use(pm.POLICY.version)
         index = self._index(device)
         if index is None:
             raise NetxError(f"cannot attach the policy filters: interface {device} does not exist")
@@ -84,45 +94,49 @@ class PolicyProgramType(StepwiseType):
     """The programs and pinned maps: compiled with bcc on create, or when the C source changed."""
 
     kind = "policydp"
-    disruption_of: ClassVar[Mapping[str, str]] = {"create": "hitless", "update": "hitless (programs swapped)",
-                                                  "replace": "policy off briefly", "delete": "policy off"}
+    disruption_of: ClassVar[Mapping[str, str]] = {
+        "create": "hitless",
+        "update": "hitless (programs swapped in place; the previous version stays pinned until the apply is final, "
+                  "for a rollback)",
+        "replace": "policy off briefly", "delete": "policy off"}
 
     def __init__(self, ctx: KernelContext, scope: str, filters: Filters):
         super().__init__(ctx)
         self.scope = scope
         self.filters = filters
+        self.versions = PinnedVersions(pm.POLICY, scope, ctx.store)
 
     def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:
         return ebpf_missing(POLICY_PROGRAM) if any(r.kind == self.kind for r in desired) else []
 
     def read(self, query: Query) -> list[Resource]:
-        folder = pm.scope_dir(self.scope)
-        if not folder.is_dir():
+        """The version in use (versions held for a rollback are not shown)."""
+        if not pm.scope_dir(self.scope).is_dir():
             return []
-        programs = sorted(p.name.removeprefix("prog-") for p in folder.glob("prog-*"))
-        maps = sorted(p.name.removeprefix("maps-") for p in folder.glob("maps-*"))
+        programs, maps = self.versions.current("prog"), self.versions.current("maps")
         return [policy_program_resource(",".join(programs) or "(none)", ",".join(maps) or "(none)")]
 
     def _create(self, res: Resource) -> None:
-        self._load()
+        self._load(res)
 
     def _update(self, before: Resource, after: Resource) -> None:
-        self._load()
+        self._load(after)
 
-    def _load(self) -> None:
-        """Load this version (maps kept while bpf/policy.h is unchanged), move every attached endpoint onto
-        it in place, then drop the pins of other versions."""
-        load(pm.POLICY, self.scope).close()
+    def _load(self, res: Resource) -> None:
+        """Load the version ``res`` names (maps kept while bpf/policy.h is unchanged; in a rollback, the
+        previous version, still pinned), move every attached endpoint onto it in place, and hold the other
+        versions until the apply is final."""
+        self.filters.use(res.attrs["program"])
         with pm.open_map(self.scope, "names") as names:
             for number, text in BUILTIN_RULES.items():
                 names.update(*pm.name_entry(pm.NAME_RULE, number, text))
         for device in self._attached():
             self.filters.attach(device)
-        keep = {pm.POLICY.prog_dir(self.scope).name, pm.POLICY.map_dir(self.scope).name}
-        for folder in pm.scope_dir(self.scope).iterdir():
-            if folder.name not in keep:
-                remove_pins(folder)
+        self.versions.hold_others(res.attrs["program"], res.attrs["maps"])
         self.ctx.count_write()
+
+    def finish(self) -> None:
+        self.versions.release()
 
     def _attached(self) -> list[str]:
         links = self.ctx.link_names()
@@ -132,6 +146,7 @@ class PolicyProgramType(StepwiseType):
         for device in self._attached():
             self.filters.detach(device)
         remove_scope(self.scope, pm.POLICY.name)
+        self.versions.release()
         self.ctx.store.remove(RECORD)
         self.ctx.count_write()
 

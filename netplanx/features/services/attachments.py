@@ -2,9 +2,14 @@
 
 Hooks: ``ingress`` (tc, lb_ingress: DNAT of client traffic), ``egress`` (tc, lb_egress: reverse NAT of
 replies), at the priorities of the tc chaining contract (``system/bpf/tc.py``), and ``xdp`` (lb_xdp, DNAT
-before the stack). tc filters are named
-``netx-lb-HOOK``; a new program version replaces them in place (tc replace / XDP replace in the same
-mode), which drops nothing. The plan states the XDP mode: native where the driver has it, else generic.
+before the stack). tc filters are named ``netx-lb-HOOK``; a new program version replaces them in place
+(tc replace / XDP replace in the same mode), which drops nothing.
+
+Modes (the ``mode`` attribute, and the plan's words): ``tc`` on the tc hooks; ``xdp-native`` or
+``xdp-generic`` on the xdp hook. The spec's ``xdp`` is made concrete when the plan is made (native where
+the device's driver has native XDP, else generic), so that a create and an update decide alike; only for
+a device that does not exist yet is it decided, by the same rule, when attached. Changing the mode of an
+attached program detaches it first (the kernel runs one XDP mode at a time): the plan says so.
 """
 
 from __future__ import annotations
@@ -32,9 +37,15 @@ NATIVE_XDP_DRIVERS = frozenset({"veth", "virtio_net", "tun", "mlx4_en", "mlx5_co
                                 "netsec", "stmmac", "fec", "tsnep", "dpaa2-eth", "hv_netvsc", "xen-netfront"})
 
 
+AUTO = "xdp"  # desired only: native where the driver has it, else generic (made concrete at plan time)
+XDP_MODES = ("xdp-native", "xdp-generic")
+MODE_CHANGE = ("traffic loss: the XDP program is detached, then attached in the new mode; packets arriving in "
+               "between are not balanced")
+
+
 def attachment_resource(device: str, hook: str, *, version: str, mode: str = "tc", masquerade: str | None = None,
-                      owned: bool = True) -> Resource:
-    """``mode``: tc; for the xdp hook xdp (native where possible), xdp-native or xdp-generic.
+                        owned: bool = True) -> Resource:
+    """``mode``: tc; for the xdp hook xdp-native, xdp-generic or (desired) xdp.
     ``masquerade``: the source address new flows entering here get (ingress and xdp hooks)."""
     program = XDP_PROGRAM if hook == "xdp" else TC_HOOKS[hook][0]
     return Resource("datapath", f"datapath.{device}.{hook}",
@@ -57,10 +68,8 @@ def driver(device: str) -> str:
     return info.raw[4:36].split(b"\0")[0].decode()
 
 
-def xdp_mode(device: str, wanted: str) -> str:
-    """The XDP mode an attachment will use: xdp-native or xdp-generic."""
-    if wanted in ("xdp-native", "xdp-generic"):
-        return wanted
+def xdp_mode(device: str) -> str:
+    """What ``xdp`` means on this device: xdp-native where its driver has native XDP, else xdp-generic."""
     return "xdp-native" if driver(device) in NATIVE_XDP_DRIVERS else "xdp-generic"
 
 
@@ -77,22 +86,31 @@ class AttachmentType(StepwiseType):
     def dependencies(self, resource: Resource) -> list[Dependency]:
         return [Dependency(f"link.{resource.attrs['device']}"), Dependency(PROGRAM_ADDRESS)]
 
+    def resolve(self, desired: Sequence[Resource]) -> list[Resource]:
+        """``xdp`` made concrete for the devices that exist (the others are decided when attached)."""
+        return [res._replace(attrs={**res.attrs, "mode": xdp_mode(res.attrs["device"])})
+                if res.attrs["mode"] == AUTO and device_exists(res.attrs["device"]) else res for res in desired]
+
     def differs(self, desired: Resource, live: Resource) -> list[str]:
         changed = super().differs(desired, live)
-        if "mode" in changed and desired.attrs["mode"] == "xdp" and live.attrs["mode"].startswith("xdp-"):
-            changed.remove("mode")
+        if "mode" in changed and desired.attrs["mode"] == AUTO and live.attrs["mode"] in XDP_MODES:
+            changed.remove("mode")  # the device did not exist at plan time: the attach decided by the same rule
         return changed
 
     def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
                    after: Resource | None) -> str:
-        label = self.disruption_of.get(action, "hitless")
-        if after is not None and after.attrs["hook"] == "xdp" and action in ("create", "update", "replace"):
-            device = after.attrs["device"]
-            name = driver(device) if device_exists(device) else ""
-            mode = xdp_mode(device, after.attrs["mode"]) if name or after.attrs["mode"] != "xdp" else "xdp"
-            how = f"{mode.replace('xdp-', 'XDP ')} mode" if mode != "xdp" else "XDP native if the driver has it"
-            label += f"; {how}" + (f" (driver {name})" if name else "")
-        return label
+        """The label; on the xdp hook with the mode (and the device's driver)."""
+        if after is None or after.attrs["hook"] != "xdp":
+            return self.disruption_of.get(action, "hitless")
+        device, mode = after.attrs["device"], after.attrs["mode"]
+        name = driver(device) if device_exists(device) else ""
+        where = f" (driver {name})" if name else ""
+        if action == "update" and before is not None and "mode" in changed:
+            return f"{MODE_CHANGE}; mode {before.attrs['mode']} -> {mode}{where}"
+        if mode == AUTO:
+            return (f"{self.disruption_of.get(action, 'hitless')}; mode xdp-native if the driver has it, else "
+                    "xdp-generic (decided when attached: the device does not exist yet)")
+        return f"{self.disruption_of.get(action, 'hitless')}; mode {mode}{where}"
 
     def read(self, query: Query) -> list[Resource]:
         recorded: dict[str, list[str]] = self.ctx.store.load(RECORD)
@@ -135,14 +153,15 @@ class AttachmentType(StepwiseType):
         self.ctx.store.save(RECORD, recorded)
 
     def _create(self, res: Resource) -> None:
+        """Attach the program of the version ``res`` names (in a rollback, the previous one, still pinned)."""
         device, hook = res.attrs["device"], res.attrs["hook"]
-        loaded = self.lb.loaded()
+        loaded = self.lb.program(res.attrs["version"])
         self._record(device, hook, True)
         if hook != "egress":
             self._masquerade(device, res.attrs.get("masquerade"))
         if hook == "xdp":
-            wanted = res.attrs["mode"]
-            xdp_attach(device, loaded.fd(XDP_PROGRAM), wanted.removeprefix("xdp-") if wanted != "xdp" else "auto")
+            mode = xdp_mode(device) if res.attrs["mode"] == AUTO else res.attrs["mode"]
+            xdp_attach(device, loaded.fd(XDP_PROGRAM), mode.removeprefix("xdp-"))
         else:
             program, prio = TC_HOOKS[hook]
             self.ctx.tc.attach(ifindex(device), hook, loaded.fd(program), prio=prio, name=f"{FILTER_PREFIX}{hook}")

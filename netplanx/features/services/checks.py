@@ -38,6 +38,10 @@ def service_problems(spec: Any) -> Iterator[Problem]:
                 continue
             address = endpoints[backend.endpoint] if backend.endpoint else str(backend.address)
             key = f"{address}:{backend.port or service.port}"
+            if key == f"{service.vip}:{service.port}":
+                yield Problem(where, f"backend {key} is the service's own VIP and port: its traffic would come back "
+                                     "to the load balancer (allowed: a backend address or port other than the "
+                                     "VIP's)")
             if key in seen:
                 yield Problem(where, f"backend {key} is listed twice (first at backends[{seen[key]}]; "
                                             "allowed: each backend once, with a weight)")

@@ -9,13 +9,16 @@ spec without cluster runs it on its host: on the endpoints' veths and its ``load
 
 from __future__ import annotations
 
+import re
+
 from netplanx.engine.feature import NodeView
 from netplanx.engine.resource import Resource
 from netplanx.features.bgp.compile import advertised_path
 from netplanx.features.cluster.nodes import endpoints_of, host_interface
 from netplanx.features.services.attachments import attachment_resource
-from netplanx.features.services.lbmaps import LB
-from netplanx.features.services.services import program_resource, service_resource
+from netplanx.features.services.lbmaps import LB, MASQ_PORTS, RESERVED_PORTS
+from netplanx.features.services.programs import program_resource
+from netplanx.features.services.services import service_resource
 from netplanx.features.sysctls.sysctls import sysctl_resource
 
 XDP_MODES = {"xdp": "xdp", "xdpGeneric": "xdp-generic", "xdpNative": "xdp-native"}
@@ -51,6 +54,9 @@ def service_resources(view: NodeView) -> list[Resource]:
     for device in spec.load_balancer_devices:
         masquerade = str(device.masquerade) if device.masquerade else None
         resources += device_resources(device.name, device.mode, masquerade, version)
+    if any(r.kind == "datapath" and r.attrs["masquerade"] for r in resources):
+        # masqueraded flows get source ports of their own: the host's sockets must never take one of them
+        resources.append(sysctl_resource(RESERVED_PORTS, reserved_ports(spec.sysctl.get(RESERVED_PORTS))))
     if spec.bgp is not None and spec.bgp.advertise.service_vips:
         vips = dict.fromkeys(str(service.vip) for service in spec.services)  # several services may share one
         resources += [advertised_path(view, f"{vip}/{32 if ':' not in vip else 128}") for vip in vips]
@@ -67,3 +73,17 @@ def device_resources(device: str, mode: str, masquerade: str | None, version: st
         # accept them (else the kernel drops them as martians)
         resources.append(sysctl_resource(f"net.ipv4.conf.{device}.accept_local", 1))
     return resources
+
+
+def reserved_ports(declared: object) -> str:
+    """The masquerade ports joined with the ones the spec's own sysctl section reserves (one resource holds
+    the key: it must keep both), as the kernel writes the list back: sorted, merged ranges."""
+    ranges = [MASQ_PORTS, *((int(first), int(last or first))
+                            for first, last in re.findall(r"(\d+)(?:-(\d+))?", str(declared or "")))]
+    merged: list[list[int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return ",".join(f"{first}-{last}" if last != first else str(first) for first, last in merged)

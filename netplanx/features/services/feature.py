@@ -50,7 +50,8 @@ class Services(Feature):
 
     def types(self, ctx: KernelContext) -> list[ResourceType]:
         from netplanx.features.services.attachments import AttachmentType
-        from netplanx.features.services.services import LbContext, ProgramType, ServiceType
+        from netplanx.features.services.programs import ProgramType
+        from netplanx.features.services.services import LbContext, ServiceType
 
         lb = LbContext(ctx.scope)
         return [ProgramType(ctx, lb), ServiceType(ctx, lb), AttachmentType(ctx, lb)]

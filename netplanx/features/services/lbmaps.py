@@ -14,8 +14,14 @@ from pathlib import Path
 from netplanx.system.bpf.loader import BPF_DIR, BpfSource
 from netplanx.system.bpf.maps import BpfMap
 
+# Source ports of masqueraded flows: above the kernel's default ephemeral range (32768-60999), and reserved
+# on the node (net.ipv4.ip_local_reserved_ports) so that its own connections never take one, whatever its
+# ip_local_port_range. The datapath gets the same numbers as -D flags.
+MASQ_PORTS = (61000, 65535)
+RESERVED_PORTS = "net.ipv4.ip_local_reserved_ports"
 LB = BpfSource("lb", BPF_DIR / "lb.c", BPF_DIR / "lb_maps.h",
-               {"lb_ingress": "tc", "lb_egress": "tc", "lb_xdp": "xdp"})
+               {"lb_ingress": "tc", "lb_egress": "tc", "lb_xdp": "xdp"},
+               cflags=(f"-DLB_MASQ_PORT_MIN={MASQ_PORTS[0]}", f"-DLB_MASQ_PORT_MAX={MASQ_PORTS[1]}"))
 AFFINITY_CLIENT_IP = 1
 DIR_FORWARD, DIR_REPLY, DIR_MASQ_REPLY = 0, 1, 2
 PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}

@@ -1,5 +1,6 @@
 """Services as resources: ``service.NAME`` is one service's entries in the load balancer's pinned maps
-(frontend, backends, Maglev row, name), ``bpfprog.lb`` the pinned program version and its maps.
+(frontend, backends, Maglev row, name); ``LbContext`` is what they share with ``bpfprog.lb`` (programs.py)
+and the attachments: the scope's maps and programs.
 
 Live state is read from the pinned maps every time (no cache): an entry changed by hand shows as drift
 and apply rewrites it. Backend and service ids are allocated from what the maps hold (a backend keeps
@@ -14,11 +15,10 @@ import hashlib
 from array import array
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from netplanx.engine.resource import Dependency, Query, Resource
 from netplanx.features.base import StepwiseType
-from netplanx.features.ebpf import ebpf_missing
 from netplanx.features.services.lbmaps import (
     AFFINITY_CLIENT_IP,
     LB,
@@ -37,7 +37,7 @@ from netplanx.features.services.lbmaps import (
     u32,
 )
 from netplanx.features.services.maglev import backend_order, maglev_table, slots_moved
-from netplanx.system.bpf.loader import PIN_ROOT, Loaded, load, remove_pins, remove_scope
+from netplanx.system.bpf.loader import Loaded, load, open_pinned
 from netplanx.system.bpf.maps import BPF_F_INNER_MAP, BpfMap, create_map
 from netplanx.system.context import KernelContext
 
@@ -50,25 +50,32 @@ class LbContext:
     def __init__(self, scope: str):
         self.scope = scope
         self._maps: LbMaps | None = None
-        self._loaded: Loaded | None = None
+        self._programs: dict[str, Loaded] = {}
 
     def maps(self) -> LbMaps | None:
         if self._maps is None:
             self._maps = LbMaps.open(self.scope)
         return self._maps
 
+    def program(self, version: str) -> Loaded:
+        """The programs of ``version``: this source's (compiled and pinned when they are not yet), or a
+        version still pinned (a rollback brings the previous one back)."""
+        if version not in self._programs:
+            self._programs[version] = (load(LB, self.scope) if version == LB.version
+                                       else open_pinned(LB, self.scope, version))
+        return self._programs[version]
+
     def loaded(self) -> Loaded:
         """The current program version (compiled and pinned when it is not yet)."""
-        if self._loaded is None:
-            self._loaded = load(LB, self.scope)
-        return self._loaded
+        return self.program(LB.version)
 
     def forget(self) -> None:
         if self._maps is not None:
             self._maps.close()
-        if self._loaded is not None:
-            self._loaded.close()
-        self._maps = self._loaded = None
+        for loaded in self._programs.values():
+            loaded.close()
+        self._maps = None
+        self._programs.clear()
 
 
 def _table_digest(table: Sequence[int]) -> str:
@@ -86,64 +93,6 @@ def service_resource(name: str, *, vip: str, port: int, protocol: str, affinity:
              "backends": dict(sorted(backends.items())), "maglev": {"size": size, "table": table}}
     return Resource("service", f"service.{name}", attrs, owned,
                     {"name": name, "endpoints": dict(endpoints or {}), **(meta or {})})
-
-
-def program_resource(version: str, maps: str) -> Resource:
-    return Resource("bpfprog", PROGRAM_ADDRESS, {"version": version, "maps": maps})
-
-
-class ProgramType(StepwiseType):
-    """``bpfprog.lb``: the load balancer's programs of one version, pinned, with their maps."""
-
-    kind = "bpfprog"
-    disruption_of: ClassVar[Mapping[str, str]] = {
-        "create": "hitless", "update": "hitless (new program version pinned; attachments replaced in place)",
-        "replace": "hitless", "delete": "hitless (pins removed; detached first)"}
-
-    def __init__(self, ctx: KernelContext, lb: LbContext):
-        super().__init__(ctx)
-        self.lb = lb
-
-    def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:
-        return ebpf_missing(PROGRAM_ADDRESS) if desired else []
-
-    def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
-                   after: Resource | None) -> str:
-        if action == "update" and "maps" in changed:
-            return ("hitless for new connections: new map layout, services are rewritten into fresh maps; "
-                    "established flows lose their conntrack entry and are re-hashed (to the same backend while "
-                    "the backends are unchanged)")
-        return self.disruption_of.get(action, "hitless")
-
-    def read(self, query: Query) -> list[Resource]:
-        base = PIN_ROOT / self.lb.scope / LB.name
-        if not base.exists():
-            return []
-        versions = sorted(p.name.removeprefix("prog-") for p in base.glob("prog-*"))
-        maps = sorted(p.name.removeprefix("maps-") for p in base.glob("maps-*"))
-        return [program_resource(",".join(versions), ",".join(maps))]
-
-    def _create(self, res: Resource) -> None:
-        self.lb.forget()
-        self.lb.loaded()
-        self._prune(res)
-        self.ctx.count_write()
-
-    def _update(self, before: Resource, after: Resource) -> None:
-        self._create(after)
-
-    def _prune(self, res: Resource) -> None:
-        """Keep only the pins of the version just loaded (attached programs live on until replaced)."""
-        base = PIN_ROOT / self.lb.scope / LB.name
-        keep = {f"prog-{res.attrs['version']}", f"maps-{res.attrs['maps']}"}
-        for folder in base.iterdir():
-            if folder.name not in keep and not folder.name.startswith("tmp-"):
-                remove_pins(folder)
-
-    def _delete(self, res: Resource) -> None:
-        self.lb.forget()
-        remove_scope(self.lb.scope, LB.name)
-        self.ctx.count_write()
 
 
 class ServiceType(StepwiseType):

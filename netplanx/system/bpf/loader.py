@@ -16,7 +16,7 @@ process is in.
 
     LB = BpfSource("lb", BPF_DIR / "lb.c", BPF_DIR / "lb_maps.h", {"lb_ingress": "tc", "lb_xdp": "xdp"})
     loaded = load(LB, scope)              # compiles only when this version is not pinned yet
-    xdp_attach("eth0", loaded.fd("lb_xdp"))        # native where the driver has it, else generic
+    xdp_attach("eth0", loaded.fd("lb_xdp"), "native")
 """
 
 from __future__ import annotations
@@ -107,15 +107,25 @@ class Loaded:
         self.fds.clear()
 
 
+def open_pinned(source: BpfSource, scope: str, version: str) -> Loaded:
+    """The programs of a version that is pinned (nothing is compiled: its C source may be gone)."""
+    prog_dir = source.prog_dir(scope, version)
+    if not all((prog_dir / f).exists() for f in source.programs):
+        raise BpfError(f"{source.name} programs of version {version} are not pinned in {scope}: they cannot be "
+                       "attached again")
+    loaded = Loaded(source, scope, version)
+    for function in source.programs:
+        loaded.fds[function] = obj_get(prog_dir / function)
+        loaded.ids[function] = prog_info(loaded.fds[function]).id
+    return loaded
+
+
 def load(source: BpfSource, scope: str) -> Loaded:
     """The programs of this version: re-opened from their pins, or compiled with bcc and pinned."""
     prog_dir = source.prog_dir(scope)
-    loaded = Loaded(source, scope, source.version)
     if all((prog_dir / f).exists() for f in source.programs):
-        for function in source.programs:
-            loaded.fds[function] = obj_get(prog_dir / function)
-            loaded.ids[function] = prog_info(loaded.fds[function]).id
-        return loaded
+        return open_pinned(source, scope, source.version)
+    loaded = Loaded(source, scope, source.version)
     try:
         from bcc import BPF
     except ImportError as exc:
@@ -202,25 +212,21 @@ def xdp_state(device: str) -> XdpState | None:
     return XdpState(int(xdp["prog"]["id"]), XDP_MODES.get(int(xdp.get("mode", 0)), str(xdp.get("mode"))))
 
 
-def xdp_attach(device: str, fd: int, mode: str = "auto") -> str:
-    """Attach (or replace) an XDP program; ``mode`` native, generic or auto (native, else generic).
-    Returns the mode used."""
+def xdp_attach(device: str, fd: int, mode: str) -> None:
+    """Attach an XDP program in ``mode`` (native or generic), or replace the one there.
+
+    In the mode the device already runs, the replacement is atomic (no packet misses the program). In
+    the other mode the kernel refuses a second program, so the old one is detached first: packets that
+    arrive before the new one is attached pass without any."""
     from netplanx.system.bpf.maps import libbpf
 
     lib = libbpf()
     lib.bpf_attach_xdp.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32]
     current = xdp_state(device)
-    tries = ["native", "generic"] if mode == "auto" else [mode]
-    if current and current.mode in tries:
-        tries.remove(current.mode)
-        tries.insert(0, current.mode)  # replace in the mode it runs in: no gap
-    for attempt in tries:
-        if current and current.mode != attempt:
-            xdp_detach(device)
-            current = None
-        if lib.bpf_attach_xdp(device.encode(), fd, XDP_FLAGS[attempt]) == 0:
-            return attempt
-    raise BpfError(f"{device}: attaching XDP failed (tried {', '.join(tries)})")
+    if current and current.mode != mode:
+        xdp_detach(device)
+    if lib.bpf_attach_xdp(device.encode(), fd, XDP_FLAGS[mode]) != 0:
+        raise BpfError(f"{device}: attaching XDP in {mode} mode failed")
 
 
 def xdp_detach(device: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_F_INNER_MAP = 1 << 12
 MAP_TYPES = {1: "hash", 2: "array", 5: "percpu_hash", 6: "percpu_array", 9: "lru_hash", 10: "lru_percpu_hash",
-             12: "array_of_maps", 13: "hash_of_maps"}
+             11: "lpm_trie", 12: "array_of_maps", 13: "hash_of_maps"}
 MAP_TYPE_IDS = {name: number for number, name in MAP_TYPES.items()}
 PERCPU = {"percpu_hash", "percpu_array", "lru_percpu_hash"}
 CType = Any  # a ctypes type: Structure subclass or scalar such as c_uint32
@@ -254,7 +254,10 @@ class BpfMap:
             return [(k, v) for k in list(self.keys()) if (v := self.lookup(k)) is not None]
         found: list[tuple[Any, Any]] = []
         keys, values = (self.key_type * batch)(), (self.value_type * batch)()
-        token_in, token_out = ctypes.c_uint64(), ctypes.c_uint64()
+        # the position between batches: a bucket number (hash maps) or the last key (the kernel's generic
+        # batch, as for LPM tries), so the buffer holds either
+        size = max(8, self.info.key_size)
+        token_in, token_out = (ctypes.c_uint8 * size)(), (ctypes.c_uint8 * size)()
         first = True
         while True:
             count = ctypes.c_uint32(batch)
@@ -268,7 +271,8 @@ class BpfMap:
             found += [(_plain(keys[i]), _plain(values[i])) for i in range(count.value)]
             if code == errno.ENOENT:
                 return found
-            token_in.value, first = token_out.value, False
+            ctypes.memmove(token_in, token_out, size)
+            first = False
 
     def update_batch(self, entries: Sequence[tuple[Any, Any]]) -> None:
         """Write many entries in one syscall (not for per-CPU maps)."""
