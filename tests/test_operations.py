@@ -117,8 +117,11 @@ def test_systemd_units_verify(tmp_path):
         (tmp_path / unit.name).write_text(text)
         units.append(str(tmp_path / unit.name))
     assert {Path(u).name for u in units} == {"netx-apply.service", "netx-drift.service", "netx-drift.timer",
-                                             "gobgpd.service", "netx-bgp-sync.service"}
+                                             "gobgpd.service", "netx-bgp-sync.service", "netx-pull.service",
+                                             "netx-pull.timer"}
     run = subprocess.run(["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True)
     assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
     apply_unit = (tmp_path / "netx-apply.service").read_text()
     assert "Before=network.target network-online.target" in apply_unit and "--auto-approve" in apply_unit
+    pull_unit = (tmp_path / "netx-pull.service").read_text()
+    assert "pull --config /etc/netx/agent.yaml --textfile" in pull_unit and "KillMode=process" in pull_unit
