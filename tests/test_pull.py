@@ -9,8 +9,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from netplanx.lab.fleet import Signer, SpecRepository, agent_config, git
+from netplanx.workflow.agent import load_agent
 from netplanx.workflow.waves import FAILED, HEALTHY, Report, batch_sizes, decide, waves
-from tests.conftest import ip, ip_json, snapshot
+from tests.conftest import ROOT, ip, ip_json, snapshot
 
 SPEC = """\
 apiVersion: netx/v1
@@ -183,3 +184,9 @@ def test_offline_applies_the_commit_applied_last_again(netx, netns, source):
     code, outcome = pull(netx, config, "--offline")
     assert code == 0 and outcome["result"] == "applied" and outcome["commit"] == commit, outcome
     assert ip_json(netns, "route", "show", "198.51.100.0/24")
+
+
+def test_the_example_agent_config_is_valid():
+    agent = load_agent(ROOT / "examples" / "agent.yaml")
+    assert agent.source.path == "clusters/prod.yaml" and agent.rollout.waves == [1, "25%", "100%"]
+    assert agent.status_url == agent.source.url and agent.node is None
