@@ -37,7 +37,7 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
     try:
         with exclusive(args.state_dir / "pull" / f"{store.scope}.lock", args.lock_timeout):
             state = PullState(store)
-            code, outcome = _pull(args, out, agent, state, repo)
+            code, outcome = _pull(args, agent, state, repo)
             state.save(last_run=time.time())
     finally:
         repo.close()
@@ -53,8 +53,7 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
     return code
 
 
-def _pull(args: argparse.Namespace, out: Output, agent: Agent, state: PullState,
-          repo: Repository) -> tuple[int, dict[str, Any]]:
+def _pull(args: argparse.Namespace, agent: Agent, state: PullState, repo: Repository) -> tuple[int, dict[str, Any]]:
     """Fetch, check, wait for the earlier waves, apply, report: the exit code and the outcome."""
     from netplanx.workflow import pull, waves
 
@@ -92,9 +91,7 @@ def _pull(args: argparse.Namespace, out: Output, agent: Agent, state: PullState,
     state.save(waiting=False)
     try:
         desired = _desired(args, found)
-        code, report = apply_desired(_unattended(args, found.label), out, desired)
-        if code != EXIT_OK:
-            raise ApplyError(f"the apply of {commit[:12]} ended with exit code {code}", restored=True)
+        _code, report = apply_desired(_unattended(args, found.label), Output(sys.stderr), desired)  # raises
         broken = _checks(args, desired) if new and report["result"] == "no-changes" else []
         if broken:
             raise ApplyError(f"{commit[:12]} changes nothing here but its post-conditions fail: "
@@ -125,7 +122,9 @@ def _desired(args: argparse.Namespace, found: Candidate) -> Desired:
 
 
 def _unattended(args: argparse.Namespace, label: str) -> argparse.Namespace:
-    """The arguments of the apply a pull makes: nobody approves or confirms it."""
+    """The arguments of the apply a pull makes: nobody approves or confirms it (so it returns only when the
+    change is kept, and raises otherwise); what it says goes to standard error, the pull's outcome to
+    standard output."""
     return argparse.Namespace(**{**vars(args), "spec": label, "auto_approve": True, "quiet": True,
                                  "unattended": True})
 
