@@ -146,8 +146,10 @@ class Lab:
     def down(self) -> None:
         """Stop the lab's daemons (wireguard-go, BIRD, gobgpd, netx bgp sync; by PID) and delete every
         namespace of this lab, endpoints included, and their eBPF pins (also after a failed test)."""
+        from netplanx.errors import ProviderError
         from netplanx.features.wireguard.drivers import SOCKET_ROOT, UserspaceDriver
         from netplanx.lab.bgp import stop_recorded
+        from netplanx.system.processes import kill, terminate
 
         stop_recorded(self.daemons)
         listed = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
@@ -155,7 +157,11 @@ class Lab:
             if entry["name"].startswith(f"{self.name}-"):
                 driver = UserspaceDriver(entry["name"])
                 for pidfile in (SOCKET_ROOT / entry["name"]).glob("*.pid"):
-                    driver.stop(pidfile.stem)
+                    try:
+                        driver.stop(pidfile.stem)
+                    except ProviderError:  # slow to leave on a busy machine: the lab leaves nothing running
+                        terminate(int(pidfile.read_text()), timeout=30, on_timeout=kill)
+                        driver.stop(pidfile.stem)
                 subprocess.run(["ip", "netns", "del", entry["name"]], check=False, capture_output=True)
         from netplanx.system.bpf.loader import PIN_ROOT
 
