@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from netplanx.addressing import parse_ip
 from netplanx.engine.resource import Dependency, Query, Resource
-from netplanx.features.base import KernelType
+from netplanx.features.base import KernelType, gone_is_done
 from netplanx.system.names import (
     NETX_BGP_PROTOCOL,
     NETX_PROTOCOL,
@@ -135,7 +135,7 @@ class RouteType(KernelType):
                           lambda r: (RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, _encode(r, indexes)))
 
     def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return self._send(resources, lambda r: (RTM_DELROUTE, 0, _encode_key(r)))
+        return [gone_is_done(r) for r in self._send(resources, lambda r: (RTM_DELROUTE, 0, _encode_key(r)))]
 
     def _indexes(self) -> dict[str, int]:
         return {name: index for index, name in self.ctx.link_names().items()}
