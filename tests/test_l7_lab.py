@@ -169,6 +169,8 @@ def flows_of(watcher: subprocess.Popen) -> list[dict]:
 
 def test_flows_show_each_request_with_its_rule(lab):
     watcher = watch_flows(lab, "node-a", "--endpoint", "web-a", "--count", "2")
+    second = lab.netx("node-a", "flows", "--duration", "1")  # (--node is ignored by flows)
+    assert second.returncode == 1 and "another netx flows is reading the L7 proxy's log" in second.stderr
     assert run_matrix(lab, [MATRIX[0]]) == []
     redirected, request = flows_of(watcher)
     assert (redirected["protocol"], redirected["verdict"], redirected["redirected"], redirected["rule"]) == (

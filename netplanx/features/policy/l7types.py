@@ -50,7 +50,8 @@ def _version() -> str | None:
 class ProxyType(StepwiseType):
     kind = "l7proxy"
     disruption_of: ClassVar[Mapping[str, str]] = {
-        "create": "hitless: HAProxy starts (connections go to it once the policy entries redirect them)",
+        "create": "hitless: HAProxy starts (connections go to it once the policy entries redirect them; its "
+                  "upstream is transparent: backends see the client's own address)",
         "update": RELOAD, "replace": RELOAD,
         "delete": "L7 rules no longer applied: HAProxy stops; connections still redirected to it are refused until "
                   "the policy entries change"}

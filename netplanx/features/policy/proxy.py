@@ -27,6 +27,7 @@ from pathlib import Path
 from netplanx.engine.feature import DoctorCheck
 from netplanx.errors import ProviderError
 from netplanx.features.policy.haproxy import DESCRIPTION, MAIN, SCOPES
+from netplanx.files import write_atomically
 from netplanx.system.inotify import FolderWatch
 from netplanx.system.processes import command_line, kill, terminate
 
@@ -101,8 +102,7 @@ class Proxy:
             if process.poll() is None:
                 terminate(process.pid, on_timeout=kill)
             raise ProviderError(f"HAProxy did not start (exit status {process.poll()}): {self._alerts(0)}")
-        self.pidfile.write_text(f"{process.pid}\n")
-        os.chmod(self.pidfile, 0o600)
+        write_atomically(self.pidfile, f"{process.pid}\n")
 
     def reload(self) -> None:
         """Reload through the master CLI; ProviderError when the new configuration did not load (the old
