@@ -101,6 +101,9 @@ def test_doctor_names_what_is_missing_and_how_to_fix_it():
     run = subprocess.run([sys.executable, "-m", "netplanx", "doctor"], capture_output=True, text=True, cwd=ROOT)
     lines = run.stdout.splitlines()
     assert any(line.strip().startswith("kernel: veth links") and " ok " in line for line in lines)
+    haproxy = next(line for line in lines if "HAProxy (L7 policy rules)" in line)  # the policy feature's
+    assert (" ok " in haproxy) == (shutil.which("haproxy") is not None)
+    assert any("nftables (L7 policy redirect)" in line for line in lines)
     geneve = next(i for i, line in enumerate(lines) if "kernel: geneve links" in line)
     if "kernel lacks geneve" in lines[geneve]:  # this machine: reported, with what to do
         assert lines[geneve + 1].strip().startswith("fix: ")

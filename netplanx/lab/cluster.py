@@ -144,9 +144,10 @@ class Lab:
         _ip("-n", namespace, "link", "set", "lo", "up")
 
     def down(self) -> None:
-        """Stop the lab's daemons (wireguard-go, BIRD, gobgpd, netx bgp sync; by PID) and delete every
+        """Stop the lab's daemons (wireguard-go, BIRD, gobgpd, netx bgp sync, L7 proxies; by PID) and delete every
         namespace of this lab, endpoints included, and their eBPF pins (also after a failed test)."""
         from netplanx.errors import ProviderError
+        from netplanx.features.policy.proxy import Proxy
         from netplanx.features.wireguard.drivers import SOCKET_ROOT, UserspaceDriver
         from netplanx.lab.bgp import stop_recorded
         from netplanx.system.processes import kill, terminate
@@ -162,6 +163,9 @@ class Lab:
                     except ProviderError:  # slow to leave on a busy machine: the lab leaves nothing running
                         terminate(int(pidfile.read_text()), timeout=30, on_timeout=kill)
                         driver.stop(pidfile.stem)
+                proxy = Proxy(entry["name"])  # a node's L7 proxy
+                proxy.stop()
+                proxy.wipe()
                 subprocess.run(["ip", "netns", "del", entry["name"]], check=False, capture_output=True)
         from netplanx.system.bpf.loader import PIN_ROOT
 
