@@ -4,6 +4,7 @@ checksum offload off on every sender, so a wrong checksum reaches them)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ import pytest
 
 from netplanx.features.services.lbmaps import MASQ_PORTS
 from netplanx.lab.cluster import Lab, lab_spec
-from tests.conftest import lab_of
+from tests.conftest import assert_adopts, lab_of
 from tests.services_observe import outside_client
 from tests.services_traffic import nsenter, probe, servers, tx_checksum_off
 
@@ -85,6 +86,18 @@ def test_ipv6_through_tc_with_the_checksums_right_at_both_ends(lab):
     assert all(a.get("source") == [VIP6, 53] for a in udp), udp  # the reply's source is translated back
     good, bad = verdicts(lines)
     assert bad == 0 and good >= 2 * (20 + 10), (good, bad)  # each exchange seen by the client and a backend
+    shown = {s["name"]: s for s in json.loads(lab.netx("node-a", "show", "services", "-o", "json").stdout)}
+    # per IPv6 backend: the flows tracked (20 TCP connections, closed ones count while closing; one UDP socket)
+    # and the packets counted
+    for name, flows, packets in (("web", 20, 20), ("dns", 1, 10)):
+        backends = shown[name]["backends"]
+        assert shown[name]["vip"] == VIP6 and all(b["backend"].startswith("[fd00:244:0:1::") for b in backends)
+        assert sum(b["flows"] for b in backends) == flows, backends
+        assert sum(b["packets"] for b in backends) >= packets and sum(b["sockets"] for b in backends) == 0
+    table = lab.netx("node-a", "show", "services").stdout
+    assert "[fd00:96::10]:80/tcp" in table and "[fd00:96::10]:53/udp" in table
+    adopted = assert_adopts(lab, "node-a")
+    assert 'vip: "fd00:96::10"' in adopted or "vip: fd00:96::10" in adopted
 
 
 @pytest.mark.parametrize("mode", ["xdp", "xdpGeneric", "tc"])

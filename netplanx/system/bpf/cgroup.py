@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from netplanx.system.bpf.maps import checked, libbpf
+from netplanx.system.bpf.maps import checked, libbpf, obj_info
 
 # enum bpf_attach_type (uapi/linux/bpf.h) of the hooks netx uses, by name
 ATTACH_TYPES = {"connect4": 10, "connect6": 11, "sendmsg4": 14, "sendmsg6": 15, "recvmsg4": 19, "recvmsg6": 20,
@@ -118,7 +118,6 @@ class LinkInfo:
 
 
 def link_info(fd: int) -> LinkInfo:
-    info = _LinkInfo()
-    size = ctypes.c_uint32(ctypes.sizeof(info))
-    checked(libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "link info")
+    """What the kernel says about the cgroup link behind ``fd``."""
+    info = obj_info(fd, _LinkInfo, "link info")
     return LinkInfo(info.id, info.prog_id, info.cgroup_id, ATTACH_NAMES.get(info.attach_type, str(info.attach_type)))

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_F_INNER_MAP = 1 << 12
@@ -68,6 +68,9 @@ def checked(result: int, what: str) -> int:
     return result
 
 
+_Info = TypeVar("_Info", bound=ctypes.Structure)
+
+
 class _MapInfo(ctypes.Structure):
     _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("key_size", ctypes.c_uint32),
                 ("value_size", ctypes.c_uint32), ("max_entries", ctypes.c_uint32), ("map_flags", ctypes.c_uint32),
@@ -103,18 +106,25 @@ class ProgInfo:
     tag: str
 
 
-def map_info(fd: int) -> MapInfo:
-    info = _MapInfo()
+def obj_info(fd: int, structure: type[_Info], what: str) -> _Info:
+    """The kernel's information about a BPF object (map, program, link) as ``structure`` (a prefix of its
+    ``struct bpf_*_info``: the kernel fills what fits)."""
+    info = structure()
     size = ctypes.c_uint32(ctypes.sizeof(info))
-    checked(libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "map info")
+    checked(libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), what)
+    return info
+
+
+def map_info(fd: int) -> MapInfo:
+    """What the kernel says about the map behind ``fd``."""
+    info = obj_info(fd, _MapInfo, "map info")
     return MapInfo(info.id, MAP_TYPES.get(info.type, str(info.type)), info.key_size, info.value_size,
                    info.max_entries, info.map_flags, info.name.decode())
 
 
 def prog_info(fd: int) -> ProgInfo:
-    info = _ProgInfo()
-    size = ctypes.c_uint32(ctypes.sizeof(info))
-    checked(libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "program info")
+    """What the kernel says about the program behind ``fd``."""
+    info = obj_info(fd, _ProgInfo, "program info")
     return ProgInfo(info.id, info.type, info.name.decode(), bytes(info.tag).hex())
 
 
