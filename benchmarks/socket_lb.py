@@ -68,6 +68,7 @@ class OldBackendVal(ctypes.Structure):
 
 
 def vip(index: int, family: int = 4) -> str:
+    """The VIP of service ``index``, of either family."""
     return f"10.96.{index >> 8}.{index & 0xFF}" if family == 4 else f"fd00:96::{index:x}"
 
 
@@ -236,6 +237,7 @@ def modes(family: int) -> dict[str, tuple[str, int, bool]]:
 
 
 def build(folder: Path) -> tuple[Path, Path]:
+    """The C client and server, compiled into ``folder``."""
     made = []
     for name, text in (("client", CLIENT_C), ("server", SERVER_C)):
         (folder / f"{name}.c").write_text(text)
@@ -296,6 +298,7 @@ def program_costs(scope: str) -> dict[str, tuple[int, float]]:
 
 
 def connections(seconds: float, rounds: int) -> None:
+    """Part 2: short connections through every mode, interleaved round by round, in a lab it makes."""
     with tempfile.TemporaryDirectory() as folder:
         client, server = build(Path(folder))
         lab = Lab(f"nxs{uuid.uuid4().hex[:5]}", ["node-a"], Path(folder))
@@ -344,6 +347,7 @@ def connections(seconds: float, rounds: int) -> None:
 
 
 def report(results: dict[str, dict[str, tuple[float, float, float]]]) -> None:
+    """Print part 2's table (median of the rounds) and the ratios against iptables."""
     print("   a) no netfilter rule in the node; b) iptables DNAT rules loaded (conntrack active)")
     print(f"   {'mode':<9}{'conn/s a':>10}{'p50 us a':>10}{'p99 us a':>10}{'conn/s b':>10}{'p50 us b':>10}"
           f"{'p99 us b':>10}")
@@ -363,6 +367,7 @@ def report(results: dict[str, dict[str, tuple[float, float, float]]]) -> None:
 
 
 def main() -> int:
+    """Both parts, in one run."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one run of one mode")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every mode, interleaved")

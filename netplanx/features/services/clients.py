@@ -47,6 +47,7 @@ class ClientType(StepwiseType):
         return [Dependency(PROGRAM_ADDRESS), *([Dependency(f"netns.{namespace}")] if namespace else [])]
 
     def read(self, query: Query) -> list[Resource]:
+        """The entries of lb_sk_client, named after the endpoint whose namespace has the cookie."""
         maps = self.lb.maps()
         entries = dict(maps.sk_client.items()) if maps is not None else {}
         if not entries:

@@ -72,10 +72,12 @@ class SocketType(StepwiseType):
         self.links = PIN_ROOT / lb.scope / LB.name / "links"
 
     def dependencies(self, resource: Resource) -> list[Dependency]:
+        """The programs (and with them the maps they read)."""
         return [Dependency(PROGRAM_ADDRESS)]
 
     def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
                    after: Resource | None) -> str:
+        """An update that only attaches missing hooks again (drift) says which."""
         if action == "update" and before is not None and after is not None:
             missing = sorted(set(after.attrs["hooks"]) - set(before.attrs["hooks"]))
             if missing:
@@ -112,6 +114,7 @@ class SocketType(StepwiseType):
         return problems
 
     def read(self, query: Query) -> list[Resource]:
+        """The links pinned in the scope's links folder, each hook with the version of its program."""
         recorded = self.ctx.store.load(RECORD).get("cgroup")
         if recorded is None and not self.links.exists():
             return []

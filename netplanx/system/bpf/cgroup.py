@@ -56,6 +56,7 @@ def cgroup_id(path: Path) -> int:
 
 @contextmanager
 def open_cgroup(path: Path) -> Iterator[int]:
+    """A descriptor of the cgroup directory (what attaching and querying take), closed afterwards."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         yield fd
