@@ -6,17 +6,18 @@ duplicate keys, alias bombs, deep nesting and exotic tags become positioned erro
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from ruamel.yaml.cyaml import CSafeLoader
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from typing import TYPE_CHECKING, Any
 
 from netplanx.errors import SpecError
 from netplanx.files import InputError, display, read_bounded
+
+if TYPE_CHECKING:  # ruamel.yaml is imported to parse (a cached spec is only read as text)
+    from ruamel.yaml.cyaml import CSafeLoader
+    from ruamel.yaml.nodes import Node
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_NODES = 2_000_000
@@ -85,20 +86,20 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise _Abort(node, f"nesting deeper than {MAX_DEPTH} levels (allowed: at most {MAX_DEPTH})")
         self.positions.values[path] = self.at(node)
-        if isinstance(node, MappingNode):
+        if node.id == "mapping":
             return self.mapping(node, path, depth)
-        if isinstance(node, SequenceNode):
+        if node.id == "sequence":
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         return self.scalar(node)
 
-    def mapping(self, node: MappingNode, path: Path_, depth: int) -> dict[str, Any]:
+    def mapping(self, node: Node, path: Path_, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 self.problem(key_node, "merge keys (<<) are not supported (allowed: plain keys; "
                                        "anchors and aliases on values are fine)")
                 continue
-            if not isinstance(key_node, ScalarNode):
+            if key_node.id != "scalar":
                 self.problem(key_node, "a mapping key must be a plain scalar (allowed: text keys)")
                 continue
             key = str(key_node.value)
@@ -118,7 +119,7 @@ class _Builder:
                 return convert(node.value)
             except ValueError:
                 return self.loader.construct_object(node, deep=True)  # rare spellings: ruamel knows them
-        if node.tag.startswith("tag:yaml.org,2002:") and isinstance(node, ScalarNode):
+        if node.tag.startswith("tag:yaml.org,2002:") and node.id == "scalar":
             return str(node.value)  # timestamps and the like stay text
         self.problem(node, f"unsupported tag {node.tag} (allowed: plain YAML values)")
         return None
@@ -158,9 +159,9 @@ def _check_expansion(root: Node) -> None:
 
 
 def _children(node: Node) -> list[Node]:
-    if isinstance(node, MappingNode):
+    if node.id == "mapping":
         return [part for pair in node.value for part in pair]
-    if isinstance(node, SequenceNode):
+    if node.id == "sequence":
         return list(node.value)
     return []
 
@@ -183,9 +184,46 @@ def read_text(path: Path) -> str:
                          "(allowed: UTF-8 text)"]) from exc
 
 
+@functools.cache
+def _loader_class() -> type[CSafeLoader]:
+    """ruamel.yaml's C composer with the resolver written out: it is called back for every node, and ruamel's
+    own reaches its regular expressions through lazy proxies and builds a new tag object each time. Same
+    tags (YAML 1.1 implicit types, as ruamel's safe loader resolves them); no path resolvers."""
+    from ruamel.yaml.cyaml import CSafeLoader
+    from ruamel.yaml.nodes import ScalarNode, SequenceNode
+    from ruamel.yaml.tag import Tag
+
+    class Loader(CSafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            anywhere = self.yaml_implicit_resolvers.get(None, [])  # type: ignore[call-overload]
+            self.implicit = {first: [(Tag(suffix=tag), regexp.match) for tag, regexp in [*found, *anywhere]]
+                             for first, found in self.yaml_implicit_resolvers.items() if first is not None}
+            self.fallback = [(Tag(suffix=tag), regexp.match) for tag, regexp in anywhere]
+
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is ScalarNode:
+                if implicit[0]:
+                    for tag, match in self.implicit.get(value[:1], self.fallback):
+                        if match(value):
+                            return tag
+                return self.DEFAULT_SCALAR_TAG
+            return self.DEFAULT_SEQUENCE_TAG if kind is SequenceNode else self.DEFAULT_MAPPING_TAG
+
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            pass
+
+        def ascend_resolver(self) -> None:
+            pass
+
+    return Loader
+
+
 def load_document(text: str, source: str) -> LoadedDocument:
     """Parse one YAML document; every problem found is raised together as a SpecError."""
-    loader = CSafeLoader(text)
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    loader = _loader_class()(text)
     try:
         node = loader.get_single_node()
     except MarkedYAMLError as exc:

@@ -21,6 +21,7 @@ ReadLive = Callable[[Sequence[Resource]], list[Resource]]
 JOURNAL = "journal"
 NO_FAULT = Failpoint()
 CHUNK = 1024  # steps per provider call: large enough to batch, small enough to show progress
+PROGRESS_EVERY = 0.5  # seconds between journal progress writes (each is an fsync; the count is only a hint)
 
 
 class InjectedFault(Exception):
@@ -50,6 +51,8 @@ class Applier:
         self.finish = finish
         self.store = store
         self.failpoint = failpoint
+        self._record: dict[str, object] | None = None
+        self._written = 0.0
 
     def apply(self, plan: Plan, post_check: Callable[[], list[str]] | None = None,
               progress: Callable[[int, int], None] | None = None, final: bool = True) -> int:
@@ -156,19 +159,20 @@ class Applier:
                           f"{leftover}. Run 'netx plan' to see them.", restored=False)
 
     def _journal(self, record: dict[str, object] | None) -> None:
+        self._record = record
         if self.store is None:
             return
         if record is None:
             self.store.remove(JOURNAL)
         else:
             self.store.save(JOURNAL, record)
+            self._written = time.monotonic()
 
     def _journal_progress(self, done: int) -> None:
-        if self.store is not None:
-            record = self.store.load(JOURNAL)
-            if record:
-                record["done"] = done
-                self.store.save(JOURNAL, record)
+        """Record the steps done, at most every PROGRESS_EVERY seconds: what a rerun needs (the addresses
+        it creates) is in the journal from the start; the count only tells a person how far it got."""
+        if self._record is not None and time.monotonic() - self._written >= PROGRESS_EVERY:
+            self._journal({**self._record, "done": done})
 
 
 def _resources_of(plan: Plan) -> list[Resource]:

@@ -45,14 +45,13 @@ class Resource(NamedTuple):
         return json.dumps([self.attrs, self.owned], sort_keys=True, default=str)
 
 
-@dataclass(frozen=True)
-class Dependency:
+class Dependency(NamedTuple):
     """What must exist first: the resource at ``address``, or (with ``matches``) the resources of ``kind``
     that ``matches`` accepts (the addresses that make a route's gateway reachable).
 
     ``lifetime``: the dependent dies with it (an address with its link; a route when the last address
     covering its gateway goes); otherwise only the order matters, and the dependent's attribute ``attr``
-    (if any) is reset when it goes (a bridge port's master).
+    (if any) is reset when it goes (a bridge port's master). A named tuple: plans build one per resource.
     """
 
     address: str = ""

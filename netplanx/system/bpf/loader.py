@@ -35,8 +35,6 @@ from netplanx.errors import NetxError
 from netplanx.system.bpf.maps import obj_get, obj_pin, prog_info
 
 PIN_ROOT = Path("/sys/fs/bpf/netx")
-BPF_DIR_VARIABLE = "NETX_BPF_DIR"  # another folder of C sources (tests of program upgrades)
-BPF_DIR = Path(os.environ.get(BPF_DIR_VARIABLE) or Path(__file__).resolve().parents[3] / "bpf")
 XDP_FLAGS = {"generic": 2, "native": 4}
 XDP_MODES = {1: "native", 2: "generic", 3: "offload"}
 TC_ACT_UNSPEC, TC_ACT_OK, TC_ACT_SHOT = -1, 0, 2
