@@ -101,6 +101,21 @@ class Message(Attrs):
         return self.header[field]
 
 
+RTM_NEWLINK, RTM_DELLINK = 16, 17
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_IFALIAS = 1, 3, 4, 10, 18, 28, 20
+IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+IFF_UP = 0x1
+
+
+def link_body(fields: Mapping[int, bytes], index: int = 0, flags: int = 0, change: int = 0) -> bytes:
+    """An ifinfomsg and its attributes (type -> encoded payload), for link requests on the lean socket."""
+    return IFINFOMSG.pack(0, 0, index, flags, change) + b"".join(attr(kind, value) for kind, value in fields.items())
+
+
+def asciiz(value: str) -> bytes:
+    return value.encode() + b"\0"
+
+
 LINK_INFO: Table = {1: ("IFLA_INFO_KIND", text)}
 LINK: Table = {
     1: ("IFLA_ADDRESS", mac), 3: ("IFLA_IFNAME", text), 4: ("IFLA_MTU", u32), 5: ("IFLA_LINK", u32),

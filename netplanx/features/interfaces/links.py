@@ -9,8 +9,10 @@ WireGuard device) are claimed through the namespace context and left to it.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
-from collections.abc import Mapping, Sequence
+import struct
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from netplanx.engine.resource import Dependency, Query, Resource
@@ -19,7 +21,7 @@ from netplanx.features.interfaces.kinds.base import LinkReading
 from netplanx.features.interfaces.kinds.catalog import KINDS
 from netplanx.system import netns, rtnl
 from netplanx.system.names import NETX_ALIAS
-from netplanx.system.netlink import NetlinkError
+from netplanx.system.netlink import NLM_F_CREATE, NLM_F_EXCL, NetlinkError, attr
 
 INFO_DATA = {kind.type: kind.info_data for kind in KINDS.values() if kind.info_data}
 IFF_UP = 0x1
@@ -183,6 +185,99 @@ class LinkType(StepwiseType):
 
     # writing
 
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        """Links of kinds with ``creation_data`` in batches on the lean socket; the others one at a time
+        (runs of each, in order: a link may sit on one created just before)."""
+        results: list[Exception | None] = []
+        for batched, run in itertools.groupby(resources, key=_batched):
+            group = list(run)
+            results += self._create_batch(group) if batched else super().create(group)
+        return results
+
+    def _create_batch(self, group: Sequence[Resource]) -> list[Exception | None]:
+        """Create every link (one request each, many per sendmsg), then mark, bring up and enslave those
+        made in a second batch; a link whose second step fails is deleted again."""
+        results: list[Exception | None] = [None] * len(group)
+        fds: dict[str, int] = {}
+
+        def netns_fd(name: str) -> int:
+            if name not in fds:
+                fds[name] = os.open(netns.netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+            return fds[name]
+
+        taken = self.ctx.link_names() if any(r.meta.get("index") for r in group) else {}
+        try:
+            made = self._send(group, results, lambda res: (rtnl.RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
+                                                           _creation(res, taken, netns_fd)))
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        indexes = {name: index for index, name in self.ctx.link_names().items()}
+        configured = self._send([group[slot] for slot in made], results,
+                                lambda res: (rtnl.RTM_NEWLINK, 0, _configuration(res, indexes)), made)
+        paired = [slot for slot in configured if group[slot].attrs.get("peer")]
+        for slot, error in zip(paired, self._peers_up([group[s] for s in paired], indexes), strict=True):
+            results[slot] = error
+        undone = [indexes[group[slot].attrs["name"]] for slot in made if results[slot] is not None]
+        self.ctx.nl.transact([(rtnl.RTM_DELLINK, 0, rtnl.link_body({}, index)) for index in undone])
+        return results
+
+    def _send(self, resources: Sequence[Resource], results: list[Exception | None],
+              encode: Callable[[Resource], tuple[int, int, bytes]], slots: Sequence[int] | None = None) -> list[int]:
+        """Encode and send one request per resource (batched); record errors in ``results`` (at ``slots``,
+        by default the resources' positions) and return the slots that succeeded."""
+        slots = range(len(resources)) if slots is None else slots
+        requests, sent = [], []
+        for slot, res in zip(slots, resources, strict=True):
+            try:
+                requests.append(encode(res))
+                sent.append(slot)
+            except NetlinkError as exc:
+                results[slot] = exc
+        for slot, error in zip(sent, self.ctx.nl.transact(requests), strict=True):
+            results[slot] = error
+        return [slot for slot in sent if results[slot] is None]
+
+    def _peers_up(self, resources: Sequence[Resource], indexes: Mapping[str, int]) -> list[NetlinkError | None]:
+        """Bring up the peer of each veth (in its namespace; a peer that is not there is left alone)."""
+        found: list[NetlinkError | None] = [None] * len(resources)
+        by_netns: dict[str | None, list[int]] = {}
+        for slot, res in enumerate(resources):
+            by_netns.setdefault(res.attrs["peer"].get("netns"), []).append(slot)
+        for where, slots in by_netns.items():
+            if where is None:
+                slots = [s for s in slots if resources[s].attrs["peer"]["name"] in indexes]
+                requests = [(rtnl.RTM_NEWLINK, 0, rtnl.link_body(
+                    {}, indexes[resources[s].attrs["peer"]["name"]], rtnl.IFF_UP, rtnl.IFF_UP)) for s in slots]
+                outcomes = self.ctx.nl.transact(requests)
+            else:
+                sock = self.ctx.nl_in(where)
+                there = {name: index for index, name in sock.link_names().items()}
+                slots = [s for s in slots if resources[s].attrs["peer"]["name"] in there]
+                requests = [(rtnl.RTM_NEWLINK, 0, rtnl.link_body(
+                    {}, there[resources[s].attrs["peer"]["name"]], rtnl.IFF_UP, rtnl.IFF_UP)) for s in slots]
+                outcomes = sock.transact(requests)
+                self.ctx.count_write(len(requests))
+            for slot, error in zip(slots, outcomes, strict=True):
+                found[slot] = error
+        return found
+
+    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        """One batch of RTM_DELLINK requests; a link already gone (its veth partner took it along) is fine."""
+        results: list[Exception | None] = [None] * len(resources)
+        requests, slots = [], []
+        for slot, res in enumerate(resources):
+            if res.attrs.get("type") == "device" or not res.owned:
+                results[slot] = NetlinkError(errno.EPERM, f"{res.address} is not owned by netx; refusing to delete it")
+                continue
+            index = self.ctx.index_of(res.attrs["name"])
+            if index is not None:
+                requests.append((rtnl.RTM_DELLINK, 0, rtnl.link_body({}, index)))
+                slots.append(slot)
+        for slot, error in zip(slots, self.ctx.nl.transact(requests), strict=True):
+            results[slot] = None if error is not None and error.errno == errno.ENODEV else error
+        return results
+
     def _index(self, name: str) -> int:
         index = self.ctx.index_of(name)
         if index is None:
@@ -263,15 +358,6 @@ class LinkType(StepwiseType):
             self.ctx.ipr.link("set", index=index, address=mac)
         self.ctx.count_write()
 
-    def _delete(self, res: Resource) -> None:
-        if res.attrs.get("type") == "device" or not res.owned:
-            raise NetlinkError(errno.EPERM, f"{res.address} is not owned by netx; refusing to delete it")
-        index = self.ctx.index_of(res.attrs["name"])
-        if index is None:
-            return  # gone already: the other end of its veth pair was deleted first
-        self.ctx.ipr.link("del", index=index)
-        self.ctx.count_write()
-
     def _current(self, name: str) -> Resource:
         """The live link ``name`` (ENODEV when there is none)."""
         messages = rtnl.links(self.ctx.nl, INFO_DATA)
@@ -283,6 +369,40 @@ class LinkType(StepwiseType):
         info = message.get_attr("IFLA_LINKINFO")
         reading = LinkReading(names, lambda _message: {"name": None, "netns": None})
         return self._resource(message, info.get_attr("IFLA_INFO_KIND") if info else None, reading, aliased)
+
+
+def _batched(res: Resource) -> bool:
+    """Whether the link is created on the lean socket: its kind encodes itself, and it is not the far end
+    of a veth pair (that one exists already, or its pair makes it)."""
+    kind = KINDS.get(res.attrs.get("type") or "device")
+    return kind is not None and kind.created and kind.batched and not res.meta.get("requires")
+
+
+def _creation(res: Resource, taken: Mapping[int, str], netns_fd: Callable[[str], int]) -> bytes:
+    """RTM_NEWLINK of a new link: name, MTU, MAC, kind and its data (a rollback's link gets its old ifindex
+    back when that is free)."""
+    a = res.attrs
+    fields = {rtnl.IFLA_IFNAME: rtnl.asciiz(a["name"])}
+    if a.get("mtu"):
+        fields[rtnl.IFLA_MTU] = struct.pack("=I", a["mtu"])
+    if a.get("mac"):
+        fields[rtnl.IFLA_ADDRESS] = bytes.fromhex(a["mac"].replace(":", ""))
+    data = KINDS[a["type"]].creation_data(a, netns_fd)
+    fields[rtnl.IFLA_LINKINFO] = attr(rtnl.IFLA_INFO_KIND, a["type"].encode()) + attr(rtnl.IFLA_INFO_DATA, data)
+    index = res.meta.get("index") or 0
+    return rtnl.link_body(fields, 0 if index in taken else index)
+
+
+def _configuration(res: Resource, indexes: Mapping[str, int]) -> bytes:
+    """RTM_NEWLINK that marks a link just made as netx's, sets its state and its master."""
+    a = res.attrs
+    fields = {rtnl.IFLA_IFALIAS: rtnl.asciiz(NETX_ALIAS)} if res.owned else {}
+    if a.get("master"):
+        if a["master"] not in indexes:
+            raise NetlinkError(errno.ENODEV, f"No such device: {a['master']}")
+        fields[rtnl.IFLA_MASTER] = struct.pack("=I", indexes[a["master"]])
+    up = rtnl.IFF_UP if a.get("state", "up") == "up" else 0
+    return rtnl.link_body(fields, indexes[a["name"]], up, rtnl.IFF_UP)
 
 
 def _folded(message: Any, names: Mapping[int, str], messages: Sequence[Any], primaries: set[str],

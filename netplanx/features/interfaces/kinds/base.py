@@ -38,6 +38,7 @@ class LinkKind:
     probe_settings: ClassVar[dict[str, Any]] = {}  # netlink attributes of the kernel probe's link
     lower: ClassVar[str] = ""  # the attribute naming the link this one sits on ("parent", "device")
     info_data: ClassVar[Table] = {}  # how to decode its IFLA_INFO_DATA: attribute type -> (name, decoder)
+    batched: ClassVar[bool] = False  # created in batches on the lean socket (creation_data); else with pyroute2
     required: ClassVar[bool] = False  # netx doctor: a kernel without it cannot run netx at all
     fix: ClassVar[str] = ""  # netx doctor: what to do when the kernel lacks it (default: the kernel option)
 
@@ -63,6 +64,11 @@ class LinkKind:
     def settings(self, attrs: Mapping[str, Any], index_of: IndexOf) -> dict[str, Any]:
         """pyroute2 arguments that create the link (besides name, kind, mtu and address)."""
         return {}
+
+    def creation_data(self, attrs: Mapping[str, Any], netns_fd: Callable[[str], int]) -> bytes:
+        """The ``IFLA_INFO_DATA`` payload that creates the link, for a kind created in batches on the lean
+        socket (``batched``; ``netns_fd``: an open descriptor of a named namespace)."""
+        raise NotImplementedError
 
     def update_settings(self, attrs: Mapping[str, Any], changed: set[str], index_of: IndexOf) -> dict[str, Any]:
         """pyroute2 arguments that change ``changed`` kind attributes in place (none by default)."""
