@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from netplanx.system.netlink import NetlinkSocket, attr, attrs
+from netplanx.system.netlink import IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS, NetlinkSocket, attr, attrs
 
 Decoder = Callable[[memoryview], Any]
 Table = Mapping[int, tuple[str, Decoder]]  # attribute type -> (name, how to decode its payload)
@@ -134,7 +134,7 @@ def links(nl: NetlinkSocket, info_data: Mapping[str, Table], index: int = 0) -> 
     """Every link of the namespace (or the one at ``index``); ``IFLA_LINKINFO`` carries ``IFLA_INFO_KIND``
     and, for a kind ``info_data`` has a table for, its decoded ``IFLA_INFO_DATA``."""
     found = []
-    body = IFINFOMSG.pack(0, 0, index, 0, 0)
+    body = IFINFOMSG.pack(0, 0, index, 0, 0) + attr(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))
     for _kind, payload in (nl.request(RTM_GETLINK, body) if index else nl.dump(RTM_GETLINK, body)):
         family, kind, number, flags, _change = IFINFOMSG.unpack_from(payload, 0)
         values: dict[str, Any] = {}
