@@ -15,11 +15,12 @@ NETX = [sys.executable, "-m", "netplanx"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def arguments(doc: str, count: str, default: int = 10_000) -> argparse.Namespace:
-    """``--COUNT N[,N...]`` (one run per size), ``--repeat N`` and ``--json FILE`` (the figures, for
-    benchmarks/plot.py); exits when not root (every benchmark makes namespaces)."""
+def arguments(doc: str, count: str | None = None, default: int = 10_000) -> argparse.Namespace:
+    """``--COUNT N[,N...]`` (one run per size, when the benchmark has a size), ``--repeat N`` and ``--json FILE``
+    (the figures, for benchmarks/plot.py); exits when not root (every benchmark makes namespaces)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(f"--{count}", type=sizes, default=[default], dest="sizes", metavar="N[,N...]")
+    if count:
+        parser.add_argument(f"--{count}", type=sizes, default=[default], dest="sizes", metavar="N[,N...]")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write every measurement to this file (for benchmarks/plot.py)")
     args = parser.parse_args()

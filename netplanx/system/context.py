@@ -6,6 +6,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from netplanx.system import netns
@@ -28,6 +29,12 @@ class KernelContext:
         self._closers: list[Callable[[], None]] = []
         self._snapshot = False
         self._names: dict[int, str] | None = None
+
+    @property
+    def bpf_programs(self) -> Path:
+        """The host's records of compiled eBPF programs (system/bpf/programs.py): one compile per version, for
+        every namespace that shares this state directory."""
+        return self.store.root / "bpf-programs"
 
     @property
     def scope(self) -> str:

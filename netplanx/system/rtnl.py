@@ -17,7 +17,8 @@ from netplanx.system.netlink import IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS, Netl
 Decoder = Callable[[memoryview], Any]
 Table = Mapping[int, tuple[str, Decoder]]  # attribute type -> (name, how to decode its payload)
 
-RTM_GETLINK, RTM_GETADDR, RTM_GETNEIGH, RTM_GETRULE, RTM_GETNSID = 18, 22, 30, 34, 90
+RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE, RTM_GETNEIGH, RTM_GETRULE, RTM_GETNSID = 18, 22, 26, 30, 34, 90
+RTMSG = struct.Struct("=BBBBBBBBI")
 IFINFOMSG = struct.Struct("=BxHiII")
 IFADDRMSG = struct.Struct("=BBBBi")
 NDMSG = struct.Struct("=BxxxiHBB")
@@ -123,6 +124,7 @@ LINK: Table = {
 }
 ADDRESS: Table = {1: ("IFA_ADDRESS", ip), 2: ("IFA_LOCAL", ip), 8: ("IFA_FLAGS", u32), 11: ("IFA_PROTO", u8)}
 NEIGHBOUR: Table = {1: ("NDA_DST", ip), 2: ("NDA_LLADDR", mac), 12: ("NDA_PROTOCOL", u8)}
+ROUTE: Table = {1: ("RTA_DST", ip), 4: ("RTA_OIF", u32), 5: ("RTA_GATEWAY", ip), 15: ("RTA_TABLE", u32)}
 RULE: Table = {
     1: ("FRA_DST", ip), 2: ("FRA_SRC", ip), 3: ("FRA_IIFNAME", text), 6: ("FRA_PRIORITY", u32),
     10: ("FRA_FWMARK", u32), 15: ("FRA_TABLE", u32), 16: ("FRA_FWMASK", u32), 17: ("FRA_OIFNAME", text),
@@ -177,6 +179,16 @@ def rules(nl: NetlinkSocket) -> Iterator[Message]:
         family, dst_len, src_len, _tos, table, _r1, _r2, action, _flags = FIB_RULE_HDR.unpack_from(payload, 0)
         yield Message({"family": family, "dst_len": dst_len, "src_len": src_len, "table": table, "action": action},
                       Attrs.parse(payload, FIB_RULE_HDR.size, len(payload), RULE).values)
+
+
+def routes(nl: NetlinkSocket, family: int) -> Iterator[Message]:
+    """The routes of a family with the header fields and the attributes of ROUTE (small reads: the routes
+    feature decodes its own, faster, for tables of 10,000s)."""
+    for _kind, payload in nl.dump(RTM_GETROUTE, RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)):
+        found_family, dst_len, _src_len, _tos, table, protocol, scope, kind, _flags = RTMSG.unpack_from(payload, 0)
+        values = Attrs.parse(payload, RTMSG.size, len(payload), ROUTE).values
+        yield Message({"family": found_family, "dst_len": dst_len, "table": values.pop("RTA_TABLE", table),
+                       "protocol": protocol, "scope": scope, "type": kind}, values)
 
 
 def netnsid(nl: NetlinkSocket, fd: int) -> int | None:

@@ -189,10 +189,17 @@ class LinkType(StepwiseType):
         """Links of kinds with ``creation_data`` in batches on the lean socket; the others one at a time
         (runs of each, in order: a link may sit on one created just before)."""
         results: list[Exception | None] = []
-        for batched, run in itertools.groupby(resources, key=_batched):
+        for batched, run in itertools.groupby(resources, key=self._batched):
             group = list(run)
             results += self._create_batch(group) if batched else super().create(group)
         return results
+
+    def _batched(self, res: Resource) -> bool:
+        """Whether the link is created on the lean socket: its kind encodes itself, and it is not there yet
+        (a link that requires another resource may exist: the far end of a veth pair is configured)."""
+        kind = KINDS.get(res.attrs.get("type") or "device")
+        return kind is not None and kind.created and kind.batched and not (
+            res.meta.get("requires") and self.ctx.index_of(res.attrs["name"]) is not None)
 
     def _create_batch(self, group: Sequence[Resource]) -> list[Exception | None]:
         """Create every link (one request each, many per sendmsg), then mark, bring up and enslave those
@@ -370,12 +377,6 @@ class LinkType(StepwiseType):
         reading = LinkReading(names, lambda _message: {"name": None, "netns": None})
         return self._resource(message, info.get_attr("IFLA_INFO_KIND") if info else None, reading, aliased)
 
-
-def _batched(res: Resource) -> bool:
-    """Whether the link is created on the lean socket: its kind encodes itself, and it is not the far end
-    of a veth pair (that one exists already, or its pair makes it)."""
-    kind = KINDS.get(res.attrs.get("type") or "device")
-    return kind is not None and kind.created and kind.batched and not res.meta.get("requires")
 
 
 def _creation(res: Resource, taken: Mapping[int, str], netns_fd: Callable[[str], int]) -> bytes:

@@ -66,7 +66,7 @@ class Filters:
         if self._programs is None or self._programs.version != version:
             if self._programs is not None:
                 self._programs.close()
-            self._programs = (load(pm.POLICY, self.scope) if version == pm.POLICY.version
+            self._programs = (load(pm.POLICY, self.scope, self.ctx.bpf_programs) if version == pm.POLICY.version
                               else open_pinned(pm.POLICY, self.scope, version))
 
     def attach(self, device: str) -> None:
