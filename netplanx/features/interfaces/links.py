@@ -21,7 +21,7 @@ from netplanx.features.interfaces.kinds.base import LinkReading
 from netplanx.features.interfaces.kinds.catalog import KINDS
 from netplanx.system import netns, rtnl
 from netplanx.system.names import NETX_ALIAS
-from netplanx.system.netlink import NLM_F_CREATE, NLM_F_EXCL, NetlinkError, attr
+from netplanx.system.netlink import NLM_F_CREATE, NLM_F_EXCL, NetlinkError
 
 INFO_DATA = {kind.type: kind.info_data for kind in KINDS.values() if kind.info_data}
 IFF_UP = 0x1
@@ -380,18 +380,9 @@ class LinkType(StepwiseType):
 
 
 def _creation(res: Resource, taken: Mapping[int, str], netns_fd: Callable[[str], int]) -> bytes:
-    """RTM_NEWLINK of a new link: name, MTU, MAC, kind and its data (a rollback's link gets its old ifindex
-    back when that is free)."""
-    a = res.attrs
-    fields = {rtnl.IFLA_IFNAME: rtnl.asciiz(a["name"])}
-    if a.get("mtu"):
-        fields[rtnl.IFLA_MTU] = struct.pack("=I", a["mtu"])
-    if a.get("mac"):
-        fields[rtnl.IFLA_ADDRESS] = bytes.fromhex(a["mac"].replace(":", ""))
-    data = KINDS[a["type"]].creation_data(a, netns_fd)
-    fields[rtnl.IFLA_LINKINFO] = attr(rtnl.IFLA_INFO_KIND, a["type"].encode()) + attr(rtnl.IFLA_INFO_DATA, data)
+    """RTM_NEWLINK of a new link (a rollback's link gets its old ifindex back when that is free)."""
     index = res.meta.get("index") or 0
-    return rtnl.link_body(fields, 0 if index in taken else index)
+    return KINDS[res.attrs["type"]].creation_request(res.attrs, netns_fd, 0 if index in taken else index)
 
 
 def _configuration(res: Resource, indexes: Mapping[str, int]) -> bytes:
