@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from netplanx.system.netlink import IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS, NetlinkSocket, attr, attrs
+from netplanx.system.netlink import ATTR, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS, NetlinkSocket, attr, attrs
 
 Decoder = Callable[[memoryview], Any]
 Table = Mapping[int, tuple[str, Decoder]]  # attribute type -> (name, how to decode its payload)
@@ -78,12 +78,7 @@ class Attrs:
 
     @classmethod
     def parse(cls, data: memoryview, offset: int, end: int, table: Table) -> Attrs:
-        values = {}
-        for kind, start, stop in attrs(data, offset, end):
-            entry = table.get(kind)
-            if entry is not None:
-                values[entry[0]] = entry[1](data[start:stop])
-        return cls(values)
+        return cls(_decoded(data, offset, end, table))
 
     def get_attr(self, name: str) -> Any:
         return self.values.get(name)
@@ -132,31 +127,43 @@ RULE: Table = {
 }
 
 
+def _decoded(data: memoryview, offset: int, end: int, table: Table) -> dict[str, Any]:
+    """The attributes between ``offset`` and ``end`` that ``table`` names, decoded (the loop written out: it
+    runs for every attribute of every message of a dump)."""
+    values = {}
+    unpack = ATTR.unpack_from
+    while offset + 4 <= end:
+        length, kind = unpack(data, offset)
+        if length < 4:
+            break
+        entry = table.get(kind & 0x3FFF)
+        if entry is not None:
+            values[entry[0]] = entry[1](data[offset + 4:offset + length])
+        offset += (length + 3) & ~3
+    return values
+
+
 def links(nl: NetlinkSocket, info_data: Mapping[str, Table], index: int = 0) -> list[Message]:
     """Every link of the namespace (or the one at ``index``); ``IFLA_LINKINFO`` carries ``IFLA_INFO_KIND``
     and, for a kind ``info_data`` has a table for, its decoded ``IFLA_INFO_DATA``."""
     found = []
+    table = {**LINK, IFLA_LINKINFO: ("IFLA_LINKINFO", lambda data: _link_info(data, info_data))}
     body = IFINFOMSG.pack(0, 0, index, 0, 0) + attr(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))
     for _kind, payload in (nl.request(RTM_GETLINK, body) if index else nl.dump(RTM_GETLINK, body)):
         family, kind, number, flags, _change = IFINFOMSG.unpack_from(payload, 0)
-        values: dict[str, Any] = {}
-        for atype, start, stop in attrs(payload, IFINFOMSG.size, len(payload)):
-            entry = LINK.get(atype)
-            if entry is not None:
-                values[entry[0]] = entry[1](payload[start:stop])
-            elif atype == 18:  # IFLA_LINKINFO: the kind first, then its data
-                values["IFLA_LINKINFO"] = _link_info(payload, start, stop, info_data)
+        values = _decoded(payload, IFINFOMSG.size, len(payload), table)
         found.append(Message({"index": number, "flags": flags, "family": family, "ifi_type": kind}, values))
     return found
 
 
-def _link_info(payload: memoryview, start: int, stop: int, info_data: Mapping[str, Table]) -> Attrs:
-    info = Attrs.parse(payload, start, stop, LINK_INFO)
+def _link_info(data: memoryview, info_data: Mapping[str, Table]) -> Attrs:
+    """IFLA_LINKINFO: the kind first, then, for a kind ``info_data`` has a table for, its decoded data."""
+    info = Attrs.parse(data, 0, len(data), LINK_INFO)
     table = info_data.get(info.get_attr("IFLA_INFO_KIND") or "")
     if table is not None:
-        for atype, first, last in attrs(payload, start, stop):
-            if atype == 2:  # IFLA_INFO_DATA
-                info.values["IFLA_INFO_DATA"] = Attrs.parse(payload, first, last, table)
+        for atype, first, last in attrs(data, 0, len(data)):
+            if atype == IFLA_INFO_DATA:
+                info.values["IFLA_INFO_DATA"] = Attrs.parse(data, first, last, table)
     return info
 
 

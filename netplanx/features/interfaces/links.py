@@ -100,7 +100,8 @@ class LinkType(StepwiseType):
 
     def read(self, query: Query) -> list[Resource]:
         messages = rtnl.links(self.ctx.nl, INFO_DATA)
-        names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in messages}
+        by_index = {m["index"]: m for m in messages}
+        names = {index: m.get_attr("IFLA_IFNAME") for index, m in by_index.items()}
         links = query.of_kind(self.kind)
         claimed_names, claimed_kinds = self.ctx.claimed_links(query)
         primaries = {r.attrs["name"] for r in links if r.attrs.get("type") == "veth"}
@@ -118,7 +119,7 @@ class LinkType(StepwiseType):
             name = names[message["index"]]
             if kind in claimed_kinds or name in claimed_names:
                 continue  # another feature's resource (a WireGuard device)
-            if kind == "veth" and name not in declared and _folded(message, names, messages, primaries, peers_named):
+            if kind == "veth" and name not in declared and _folded(message, names, by_index, primaries, peers_named):
                 continue  # this end is part of its pair's resource
             resources.append(self._resource(message, kind, reading, aliased))
         return resources
@@ -397,7 +398,7 @@ def _configuration(res: Resource, indexes: Mapping[str, int]) -> bytes:
     return rtnl.link_body(fields, indexes[a["name"]], up, rtnl.IFF_UP)
 
 
-def _folded(message: Any, names: Mapping[int, str], messages: Sequence[Any], primaries: set[str],
+def _folded(message: Any, names: Mapping[int, str], messages: Mapping[int, Any], primaries: set[str],
             peers_named: set[str]) -> bool:
     """Whether this veth end is represented by its partner in the same namespace: it is the peer the
     spec names, or its partner is a veth netx created (only that end carries the alias)."""
@@ -409,5 +410,5 @@ def _folded(message: Any, names: Mapping[int, str], messages: Sequence[Any], pri
         return False
     if names[peer_index] in primaries:
         return True
-    partner = next((m for m in messages if m["index"] == peer_index), None)
+    partner = messages.get(peer_index)
     return partner is not None and partner.get_attr("IFLA_IFALIAS") == NETX_ALIAS != message.get_attr("IFLA_IFALIAS")

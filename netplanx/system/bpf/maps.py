@@ -254,13 +254,13 @@ class BpfMap:
         if self.info.type in ("hash_of_maps", "array_of_maps") or self.percpu:
             return [(k, v) for k in list(self.keys()) if (v := self.lookup(k)) is not None]
         found: list[tuple[Any, Any]] = []
-        keys, values = (self.key_type * batch)(), (self.value_type * batch)()
         # the position between batches: a bucket number (hash maps) or the last key (the kernel's generic
         # batch, as for LPM tries), so the buffer holds either
         size = max(8, self.info.key_size)
         token_in, token_out = (ctypes.c_uint8 * size)(), (ctypes.c_uint8 * size)()
         first = True
         while True:
+            keys, values = (self.key_type * batch)(), (self.value_type * batch)()  # fresh: the entries refer to them
             count = ctypes.c_uint32(batch)
             result = libbpf().bpf_map_lookup_batch(self.fd, None if first else ctypes.byref(token_in),
                                                    ctypes.byref(token_out), keys, values, ctypes.byref(count), None)
@@ -269,7 +269,7 @@ class BpfMap:
                 if code == errno.EINVAL and first:  # no batch support for this map type
                     return [(k, v) for k in list(self.keys()) if (v := self.lookup(k)) is not None]
                 _check(result, f"{self.label}: lookup batch")
-            found += _entries(keys, values, count.value)
+            found += zip(keys[:count.value], values[:count.value], strict=True)  # ints, or structures (views)
             if code == errno.ENOENT:
                 return found
             ctypes.memmove(token_in, token_out, size)
@@ -294,14 +294,6 @@ class BpfMap:
             if bytes(self._key(key)) not in kept and self.delete(key):
                 removed += 1
         return removed
-
-
-def _entries(keys: Any, values: Any, count: int) -> list[tuple[Any, Any]]:
-    """The first ``count`` pairs of batch buffers; arrays of scalars slice to ints at C speed (a Maglev row
-    is 16,381 of them)."""
-    if issubclass(keys._type_, ctypes._SimpleCData) and issubclass(values._type_, ctypes._SimpleCData):
-        return list(zip(keys[:count], values[:count], strict=True))
-    return [(_plain(keys[i]), _plain(values[i])) for i in range(count)]
 
 
 def _plain(value: Any) -> Any:
