@@ -2,7 +2,7 @@
 # Install everything netx needs on Debian 12, as root: Debian packages, a virtualenv in .venv made from
 # Debian's Python (with system site-packages, so Debian-only bindings such as bcc import), and netx.
 #   bash scripts/install.sh          # netx itself
-#   bash scripts/install.sh --test   # plus what the test suite needs
+#   bash scripts/install.sh --test   # plus what the test suite and the benchmarks need
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
@@ -11,8 +11,9 @@ packages=(iproute2 python3-venv python3-pip python3-dev util-linux mount procps 
           golang-github-osrg-gobgp-dev    # GoBGP's .proto files: the gRPC stubs are generated from them
           python3-bpfcc linux-headers-amd64 bpftool)   # the eBPF datapath: bcc compiles bpf/ at apply
 if [ "${1:-}" = "--test" ]; then
-    extras="[test]"
-    packages+=(iputils-ping tcpdump wireguard-tools gobgpd bird2 iptables ethtool)   # traffic, captures, keys, BGP peers, baselines
+    extras="[test,bench]"
+    packages+=(iputils-ping tcpdump wireguard-tools gobgpd bird2 iptables ethtool   # traffic, captures, keys, BGP peers, baselines
+               python3-matplotlib)   # benchmarks/plot.py draws docs/benchmarks/*.png
 fi
 missing=()
 for package in "${packages[@]}"; do
