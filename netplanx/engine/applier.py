@@ -20,7 +20,6 @@ from netplanx.system.state import StateStore
 ReadLive = Callable[[Sequence[Resource]], list[Resource]]
 JOURNAL = "journal"
 NO_FAULT = Failpoint()
-CHUNK = 1024  # steps per provider call: large enough to batch, small enough to show progress
 PROGRESS_EVERY = 0.5  # seconds between journal progress writes (each is an fsync; the count is only a hint)
 
 
@@ -82,7 +81,8 @@ class Applier:
         position = 0
         cut = self.failpoint.step - 1 if forward and self.failpoint.step else None
         groups = itertools.groupby(enumerate(steps), key=lambda item: (
-            item[1].change.kind, item[1].operation, item[0] == cut, item[0] // CHUNK))
+            item[1].change.kind, item[1].operation, item[0] == cut,
+            item[0] // self.types[item[1].change.kind].steps_per_call))  # batches, yet progress to show
         for (kind, operation, _, _), group in groups:
             batch = [step for _, step in group]
             if position == cut:

@@ -79,6 +79,7 @@ class ResourceType:
 
     kind: str = ""
     claims_on_update: bool = False  # an update makes netx the owner (else the live marker is kept)
+    steps_per_call: int = 1024  # at most this many resources per create/update/delete call of the applier
     replace_on: frozenset[str] = frozenset()
     disruption_of: ClassVar[Mapping[str, str]] = {"create": "hitless", "update": "hitless", "replace": "traffic loss",
                                         "delete": "traffic loss"}

@@ -132,8 +132,9 @@ class RouteType(KernelType):
     def read(self, query: Query) -> list[Resource]:
         names = self.ctx.link_names()
         routes = []
+        shapes: dict[bytes, Resource | bool | None] = {}
         for _kind, payload in self.ctx.nl.dump(RTM_GETROUTE, RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)):
-            route = _decode(payload, names)
+            route = _decode_like(payload, names, shapes)
             if route is not None:
                 routes.append(route)
         return routes
@@ -257,6 +258,40 @@ def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
     suffix = "" if metric == DEFAULT_METRIC[version] else f"@{metric}"
     return Resource("route", f"route.{table_name(table)}.{to}{suffix}", attrs_, protocol == NETX_PROTOCOL,
                     {"protocol": protocol})
+
+
+IPV4_DST_AT = RTMSG.size + 8  # where the kernel puts an IPv4 route's RTA_DST: after RTA_TABLE (fib_dump_info)
+IPV4_DST = ATTR_HEADER.pack(8, RTA_DST)
+
+
+def _decode_like(payload: memoryview, names: Mapping[int, str],
+                 shapes: dict[bytes, Resource | bool | None]) -> Resource | None:
+    """``_decode``, faster for the common case of many IPv4 routes that differ only in their destination.
+
+    The message without its destination's four bytes (its shape) is decoded once; each route of that shape is
+    the shape's resource with its own destination (None: the shape is skipped, e.g. the local table; False: it
+    has nexthops or encap, which resources do not share, so each is decoded in full). The kernel puts an IPv4
+    route's RTA_DST right after RTA_TABLE (``fib_dump_info``); a message laid out otherwise is decoded in full.
+    """
+    at = IPV4_DST_AT
+    if payload[0] != socket.AF_INET or payload[at:at + 4] != IPV4_DST:
+        return _decode(payload, names)
+    shape = bytes(payload[:at + 4]) + bytes(payload[at + 8:])
+    model = shapes.get(shape, True)
+    if model is True:
+        route = _decode(payload, names)
+        shapes[shape] = False if route is not None and (route.attrs["nexthops"] or route.attrs["encap"]) else route
+        return route
+    if model is None:
+        return None
+    if model is False:
+        return _decode(payload, names)
+    to = f"{socket.inet_ntop(socket.AF_INET, payload[at + 4:at + 8])}/{payload[1]}"
+    attrs = model.attrs.copy()
+    attrs["to"] = to
+    metric = attrs["metric"]
+    return Resource("route", f"route.{table_name(attrs['table'])}.{to}{'' if metric == 0 else f'@{metric}'}", attrs,
+                    model.owned, model.meta.copy())
 
 
 def _decode_encap(payload: memoryview, offset: int, end: int) -> dict[str, Any] | None:
