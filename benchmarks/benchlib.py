@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 NETX = [sys.executable, "-m", "netplanx"]
@@ -64,3 +65,17 @@ def save(path: Path | None, name: str, results: dict[int, dict[str, list[float]]
     document = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M"), "load": os.getloadavg(),
                 "cpus": os.cpu_count(), "results": {str(k): v for k, v in results.items()}, **extra}
     path.write_text(json.dumps(document, indent=1) + "\n")
+
+
+Figures = dict[str, list[float]]  # measurement -> seconds of each run
+
+
+def run_sizes(args: argparse.Namespace, name: str, measure: Callable[[int, int], Figures],
+              report: Callable[[int, int, Figures], None]) -> int:
+    """Measure and report every size of ``--COUNT``, then save the figures (``--json``)."""
+    results = {}
+    for count in args.sizes:
+        results[count] = measure(count, args.repeat)
+        report(count, args.repeat, results[count])
+    save(args.json, name, results)
+    return 0

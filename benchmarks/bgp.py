@@ -18,7 +18,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from benchlib import NETX, arguments, best, save, timed
+from benchlib import NETX, arguments, best, run_sizes, timed
 
 from netplanx.lab.bgp import GOBGP_API_PORT, gobgp, in_netns, start_gobgpd
 
@@ -124,13 +124,7 @@ def report(count: int, repeat: int, results: dict[str, list[float]]) -> None:
 
 
 def main() -> int:
-    args = arguments(__doc__, "prefixes")
-    results = {}
-    for count in args.sizes:
-        results[count] = measure(count, args.repeat)
-        report(count, args.repeat, results[count])
-    save(args.json, "bgp", results)
-    return 0
+    return run_sizes(arguments(__doc__, "prefixes"), "bgp", measure, report)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from benchlib import NETX, arguments, best, median, save, timed
+from benchlib import NETX, arguments, best, median, run_sizes, timed
 
 
 def sh(*args: str, stdin: str | None = None) -> None:
@@ -105,13 +105,7 @@ def report(count: int, repeat: int, results: dict[str, list[float]]) -> None:
 
 
 def main() -> int:
-    args = arguments(__doc__, "routes")
-    results = {}
-    for count in args.sizes:
-        results[count] = measure(count, args.repeat)
-        report(count, args.repeat, results[count])
-    save(args.json, "routes", results)
-    return 0
+    return run_sizes(arguments(__doc__, "routes"), "routes", measure, report)
 
 
 if __name__ == "__main__":

@@ -215,13 +215,13 @@ class LinkType(StepwiseType):
 
         taken = self.ctx.link_names() if any(r.meta.get("index") for r in group) else {}
         try:
-            made = self._send(group, results, lambda res: (rtnl.RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
+            made = self._send_into(group, results, lambda res: (rtnl.RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
                                                            _creation(res, taken, netns_fd)))
         finally:
             for fd in fds.values():
                 os.close(fd)
         indexes = {name: index for index, name in self.ctx.link_names().items()}
-        configured = self._send([group[slot] for slot in made], results,
+        configured = self._send_into([group[slot] for slot in made], results,
                                 lambda res: (rtnl.RTM_NEWLINK, 0, _configuration(res, indexes)), made)
         paired = [slot for slot in configured if group[slot].attrs.get("peer")]
         for slot, error in zip(paired, self._peers_up([group[s] for s in paired], indexes), strict=True):
@@ -230,21 +230,15 @@ class LinkType(StepwiseType):
         self.ctx.nl.transact([(rtnl.RTM_DELLINK, 0, rtnl.link_body({}, index)) for index in undone])
         return results
 
-    def _send(self, resources: Sequence[Resource], results: list[Exception | None],
-              encode: Callable[[Resource], tuple[int, int, bytes]], slots: Sequence[int] | None = None) -> list[int]:
-        """Encode and send one request per resource (batched); record errors in ``results`` (at ``slots``,
-        by default the resources' positions) and return the slots that succeeded."""
+    def _send_into(self, resources: Sequence[Resource], results: list[Exception | None],
+                   encode: Callable[[Resource], tuple[int, int, bytes]],
+                   slots: Sequence[int] | None = None) -> list[int]:
+        """``_send``, recording errors in ``results`` (at ``slots``, by default the resources' positions); the
+        slots that succeeded."""
         slots = range(len(resources)) if slots is None else slots
-        requests, sent = [], []
-        for slot, res in zip(slots, resources, strict=True):
-            try:
-                requests.append(encode(res))
-                sent.append(slot)
-            except NetlinkError as exc:
-                results[slot] = exc
-        for slot, error in zip(sent, self.ctx.nl.transact(requests), strict=True):
+        for slot, error in zip(slots, self._send(resources, encode), strict=True):
             results[slot] = error
-        return [slot for slot in sent if results[slot] is None]
+        return [slot for slot in slots if results[slot] is None]
 
     def _peers_up(self, resources: Sequence[Resource], indexes: Mapping[str, int]) -> list[NetlinkError | None]:
         """Bring up the peer of each veth (in its namespace; a peer that is not there is left alone)."""

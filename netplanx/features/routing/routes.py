@@ -154,21 +154,6 @@ class RouteType(KernelType):
     def _indexes(self) -> dict[str, int]:
         return {name: index for index, name in self.ctx.link_names().items()}
 
-    def _send(self, resources: Sequence[Resource],
-              encode: Callable[[Resource], tuple[int, int, bytes]]) -> list[Exception | None]:
-        """Encode each request (a resource that cannot be encoded fails alone) and send them batched."""
-        results: list[Exception | None] = [None] * len(resources)
-        requests, slots = [], []
-        for slot, resource in enumerate(resources):
-            try:
-                requests.append(encode(resource))
-                slots.append(slot)
-            except NetlinkError as exc:
-                results[slot] = exc
-        for slot, outcome in zip(slots, self.ctx.nl.transact(requests), strict=True):
-            results[slot] = outcome
-        return results
-
 
 @functools.lru_cache(maxsize=4096)
 def _network_of(address: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
