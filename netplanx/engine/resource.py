@@ -9,6 +9,7 @@ what, what a change disrupts) and carries out create/update/delete against its t
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +72,15 @@ class Query:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Resource]:
-        return [r for r in self.desired if r.kind == kind]
+        return list(self._by_kind.get(kind, ()))
+
+    @functools.cached_property
+    def _by_kind(self) -> dict[str, list[Resource]]:
+        """The desired resources by kind, sorted once for every reader of a plan (not once per kind)."""
+        by_kind: dict[str, list[Resource]] = {}
+        for res in self.desired:
+            by_kind.setdefault(res.kind, []).append(res)
+        return by_kind
 
 
 class ResourceType:
