@@ -14,16 +14,20 @@ from collections.abc import Callable
 from typing import Any
 
 CLONE_NEWNET = 0x40000000
+RTM_NEWLINK = 16
 Attempt = Callable[[Any], None]  # given netx's pyroute2 IPRoute
 _answers: dict[str, str | None] = {}
 
 
-def link_kind_error(kind: str, settings: dict[str, Any] | None = None, attempt: Attempt | None = None) -> str | None:
+def link_kind_error(kind: str, settings: dict[str, Any] | None = None, attempt: Attempt | None = None,
+                    request: bytes | None = None) -> str | None:
     """None when the kernel can create links of ``kind``, else why not (in words). ``settings`` are the
-    link's netlink attributes for the probe; ``attempt`` replaces the plain link creation (a kind that
-    needs a lower device makes one first). Answers are kept for the process's life."""
+    link's pyroute2 arguments for the probe; ``attempt`` replaces the plain link creation (a kind that
+    needs a lower device makes one first); ``request``: an RTM_NEWLINK body sent on the lean socket instead
+    (no pyroute2 import). Answers are kept for the process's life."""
     if kind not in _answers:
-        _answers[kind] = _describe(kind, _probe(attempt or _plain(kind, settings or {})))
+        _answers[kind] = _describe(kind, _probe(request if request is not None else
+                                                attempt or _plain(kind, settings or {})))
     return _answers[kind]
 
 
@@ -42,8 +46,9 @@ def _describe(kind: str, code: int) -> str | None:
     return f"cannot create a {kind} link on this kernel ({os.strerror(code)})"
 
 
-def _probe(attempt: Attempt) -> int:
-    """The errno of ``attempt`` run in a fresh network namespace of a forked child (0: it worked)."""
+def _probe(attempt: Attempt | bytes) -> int:
+    """The errno of ``attempt`` (or of an RTM_NEWLINK request) run in a fresh network namespace of a forked
+    child (0: it worked)."""
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child
@@ -57,10 +62,19 @@ def _probe(attempt: Attempt) -> int:
     return int(answer or errno.EIO)
 
 
-def _in_child(attempt: Attempt) -> int:
+def _in_child(attempt: Attempt | bytes) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNET) != 0:
         return ctypes.get_errno()
+    if isinstance(attempt, bytes):
+        from netplanx.system.netlink import NLM_F_CREATE, NLM_F_EXCL, NetlinkSocket
+
+        nl = NetlinkSocket()
+        try:
+            error = nl.transact([(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, attempt)])[0]
+        finally:
+            nl.close()
+        return error.errno if error is not None else 0
     from netplanx.system.pyroute import IPRoute
 
     try:

@@ -74,7 +74,7 @@ class Services(Feature):
         from netplanx.features.services.services import LbContext, ServiceType
         from netplanx.features.services.sockets import SocketType
 
-        lb = LbContext(ctx.scope)
+        lb = LbContext(ctx.scope, ctx.bpf_programs)
         return [ProgramType(ctx, lb), ServiceType(ctx, lb), AttachmentType(ctx, lb), SocketType(ctx, lb),
                 ClientType(ctx, lb)]
 
