@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -141,6 +144,39 @@ def lab_of(nodes: int, folder: Path) -> Iterator[Lab]:
         yield made.up()
     finally:
         made.down()
+
+
+@pytest.fixture
+def cgroup() -> Iterator[Path]:
+    """A cgroup v2 directory of the test's own (never the host's): the processes the test starts join it or
+    cgroups the test makes below it. Removed afterwards, with every cgroup below it; a process of the test's
+    still in one is killed by its PID first (only the test's processes are ever put there)."""
+    if not IS_ROOT:
+        pytest.skip("needs root: creates a cgroup")
+    from netplanx.system.bpf.cgroup import cgroup2_root
+
+    made = cgroup2_root() / f"netx-t-{uuid.uuid4().hex[:8]}"
+    made.mkdir()
+    try:
+        yield made
+    finally:
+        for folder in sorted((p for p in made.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            _empty_cgroup(folder)
+        _empty_cgroup(made)
+
+
+def _empty_cgroup(folder: Path) -> None:
+    """Kill what is left in a test's cgroup (by PID), wait for it to be empty (cgroup.events), remove it."""
+    for pid in (folder / "cgroup.procs").read_text().split():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+    with (folder / "cgroup.events").open() as events:
+        poller = select.poll()
+        poller.register(events, select.POLLPRI)
+        while "populated 1" in events.read():
+            poller.poll(10_000)  # the kernel signals every change of the file
+            events.seek(0)
+    folder.rmdir()
 
 
 @pytest.fixture

@@ -4,42 +4,52 @@ which backend answered (all run inside namespaces with nsenter, so pins and bpff
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 SERVER = """
-import socket, sys, threading
+import ipaddress, socket, sys, threading
 name, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def answer(data, peer):  # b"peer": also who asked, as the server sees it
+    address = ipaddress.ip_address(peer[0])
+    address = getattr(address, "ipv4_mapped", None) or address
+    return (f"{name} {address} {peer[1]}" if data.startswith(b"peer") else name).encode()
+def listener(kind):  # IPv4 and IPv6 on one socket
+    sock = socket.socket(socket.AF_INET6, kind)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("::", port))
+    return sock
 if proto == "udp":
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", port))
+    sock = listener(socket.SOCK_DGRAM)
     print("ready", flush=True)
     while True:
         data, peer = sock.recvfrom(2048)
-        sock.sendto(name.encode(), peer)
-server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("0.0.0.0", port))
+        sock.sendto(answer(data, peer), peer)
+server = listener(socket.SOCK_STREAM)
 server.listen(128)
 print("ready", flush=True)
-def serve(conn):
+def serve(conn, peer):
     with conn:
-        while True:
-            data = conn.recv(2048)
-            if not data:
-                return
-            conn.sendall(name.encode())
+        try:
+            while data := conn.recv(2048):
+                conn.sendall(answer(data, peer))
+        except ConnectionResetError:  # a client that closes with a reset
+            pass
 while True:
-    conn, _ = server.accept()
-    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    conn, peer = server.accept()
+    threading.Thread(target=serve, args=(conn, peer), daemon=True).start()
 """
 
 CLIENT = """
 import json, socket, sys
 address, port, count, proto = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+family = socket.AF_INET6 if ":" in address else socket.AF_INET
 answers = {}
 errors = 0
 for _ in range(count):
@@ -47,7 +57,7 @@ for _ in range(count):
         break
     try:
         if proto == "udp":
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.settimeout(2)
             sock.sendto(b"who", (address, port))
             name = sock.recv(200).decode()
@@ -71,6 +81,48 @@ print(sock.recv(200).decode(), flush=True)
 for line in sys.stdin:
     sock.sendall(b"who")
     print(sock.recv(200).decode(), flush=True)
+"""
+
+
+PROBE = """
+import json, socket, struct, sys
+address, port, count, mode, source_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+family = socket.AF_INET6 if ":" in address else socket.AF_INET
+kind = socket.SOCK_STREAM if mode.startswith("tcp") else socket.SOCK_DGRAM
+def pair(value):
+    return [value[0], value[1]]
+udp = None
+for _ in range(count):
+    sock = udp or socket.socket(family, kind)
+    result = {"cookie": struct.unpack("Q", sock.getsockopt(socket.SOL_SOCKET, 57, 8))[0]}  # SO_COOKIE
+    sock.settimeout(5)
+    try:
+        if source_port and sock is not udp:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("", source_port))
+        if mode == "udp":  # one unconnected socket: sendto, recvfrom
+            udp = sock
+            sock.sendto(b"peer", (address, port))
+            data, source = sock.recvfrom(200)
+            result["source"] = pair(source)
+        else:
+            sock.connect((address, port))
+            sock.send(b"peer")
+            data = sock.recv(200)
+            result["peer"] = pair(sock.getpeername())
+        result["answer"] = data.decode()
+        result["local"] = pair(sock.getsockname())
+        if mode == "tcp":  # a graceful close, done when the server's FIN is in too
+            sock.shutdown(socket.SHUT_WR)
+            while sock.recv(200):
+                pass
+    except OSError as exc:
+        result["error"] = type(exc).__name__ + ": " + str(exc.strerror or exc)
+    if mode == "tcp-rst":  # closed with a reset: no TIME_WAIT on either side
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if sock is not udp:
+        sock.close()
+    print(json.dumps(result), flush=True)
 """
 
 
@@ -113,6 +165,29 @@ def nsenter(netns: str) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{netns}"]
 
 
+def joining(cgroup: Path | None) -> Callable[[], None] | None:
+    """A preexec function that moves the child into ``cgroup`` before it runs anything (None: stay)."""
+    if cgroup is None:
+        return None
+
+    def join() -> None:
+        (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+    return join
+
+
+def probe(netns: str, address: str, port: int, count: int = 1, mode: str = "tcp", *, source_port: int = 0,
+          cgroup: Path | None = None) -> list[dict]:
+    """``count`` exchanges from ``netns`` (in ``cgroup`` when given): each answer ("NAME CLIENT PORT" as the
+    backend saw the client), the peer (getpeername, TCP and connected UDP) or a datagram's source (mode udp:
+    one unconnected socket), the local address, the socket cookie, or the error. Modes: tcp (closed after the
+    server closed its side too), tcp-rst (closed with a reset), udp, udp-connected. ``source_port``: bind to
+    it first."""
+    done = subprocess.run([*nsenter(netns), sys.executable, "-c", PROBE, address, str(port), str(count), mode,
+                           str(source_port)], capture_output=True, text=True, timeout=120, check=True,
+                          preexec_fn=joining(cgroup))
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
 @contextmanager
 def servers(backends: dict[str, str], port: int, proto: str = "tcp") -> Iterator[None]:
     """A server in each namespace (netns -> name it answers), stopped by PID afterwards."""
@@ -130,19 +205,22 @@ def servers(backends: dict[str, str], port: int, proto: str = "tcp") -> Iterator
             process.wait()
 
 
-def connect_many(netns: str, address: str, port: int, count: int, proto: str = "tcp") -> Counter[str]:
-    """``count`` connections (each from a new source port): how many each backend answered."""
+def connect_many(netns: str, address: str, port: int, count: int, proto: str = "tcp",
+                 cgroup: Path | None = None) -> Counter[str]:
+    """``count`` connections (each from a new source port; in ``cgroup`` when given): how many each backend
+    answered."""
     done = subprocess.run([*nsenter(netns), sys.executable, "-c", CLIENT, address, str(port), str(count), proto],
-                          capture_output=True, text=True, timeout=120, check=True)
+                          capture_output=True, text=True, timeout=120, check=True, preexec_fn=joining(cgroup))
     return Counter(json.loads(done.stdout))
 
 
 class HeldConnection:
     """One TCP connection kept open; ``ask()`` sends a request on it and returns who answered."""
 
-    def __init__(self, netns: str, address: str, port: int):
+    def __init__(self, netns: str, address: str, port: int, cgroup: Path | None = None):
         self.process = subprocess.Popen([*nsenter(netns), sys.executable, "-c", HOLD, address, str(port)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        preexec_fn=joining(cgroup))
         self.first = self.process.stdout.readline().strip()
 
     def ask(self) -> str:

@@ -140,10 +140,11 @@ def test_service_vips_are_advertised_when_asked() -> None:
         "services:\n"
         "  - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: 10.244.1.20, port: 8080}]}\n"
         "  - {name: web-tls, vip: 10.96.0.10, port: 443, backends: [{address: 10.244.1.20, port: 8443}]}\n"
-        "  - {name: dns, vip: 10.96.0.53, port: 53, protocol: udp, backends: [{address: 10.244.2.20}]}\n")
+        "  - {name: dns, vip: 10.96.0.53, vip6: 'fd00:96::53', port: 53, protocol: udp, backends: [{address: "
+        "10.244.2.20}, {address: 'fd00:244:2::20'}]}\n")
     parsed, _ = parse_spec(text, "spec.yaml")
     paths = {r.address for r in compile_spec(parsed, "node-a") if r.kind == "bgppath"}
-    assert {"bgppath.10.96.0.10/32", "bgppath.10.96.0.53/32"} <= paths
+    assert {"bgppath.10.96.0.10/32", "bgppath.10.96.0.53/32", "bgppath.fd00:96::53/128"} <= paths
     quiet, _ = parse_spec(text.replace("serviceVIPs: true, ", ""), "spec.yaml")
     assert not any("10.96." in r.address for r in compile_spec(quiet, "node-a"))
 

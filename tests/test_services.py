@@ -18,6 +18,20 @@ from netplanx.features.services.lbmaps import MASQ_PORTS, RESERVED_PORTS
 from netplanx.lab.cluster import Lab, lab_spec
 from netplanx.system.bpf.loader import PIN_ROOT
 from tests.conftest import assert_adopts, lab_of, sysctl
+from tests.services_observe import (
+    address_bytes,
+    backend_names,
+    bpftool,
+    maglev_inner,
+    map_dir,
+    netx_with,
+    new_build,
+    outside_client,
+    plan_change,
+    raw,
+    u32,
+)
+from tests.services_observe import maglev_row as row_of
 from tests.services_traffic import (
     HeldConnection,
     OpenConnections,
@@ -58,58 +72,16 @@ def spec_of(lab: Lab, *blocks: str, underlay_lb: str = "none") -> str:
     return text + (services(*blocks) if blocks else "")
 
 
+NAMES = {address: name for name, address in ADDRESS.items()}
+
+
+def maglev_row(lab: Lab) -> list[str]:
+    """The web service's IPv4 Maglev row as endpoint names."""
+    return row_of(lab, names=NAMES)
+
+
 def backend_servers(lab: Lab, names: tuple[str, ...] = ("web-1", "web-2", "web-3"), proto: str = "tcp"):
     return servers({lab.endpoint_netns(n): n for n in names}, 8080, proto)
-
-
-def map_dir(lab: Lab, node: str = "node-a") -> Path:
-    return next((PIN_ROOT / lab.netns(node) / "lb").glob("maps-*"))
-
-
-def bpftool(*args: str) -> list[dict]:
-    done = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout or "[]")
-
-
-def raw(entry: dict, field: str) -> bytes:
-    return bytes(int(b, 16) for b in entry[field])
-
-
-def u32(data: bytes) -> int:
-    return int.from_bytes(data[:4], "little")
-
-
-def backend_names(lab: Lab) -> dict[int, str]:
-    """Backend id -> endpoint name, read from the pinned lb_be map with bpftool (independent of netx)."""
-    names = {address: name for name, address in ADDRESS.items()}
-    found = {}
-    for entry in bpftool("map", "dump", "pinned", str(map_dir(lab) / "lb_be")):
-        address = ".".join(str(b) for b in raw(entry, "value")[:4])
-        found[u32(raw(entry, "key"))] = names.get(address, address)
-    return found
-
-
-def service_id(lab: Lab, name: str) -> int:
-    entries = bpftool("map", "dump", "pinned", str(map_dir(lab) / "lb_names"))
-    return next(u32(raw(e, "key")) for e in entries if raw(e, "value").rstrip(b"\0").decode() == name)
-
-
-def maglev_inner(lab: Lab, service: str = "web") -> int:
-    service_id_ = service_id(lab, service)
-    outer = bpftool("map", "dump", "pinned", str(map_dir(lab) / "lb_maglev"))
-    return next(u32(raw(e, "value")) for e in outer if u32(raw(e, "key")) == service_id_)
-
-
-def maglev_row(lab: Lab, service: str = "web") -> list[str]:
-    """The service's Maglev row as backend names, through bpftool: outer map -> inner map id -> slots."""
-    names = backend_names(lab)
-    slots = sorted((u32(raw(e, "key")), u32(raw(e, "value"))) for e in bpftool("map", "dump", "id",
-                                                                               str(maglev_inner(lab, service))))
-    return [names.get(backend, "?") for _, backend in slots]
-
-
-def plan_change(plan: dict, address: str) -> dict:
-    return next(c for c in plan["changes"] if c["address"] == address)
 
 
 def test_traffic_is_balanced_by_weight_with_checksum_offload_off_and_cleanup_leaves_nothing(lab):
@@ -195,7 +167,7 @@ def test_a_hand_corrupted_entry_is_drift_and_apply_repairs_it(lab):
     folder = map_dir(lab)
     # backend 1 (web-1, 10.244.1.12:8080) rewritten by hand to port 8081
     subprocess.run(["bpftool", "map", "update", "pinned", str(folder / "lb_be"), "key", "1", "0", "0", "0",
-                    "value", "10", "244", "1", "12", "0x1f", "0x91", "1", "0", "1", "0", "0", "0"], check=True)
+                    "value", *address_bytes("10.244.1.12"), "0x1f", "0x91", "1", "0", "1", "0", "0", "0"], check=True)
     change = plan_change(lab.plan(spec, "node-a"), "service.web")
     assert change["action"] == "update"
     assert change["before"]["attrs"]["backends"] == {"10.244.1.12:8081": 1, "10.244.1.13:8080": 1}
@@ -211,12 +183,12 @@ def test_a_hand_corrupted_entry_is_drift_and_apply_repairs_it(lab):
     assert lab.plan(spec, "node-a")["changes"] == []
     assert "?" not in maglev_row(lab)
     # the frontend entry deleted by hand: the service is missing, apply recreates it with the same id
-    subprocess.run(["bpftool", "map", "delete", "pinned", str(folder / "lb_svc"), "key", "10", "96", "0", "10", "0",
+    subprocess.run(["bpftool", "map", "delete", "pinned", str(folder / "lb_svc"), "key", *address_bytes(VIP), "0",
                     "80", "6", "0"], check=True)
     assert plan_change(lab.plan(spec, "node-a"), "service.web")["action"] == "create"
     lab.apply(spec)
     assert lab.plan(spec, "node-a")["changes"] == []
-    assert sorted(backend_names(lab).values()) == ["web-1", "web-2"]  # no orphaned backends
+    assert sorted(backend_names(lab, names=NAMES).values()) == ["web-1", "web-2"]  # no orphaned backends
     with backend_servers(lab, ("web-1", "web-2")):
         assert set(connect_many(lab.endpoint_netns("client"), VIP, 80, 40)) == {"web-1", "web-2"}
 
@@ -241,16 +213,16 @@ def test_a_new_program_version_replaces_the_attached_one_in_place(lab, tmp_path)
         held = HeldConnection(lab.endpoint_netns("client"), VIP, 80)
         try:
             path = lab.write(spec)
-            plan = json.loads(_netx(lab, env, "plan", str(path), "--json").stdout)
+            plan = json.loads(netx_with(lab, env, "plan", str(path), "--json").stdout)
             updates = {c["address"]: c for c in plan["changes"]}
             assert updates["bpfprog.lb"]["action"] == "update"
             assert updates["datapath.ep-client.ingress"]["disruption"] == "hitless (in-place program replace)"
             assert "service.web" not in updates  # the maps stay: same header
-            done = _netx(lab, env, "apply", str(path), "--auto-approve")
+            done = netx_with(lab, env, "apply", str(path), "--auto-approve")
             assert done.returncode == 0, done.stderr
             assert filter_id() != old
             assert held.ask() == held.first  # connection tracking survived the upgrade
-            assert json.loads(_netx(lab, env, "plan", str(path), "--json").stdout)["changes"] == []
+            assert json.loads(netx_with(lab, env, "plan", str(path), "--json").stdout)["changes"] == []
             assert len(program_versions(lab)) == 1  # the apply is final: the previous version is gone
         finally:
             held.close()
@@ -274,15 +246,6 @@ def attached_ids(lab: Lab) -> dict[str, int]:
     return found
 
 
-def new_build(tmp_path: Path) -> Path:
-    """A copy of bpf/ with a changed lb.c: another program version, the same maps."""
-    sources = tmp_path / "bpf"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "bpf", sources)
-    with (sources / "lb.c").open("a") as handle:
-        handle.write("/* a new build */\n")
-    return sources
-
-
 @pytest.mark.parametrize("undo", ["failed-step", "not-confirmed"])
 def test_an_upgrade_that_is_undone_attaches_the_previous_program_again(lab, tmp_path, undo):
     """The new version is swapped in, then the apply fails (or is not confirmed): the previous programs are
@@ -293,16 +256,16 @@ def test_an_upgrade_that_is_undone_attaches_the_previous_program_again(lab, tmp_
     assert len(old) == 8 and len(versions) == 1
     env = {"NETX_BPF_DIR": str(new_build(tmp_path))}
     path = lab.write(spec)
-    steps = [s["address"] for s in json.loads(_netx(lab, env, "plan", str(path), "--json").stdout)["steps"]]
+    steps = [s["address"] for s in json.loads(netx_with(lab, env, "plan", str(path), "--json").stdout)["steps"]]
     assert steps[0] == "bpfprog.lb" and len(steps) == 9 and all(s.startswith("datapath.ep-") for s in steps[1:])
     with backend_servers(lab, ("web-1", "web-2")):
         held = HeldConnection(lab.endpoint_netns("client"), VIP, 80)
         try:
             if undo == "failed-step":  # step 1 loads the new version, steps 2-4 swap three attachments to it
-                done = _netx(lab, {**env, "NETX_FAILPOINT_STEP": "5"}, "apply", str(path), "--auto-approve")
+                done = netx_with(lab, {**env, "NETX_FAILPOINT_STEP": "5"}, "apply", str(path), "--auto-approve")
                 assert done.returncode == 1 and "back where it was (verified)" in done.stderr, done.stderr
             else:  # every attachment swapped, then nobody confirms
-                done = _netx(lab, env, "apply", str(path), "--auto-approve", "--confirm-timeout", "1")
+                done = netx_with(lab, env, "apply", str(path), "--auto-approve", "--confirm-timeout", "1")
                 assert done.returncode == 1 and "not confirmed within 1s: reverted" in done.stderr, done.stderr
             assert attached_ids(lab) == old
             shown = {p["id"]: p["name"] for p in bpftool("prog", "show")}
@@ -338,26 +301,6 @@ def test_the_previous_program_stays_pinned_until_the_upgrade_is_confirmed(lab, t
     assert len(program_versions(lab)) == 1 and not versions & program_versions(lab)
 
 
-def _netx(lab: Lab, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "netplanx", *args, "--node", "node-a", "--netns",
-                           lab.netns("node-a")], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "NETX_STATE_DIR": str(lab.state_dir), **env})
-
-
-def outside_client(lab: Lab) -> str:
-    """A host on the underlay (192.0.2.100) that reaches the service network through node-a."""
-    outside = f"{lab.name}-out"
-    subprocess.run(["ip", "netns", "add", outside], check=True)
-    subprocess.run(["ip", "-n", outside, "link", "add", "eth0", "type", "veth", "peer", "name", "ul-out", "netns",
-                    lab.underlay], check=True)
-    subprocess.run(["ip", "-n", lab.underlay, "link", "set", "ul-out", "master", "ul0", "up"], check=True)
-    for command in (["addr", "add", "192.0.2.100/24", "dev", "eth0"], ["link", "set", "eth0", "up"],
-                    ["route", "add", "10.96.0.0/16", "via", "192.0.2.11"]):
-        subprocess.run(["ip", "-n", outside, *command], check=True)
-    tx_checksum_off(outside)  # XDP sees what the wire carries: complete checksums
-    return outside
-
-
 @pytest.mark.parametrize("mode", ["xdp", "xdpGeneric", "tc"])
 def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
     outside = outside_client(lab)
@@ -378,7 +321,8 @@ def test_traffic_from_outside_is_balanced_on_the_underlay_device(lab, mode):
     assert set(answers) == {"web-1", "web-2"}, answers
     adopted = assert_adopts(lab, "node-a")  # the underlay device as one of the host's loadBalancerDevices
     written = {"xdp": "xdpNative", "xdpGeneric": "xdpGeneric", "tc": "tc"}[mode]
-    assert f"loadBalancerDevices:\n- {{name: eth0, mode: {written}, masquerade: 192.0.2.11}}" in adopted
+    assert (f'loadBalancerDevices:\n- name: eth0\n  mode: {written}\n  masquerade: 192.0.2.11\n'
+            f'  masquerade6: "2001:db8::11"\n') in adopted  # the node's IPv6 address masquerades IPv6 flows
 
 
 def xdp_mode_of(lab: Lab) -> str:
@@ -483,7 +427,7 @@ def _same_backends(lab: Lab, rows: dict[str, list[dict]]) -> bool:
     """Rows equal once backend ids are resolved to addresses (ids may differ between nodes)."""
     resolved = []
     for node, row in rows.items():
-        ids = {u32(raw(e, "key")): bytes(raw(e, "value")[:6])
+        ids = {u32(raw(e, "key")): bytes(raw(e, "value")[:18])
                for e in bpftool("map", "dump", "pinned", str(map_dir(lab, node) / "lb_be"))}
         resolved.append([ids[u32(raw(e, "value"))] for e in sorted(row, key=lambda e: u32(raw(e, "key")))])
     return all(r == resolved[0] for r in resolved)

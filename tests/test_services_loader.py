@@ -4,14 +4,17 @@ tc and XDP attachments, pinned-map access (checked against bpftool and tc, indep
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 
-from netplanx.features.services.lbmaps import LB, BackendVal, LbMaps, addr_in, port_in, u32
+from netplanx.features.services.lbmaps import LB, SOCKET_HOOKS, BackendVal, LbMaps, addr_in, port_in, u32
 from netplanx.system import netns as namespaces
+from netplanx.system.bpf.cgroup import ATTACH_TYPES, attached, link_create, open_cgroup
 from netplanx.system.bpf.loader import (
     PIN_ROOT,
     TC_ACT_UNSPEC,
@@ -52,6 +55,29 @@ def test_programs_are_pinned_per_version_and_reopened_without_compiling(scope):
     assert prog_test_run(again.fd("lb_ingress"), packet).retval == TC_ACT_UNSPEC
     first.close()
     again.close()
+
+
+def test_a_recorded_version_loads_its_socket_programs_for_their_hooks(scope, cgroup, tmp_path, monkeypatch):
+    """A version compiled in one scope is recorded with each program's cgroup hook; another scope loads the
+    record without bcc (the kernel refuses a socket-address program loaded without its hook) and its socket
+    programs attach to a cgroup."""
+    records = tmp_path / "records"
+    load(LB, scope, records).close()
+    record = json.loads((records / f"lb-{LB.version}.json").read_text())
+    assert {function: record["programs"][function]["attach"] for function in SOCKET_HOOKS.values()} == {
+        function: ATTACH_TYPES[hook] for hook, function in SOCKET_HOOKS.items()}
+    other = f"{scope}-record"
+    monkeypatch.setitem(sys.modules, "bcc", None)  # compiling would fail: the record is all there is
+    try:
+        loaded = load(LB, other, records)
+        with open_cgroup(cgroup) as cgroup_fd:
+            links = [link_create(loaded.fd(function), cgroup_fd, hook) for hook, function in SOCKET_HOOKS.items()]
+            assert all(attached(cgroup_fd, hook) == [loaded.ids[f]] for hook, f in SOCKET_HOOKS.items())
+            for link in links:
+                os.close(link)  # unpinned: the links go with their last descriptor
+        loaded.close()
+    finally:
+        shutil.rmtree(PIN_ROOT / other, ignore_errors=True)
 
 
 def test_pinned_maps_are_read_and_written_as_ctypes_structures(scope):

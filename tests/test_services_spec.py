@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from netplanx.features.services.lbmaps import LB, MAP_TYPES, RESERVED_PORTS
+from netplanx.features.services.lbmaps import LB, MAP_TYPES, RESERVED_PORTS, SOCKET_HOOKS
 from netplanx.spec.compile import compile_spec
 from netplanx.spec.validate import parse_spec
 from tests.specs import problems_of, spec
@@ -51,13 +51,8 @@ CASES = [
       - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-1}, {address: 10.244.1.11}]}
 """, 11, 72, "backend 10.244.1.11:80 is listed twice", id="same-backend"),
     pytest.param("""\
-      - {name: web, vip: "fd00::1", port: 80}
-""", 11, 20, "'fd00::1' is an IPv6 address: the load balancer balances IPv4 only (allowed: a unicast IPv4 "
-             "address such as 10.96.0.10, outside 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 and 255.255.255.255)",
-                 id="ipv6-vip"),
-    pytest.param("""\
       - {name: web, vip: 10.96.0, port: 80}
-""", 11, 20, "'10.96.0' is not an IPv4 address (allowed: a unicast IPv4 address", id="not-an-address"),
+""", 11, 20, "'10.96.0' is not an IP address (allowed: a unicast IPv4 or IPv6 address", id="not-an-address"),
     pytest.param("""\
       - {name: web, vip: 0.0.0.0, port: 80}
 """, 11, 20, "'0.0.0.0' is unspecified (0.0.0.0/8, 'this network')", id="unspecified-vip"),
@@ -79,6 +74,44 @@ CASES = [
     pytest.param("""\
       - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: 10.96.0.10, port: 8080}, {address: 10.96.0.10}]}
 """, 11, 88, "backend 10.96.0.10:80 is the service's own VIP and port", id="backend-is-the-vip-by-default-port"),
+    pytest.param("""\
+      - {name: web, vip: "::", port: 80}
+""", 11, 20, "'::' is unspecified (::)", id="unspecified-vip6"),
+    pytest.param("""\
+      - {name: web, vip: "::1", port: 80}
+""", 11, 20, "'::1' is loopback (::1)", id="loopback-vip6"),
+    pytest.param("""\
+      - {name: web, vip: "ff02::1", port: 80}
+""", 11, 20, "'ff02::1' is multicast (ff00::/8)", id="multicast-vip6"),
+    pytest.param("""\
+      - {name: web, vip: "fe80::10", port: 80}
+""", 11, 20, "'fe80::10' is link-local (fe80::/10)", id="link-local-vip6"),
+    pytest.param("""\
+      - {name: web, vip: "::ffff:10.96.0.10", port: 80}
+""", 11, 20, "'::ffff:10.96.0.10' is IPv4-mapped (::ffff:0:0/96)", id="mapped-vip6"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, vip6: 10.96.0.11, port: 80}
+""", 11, 38, "'10.96.0.11' is an IPv4 address (allowed: a unicast IPv6 address such as fd00:96::10", id="vip6-ipv4"),
+    pytest.param("""\
+      - {name: web, vip: "fd00:96::1", vip6: "fd00:96::2", port: 80}
+""", 11, 40, "vip6 makes the service dual-stack, so vip must be IPv4, not fd00:96::1", id="vip6-with-ipv6-vip"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, vip6: "fd00:96::10", port: 80}
+      - {name: api, vip: "fd00:96::10", port: 80}
+""", 12, 20, "[fd00:96::10]:80/tcp is already service web's", id="same-frontend6"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, port: 80, backends: [{address: "fd00::1"}]}
+""", 11, 53, "backend fd00::1 is IPv6, the service's VIP IPv4 (allowed: a backend of a VIP's family",
+                 id="backend-family"),
+    pytest.param("""\
+      - {name: web, vip: "fd00:96::10", port: 80, backends: [{endpoint: web-1}]}
+""", 11, 56, "endpoint 'web-1' has no IPv6 address (allowed: a backend of a VIP's family", id="endpoint-without-ipv6"),
+    pytest.param("""\
+      - {name: web, vip: 10.96.0.10, vip6: "fd00:96::10", port: 80, backends: [{endpoint: web-1}]}
+""", 11, 38, "vip6 fd00:96::10 has no IPv6 backend: its connections would be dropped", id="vip6-without-backend"),
+    pytest.param("""\
+      - {name: web, vip: "fd00:96::10", port: 80, backends: [{address: "fd00:96::10"}]}
+""", 11, 56, "backend [fd00:96::10]:80 is the service's own VIP and port", id="backend-is-the-vip6"),
 ]
 
 
@@ -171,20 +204,28 @@ def test_a_node_compiles_its_services_and_attachments() -> None:
 
 
 def test_ctypes_mirrors_match_the_header() -> None:
-    """Each struct of bpf/lb_maps.h has the size its ctypes mirror has (read from the C text)."""
+    """Each struct of bpf/lb_maps.h has the size its ctypes mirror has (read from the C text; a struct field
+    counts the size of its struct, fields are aligned to 4 bytes or to 8 for 64-bit ones)."""
     header = LB.maps_header.read_text()
-    sizes = {"__u8": 1, "__u16": 2, "__be16": 2, "__u32": 4, "__be32": 4, "__u64": 8, "int": 4}
-    structs = {}
+    sizes = {"__u8": 1, "__u16": 2, "__be16": 2, "__u32": 4, "__be32": 4, "__u64": 8, "int": 4, "char": 1}
+    structs: dict[str, int] = {}
     for name, body in re.findall(r"struct (\w+) \{(.*?)\};", header, re.S):
-        total = 0
-        for kind, _field, count in re.findall(r"^\s*(?:char|(\w+)) (\w+)(?:\[(\d+)\])?;", body, re.M):
-            total += (sizes[kind] if kind else 1) * int(count or 1)
-        structs[name] = total
+        total, align = 0, 1
+        for nested, kind, _field, count in re.findall(r"^\s*(?:struct (\w+)|(\w+)) (\w+)(?:\[(\d+)\])?;", body,
+                                                       re.M):
+            size = structs[nested] if nested else sizes[kind]
+            unit = 4 if nested else size
+            total = -(-total // unit) * unit + size * int(count or 1)
+            align = max(align, unit)
+        structs[name] = -(-total // align) * align
     mirrors = {"lb_svc_key": MAP_TYPES["lb_svc"][0], "lb_svc_val": MAP_TYPES["lb_svc"][1],
                "lb_be_val": MAP_TYPES["lb_be"][1], "lb_ct_key": MAP_TYPES["lb_ct"][0],
                "lb_ct_val": MAP_TYPES["lb_ct"][1], "lb_stats": MAP_TYPES["lb_stats"][1],
-               "lb_name": MAP_TYPES["lb_names"][1], "lb_masq": MAP_TYPES["lb_masq"][1]}
+               "lb_name": MAP_TYPES["lb_names"][1], "lb_masq": MAP_TYPES["lb_masq"][1],
+               "lb_sk_rev_key": MAP_TYPES["lb_sk_rev"][0], "lb_sk_rev_val": MAP_TYPES["lb_sk_rev"][1],
+               "lb_sk_client": MAP_TYPES["lb_sk_client"][1]}
     assert {n: structs[n] for n in mirrors} == {n: ctypes.sizeof(t) for n, t in mirrors.items()}
+    assert structs["lb_ct_key"] == 40 and structs["lb_ct_val"] == 56  # the dual-stack layout
 
 
 @pytest.mark.parametrize(("declared", "reserved"), [
@@ -199,3 +240,88 @@ def test_the_masquerade_ports_join_the_ports_the_spec_reserves_itself(declared: 
     parsed, _ = parse_spec(text, SOURCE)
     found = [r.attrs["value"] for r in compile_spec(parsed, "node-a") if r.address == f"sysctl.{RESERVED_PORTS}"]
     assert found[-1] == reserved  # the last resource of an address is the one planned
+
+
+def test_a_dual_stack_service_balances_each_vip_over_the_backends_of_its_family() -> None:
+    text = spec(HEAD).replace("address: 10.244.1.11}", 'address: 10.244.1.11, address6: "fd00:244:0:1::11"}').replace(
+        "podCIDR: 10.244.1.0/24}", 'podCIDR: 10.244.1.0/24, podCIDR6: "fd00:244:0:1::/64"}').replace(
+        "podCIDR: 10.244.0.0/16", 'podCIDR: 10.244.0.0/16\n  podCIDR6: "fd00:244::/48"') + spec("""\
+          - {name: web, vip: 10.96.0.10, vip6: "fd00:96::10", port: 80,
+             backends: [{endpoint: web-1, port: 8080}, {endpoint: web-2}, {address: "fd00:244:9::9", weight: 3}]}
+          - {name: v6, vip: "fd00:96::11", port: 80, backends: [{endpoint: web-1}]}
+        """)
+    parsed, _ = parse_spec(text, SOURCE)
+    resources = {r.address: r for r in compile_spec(parsed, "node-a")}
+    web = resources["service.web"].attrs
+    assert (web["vip"], web["vip6"]) == ("10.96.0.10", "fd00:96::10")
+    assert web["backends"] == {"10.244.1.11:8080": 1, "10.244.1.12:80": 1, "[fd00:244:0:1::11]:8080": 1,
+                               "[fd00:244:9::9]:80": 3}  # web-2 has no IPv6 address: an IPv4 backend only
+    assert set(web["maglev"]) == {"size", "table", "table6"}
+    v6 = resources["service.v6"].attrs
+    assert (v6["vip"], v6["vip6"], v6["backends"]) == ("fd00:96::11", None, {"[fd00:244:0:1::11]:80": 1})
+
+
+CLUSTER_SOCKETS = HEAD.replace("""\
+        - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24}
+""", """\
+        - {name: node-a, address: 192.0.2.11, podCIDR: 10.244.1.0/24, socketLB: {cgroup: kubepods/node-a}}
+        - {name: node-b, address: 192.0.2.12, podCIDR: 10.244.2.0/24}
+        - {name: node-c, address: 192.0.2.13, podCIDR: 10.244.3.0/24, socketLB: {enabled: false}}
+""")
+
+
+def test_socket_lb_is_the_specs_or_a_nodes_own() -> None:
+    """socketLB at the top applies to every node; a node's own replaces it. Each node attaches the socket
+    programs to its cgroup and registers its endpoints' addresses (clientIP affinity of their sockets)."""
+    text = spec(CLUSTER_SOCKETS) + spec("""\
+          - {name: web, vip: 10.96.0.10, port: 80, backends: [{endpoint: web-1}]}
+        socketLB: {cgroup: /sys/fs/cgroup/unified/netx-workloads}
+        """)
+    parsed, _ = parse_spec(text, SOURCE)
+    for node, cgroup in (("node-a", "kubepods/node-a"), ("node-b", "/sys/fs/cgroup/unified/netx-workloads")):
+        resources = {r.address: r for r in compile_spec(parsed, node)}
+        assert resources["socklb.cgroup"].attrs == {"cgroup": cgroup, "hooks": dict.fromkeys(SOCKET_HOOKS, LB.version)}
+        clients = {a: r.attrs for a, r in resources.items() if a.startswith("lbclient.")}
+        assert clients == ({"lbclient.web-1": {"netns": "demo-web-1", "addresses": ["10.244.1.11"]},
+                            "lbclient.web-2": {"netns": "demo-web-2", "addresses": ["10.244.1.12"]}}
+                           if node == "node-a" else {})
+    assert not any(r.kind in ("socklb", "lbclient") for r in compile_spec(parsed, "node-c"))
+
+
+@pytest.mark.parametrize(("text", "line", "col", "message"), [
+    pytest.param("""\
+        apiVersion: netx/v1
+        socketLB: {cgroup: netx-workloads}
+        """, 2, 11, "socket-level load balancing needs services (allowed: add services:, or enabled: false)",
+        id="no-services"),
+    pytest.param("""\
+        apiVersion: netx/v1
+        services:
+          - {name: web, vip: 10.96.0.10, port: 80}
+        socketLB: {enabled: true}
+        """, 4, 11, "socketLB needs the cgroup of the workloads (allowed: cgroup: PATH below the cgroup v2 mount",
+        id="no-cgroup"),
+    pytest.param("""\
+        apiVersion: netx/v1
+        services:
+          - {name: web, vip: 10.96.0.10, port: 80}
+        socketLB: {cgroup: workloads/../system.slice}
+        """, 4, 20, "cgroup 'workloads/../system.slice' is not a normalized path below the cgroup root (allowed: a "
+                    "path below the cgroup v2 mount", id="dot-dot"),
+    pytest.param("""\
+        apiVersion: netx/v1
+        services:
+          - {name: web, vip: 10.96.0.10, port: 80}
+        socketLB: {cgroup: /}
+        """, 4, 20, "cgroup '/' is not a normalized path below the cgroup root", id="root"),
+])
+def test_socket_lb_error_is_positioned(text: str, line: int, col: int, message: str) -> None:
+    problems = problems_of(spec(text), SOURCE)
+    assert len(problems) == 1 and problems[0].startswith(f"{SOURCE}:{line}:{col}: "), problems
+    assert message in problems[0] and "allowed: " in problems[0]
+
+
+def test_a_nodes_socket_lb_error_is_positioned_on_the_node() -> None:
+    problems = problems_of(spec(CLUSTER_SOCKETS).replace("services:\n", ""), SOURCE)
+    assert problems == [f"{SOURCE}:6:77: socket-level load balancing needs services (allowed: add services:, or "
+                        "enabled: false)"]

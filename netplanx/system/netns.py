@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import socket
+import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +15,7 @@ from netplanx.errors import NetxError
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
+SO_NETNS_COOKIE = 71
 _libc = ctypes.CDLL(None, use_errno=True)
 T = TypeVar("T")
 
@@ -72,3 +75,11 @@ def exists(name: str) -> bool:
 def named() -> list[str]:
     """Names of the namespaces in /run/netns."""
     return sorted(p.name for p in NETNS_DIR.iterdir()) if NETNS_DIR.is_dir() else []
+
+
+def cookie(name: str) -> int:
+    """The kernel's cookie of a namespace (SO_NETNS_COOKIE: stable while it lives, never reused)."""
+    def read() -> int:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            return struct.unpack("Q", sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
+    return call_inside(name, read)

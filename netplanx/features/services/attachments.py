@@ -22,7 +22,7 @@ from typing import ClassVar
 
 from netplanx.engine.resource import Dependency, Query, Resource
 from netplanx.features.base import StepwiseType
-from netplanx.features.services.lbmaps import LB, Masq, addr_in, addr_out
+from netplanx.features.services.lbmaps import LB, Addr, Masq, addr_in, addr_out
 from netplanx.features.services.services import PROGRAM_ADDRESS, LbContext
 from netplanx.system.bpf.loader import device_exists, ifindex, pinned_versions, xdp_attach, xdp_detach, xdp_state
 from netplanx.system.bpf.tc import priority
@@ -44,13 +44,18 @@ MODE_CHANGE = ("traffic loss: the XDP program is detached, then attached in the 
 
 
 def attachment_resource(device: str, hook: str, *, version: str, mode: str = "tc", masquerade: str | None = None,
-                        owned: bool = True) -> Resource:
+                        masquerade6: str | None = None, owned: bool = True) -> Resource:
     """``mode``: tc; for the xdp hook xdp-native, xdp-generic or (desired) xdp.
-    ``masquerade``: the source address new flows entering here get (ingress and xdp hooks)."""
+    ``masquerade``, ``masquerade6``: the source address new IPv4 and IPv6 flows entering here get (ingress and
+    xdp hooks; unset: that family is not masqueraded)."""
     program = XDP_PROGRAM if hook == "xdp" else TC_HOOKS[hook][0]
     return Resource("datapath", f"datapath.{device}.{hook}",
                     {"device": device, "hook": hook, "program": program, "version": version, "mode": mode,
-                     "masquerade": masquerade}, owned)
+                     "masquerade": masquerade, "masquerade6": masquerade6}, owned)
+
+
+def _address(value: Addr) -> str | None:
+    return addr_out(value) if any(bytes(value)) else None
 
 
 def driver(device: str) -> str:
@@ -128,18 +133,18 @@ class AttachmentType(StepwiseType):
             if not device_exists(device):
                 continue
             entry = maps.masq.lookup(ifindex(device)) if maps is not None else None
-            masquerade = addr_out(entry.addr) if entry is not None else None
+            masquerade = {"masquerade": _address(entry.v4), "masquerade6": _address(entry.v6)} if entry else {}
             for hook in ("ingress", "egress"):
                 for attached in self.ctx.tc.filters(ifindex(device), hook):
                     if attached.prio == TC_HOOKS[hook][1] and attached.name.startswith(FILTER_PREFIX):
                         version = versions.get(attached.prog_id, ("unknown", ""))[0]
                         found.append(attachment_resource(device, hook, version=version,
-                                                       masquerade=masquerade if hook == "ingress" else None))
+                                                         **(masquerade if hook == "ingress" else {})))
             state = xdp_state(device)
             if state is not None and (state.prog_id in versions or "xdp" in recorded.get(device, ())):
                 version = versions.get(state.prog_id, ("unknown", ""))[0]
                 found.append(attachment_resource(device, "xdp", version=version, mode=f"xdp-{state.mode}",
-                                               masquerade=masquerade))
+                                                 **masquerade))
         return found
 
     def _record(self, device: str, hook: str, present: bool) -> None:
@@ -158,7 +163,7 @@ class AttachmentType(StepwiseType):
         loaded = self.lb.program(res.attrs["version"])
         self._record(device, hook, True)
         if hook != "egress":
-            self._masquerade(device, res.attrs.get("masquerade"))
+            self._masquerade(device, res.attrs.get("masquerade"), res.attrs.get("masquerade6"))
         if hook == "xdp":
             mode = xdp_mode(device) if res.attrs["mode"] == AUTO else res.attrs["mode"]
             xdp_attach(device, loaded.fd(XDP_PROGRAM), mode.removeprefix("xdp-"))
@@ -170,20 +175,20 @@ class AttachmentType(StepwiseType):
     def _update(self, before: Resource, after: Resource) -> None:
         self._create(after)
 
-    def _masquerade(self, device: str, address: str | None) -> None:
+    def _masquerade(self, device: str, v4: str | None, v6: str | None) -> None:
         maps = self.lb.maps()
         if maps is None:
             return
-        if address is None:
+        if v4 is None and v6 is None:
             maps.masq.delete(ifindex(device))
         else:
-            maps.masq.update(ifindex(device), Masq(addr_in(address), 0))
+            maps.masq.update(ifindex(device), Masq(addr_in(v4), addr_in(v6)))
 
     def _delete(self, res: Resource) -> None:
         device, hook = res.attrs["device"], res.attrs["hook"]
         if device_exists(device):
             if hook != "egress":
-                self._masquerade(device, None)
+                self._masquerade(device, None, None)
             if hook == "xdp":
                 xdp_detach(device)
             else:

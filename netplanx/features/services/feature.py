@@ -1,4 +1,5 @@
-"""The services feature: services on an eBPF load balancer (tc and XDP) with Maglev hashing."""
+"""The services feature: services on an eBPF load balancer (tc, XDP and cgroup socket hooks) with Maglev
+hashing, IPv4 and IPv6."""
 
 from __future__ import annotations
 
@@ -18,20 +19,38 @@ def _show(args: argparse.Namespace, out: Console, open_session: Callable[[], Any
     return show_services(args, out, open_session)
 
 
+def _own_first(common: Any, own: Any, node: Any) -> Any:
+    """A node's socketLB replaces the spec's."""
+    return own if own is not None else common
+
+
 class Services(Feature):
     name = "services"
 
     def sections(self, node_sections: Sequence[Section]) -> list[Section]:
         from pydantic import Field
 
-        from netplanx.features.services.model import LoadBalancerDevice, Service
+        from netplanx.features.services.model import LoadBalancerDevice, Service, SocketLB
 
         return [Section("services", "services", list[Service],
                         Field(default_factory=list, description="Load-balanced services (eBPF, Maglev).")),
                 Section("loadBalancerDevices", "load_balancer_devices", list[LoadBalancerDevice],
                         Field(default_factory=list, alias="loadBalancerDevices",
                               description="Without cluster: devices of the host where the load balancer also runs "
-                                          "(besides its endpoints' veths)."))]
+                                          "(besides its endpoints' veths).")),
+                Section("socketLB", "socket_lb", SocketLB | None,
+                        Field(None, alias="socketLB", description="Socket-level load balancing for the processes of "
+                                                                  "a cgroup (the host's, or every node's)."))]
+
+    def node_sections(self) -> list[Section]:
+        from pydantic import Field
+
+        from netplanx.features.services.model import SocketLB
+
+        return [Section("socketLB", "socket_lb", SocketLB | None,
+                        Field(None, alias="socketLB", description="This node's socket-level load balancing (replaces "
+                                                                  "the spec's socketLB on this node)."),
+                        _own_first)]
 
     def check_view(self, view: NodeView) -> Iterable[Problem]:
         from netplanx.features.services.checks import device_problems
@@ -39,9 +58,9 @@ class Services(Feature):
         return device_problems(view)
 
     def check(self, spec: Any) -> Iterable[Problem]:
-        from netplanx.features.services.checks import service_problems
+        from netplanx.features.services.checks import service_problems, socket_problems
 
-        return service_problems(spec)
+        return [*service_problems(spec), *socket_problems(spec)]
 
     def compile(self, view: NodeView) -> list[Resource]:
         from netplanx.features.services.compile import service_resources
@@ -50,11 +69,14 @@ class Services(Feature):
 
     def types(self, ctx: KernelContext) -> list[ResourceType]:
         from netplanx.features.services.attachments import AttachmentType
+        from netplanx.features.services.clients import ClientType
         from netplanx.features.services.programs import ProgramType
         from netplanx.features.services.services import LbContext, ServiceType
+        from netplanx.features.services.sockets import SocketType
 
         lb = LbContext(ctx.scope, ctx.bpf_programs)
-        return [ProgramType(ctx, lb), ServiceType(ctx, lb), AttachmentType(ctx, lb)]
+        return [ProgramType(ctx, lb), ServiceType(ctx, lb), AttachmentType(ctx, lb), SocketType(ctx, lb),
+                ClientType(ctx, lb)]
 
     def adopt(self, adoption: Adoption) -> None:
         from netplanx.features.services.adopt import adopt_services

@@ -1,4 +1,6 @@
-"""``netx show services``: every service in the pinned maps, its backends and their packet counters."""
+"""``netx show services``: every service in the pinned maps, its frontends (one per VIP), its backends with
+their Maglev slots, the flows the packet path tracks to them, their packet counters and the sockets the
+socket path sent to them."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from typing import Any, TextIO
 
 from netplanx.engine.feature import Console
 from netplanx.engine.resource import Query
-from netplanx.features.services.lbmaps import LbMaps
-from netplanx.features.services.services import LbContext, ServiceType, backend_counters
+from netplanx.features.services.conntrack import flows
+from netplanx.features.services.lbmaps import LbMaps, backend_key, split_backend
+from netplanx.features.services.services import LbContext, ServiceType, backend_counters, family
 from netplanx.system.root import require_root
 
 
@@ -23,36 +26,44 @@ def service_report(service_type: ServiceType) -> list[dict[str, Any]]:
     if maps is None:
         return []
     report = []
+    tracked = flows(maps)
     for res in service_type.read(Query()):
         ids = res.meta["backend_ids"]
         counters = backend_counters(maps, ids)
         slots = service_type.slot_counts(res)
-        report.append({"name": res.meta["name"], "vip": res.attrs["vip"], "port": res.attrs["port"],
-                       "protocol": res.attrs["protocol"], "affinity": res.attrs["affinity"],
-                       "maglev_size": res.attrs["maglev"]["size"],
-                       "backends": [{"backend": key, "weight": weight, "slots": slots.get(key, 0), **counters[key]}
+        report.append({"name": res.meta["name"], "vip": res.attrs["vip"], "vip6": res.attrs["vip6"],
+                       "port": res.attrs["port"], "protocol": res.attrs["protocol"],
+                       "affinity": res.attrs["affinity"], "maglev_size": res.attrs["maglev"]["size"],
+                       "backends": [{"backend": key, "weight": weight, "slots": slots.get(key, 0),
+                                     "flows": tracked[ids[key]], **counters[key]}
                                     for key, weight in res.attrs["backends"].items()]})
     return sorted(report, key=lambda s: s["name"])
 
 
-ROW = "{:<16} {:<24} {:<22} {:>6} {:>7} {:>10} {:>12}"
+ROW = "{:<16} {:<28} {:<28} {:>6} {:>7} {:>6} {:>10} {:>12} {:>8}"
 
 
 def render_services(report: list[dict[str, Any]], stream: TextIO) -> None:
+    """A row per backend under its frontend (a dual-stack service has one per VIP)."""
     if not report:
         stream.write("No services.\n")
         return
-    columns = ("SERVICE", "FRONTEND", "BACKEND", "WEIGHT", "SLOTS", "PACKETS", "BYTES")
+    columns = ("SERVICE", "FRONTEND", "BACKEND", "WEIGHT", "SLOTS", "FLOWS", "PACKETS", "BYTES", "SOCKETS")
     lines = [ROW.format(*columns)]
     for service in report:
-        frontend = f"{service['vip']}:{service['port']}/{service['protocol']}"
         name = service["name"] + (" (clientIP)" if service["affinity"] == "clientIP" else "")
-        if not service["backends"]:
-            lines.append(f"{name:<16} {frontend:<24} (no backends)")
-        for index, backend in enumerate(service["backends"]):
-            first = index == 0
-            lines.append(ROW.format(name if first else "", frontend if first else "", backend["backend"],
-                                    backend["weight"], backend["slots"], backend["packets"], backend["bytes"]))
+        for vip in (service["vip"], service["vip6"]):
+            if vip is None:
+                continue
+            frontend = f"{backend_key(vip, service['port'])}/{service['protocol']}"
+            backends = [b for b in service["backends"] if family(split_backend(b["backend"])[0]) == family(vip)]
+            if not backends:
+                lines.append(f"{name:<16} {frontend:<28} (no backends)")
+            for backend in backends:
+                lines.append(ROW.format(name, frontend, backend["backend"], backend["weight"], backend["slots"],
+                                        backend["flows"], backend["packets"], backend["bytes"], backend["sockets"]))
+                name = frontend = ""
+            name = ""
     stream.write("\n".join(lines) + "\n")
 
 

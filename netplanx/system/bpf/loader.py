@@ -11,8 +11,8 @@ shared by every network namespace):
   them without compiling when they exist.
 
 Attachments (they outlive the process): XDP here (``xdp_attach``/``xdp_state``/``xdp_detach``, native or
-generic); tc filters on clsact hooks in ``tc.py``. Every function acts in the network namespace the
-process is in.
+generic); tc filters on clsact hooks in ``tc.py``; cgroup hooks through pinned links in ``cgroup.py``.
+Every function acts in the network namespace the process is in.
 
     LB = BpfSource("lb", BPF_DIR / "lb.c", BPF_DIR / "lb_maps.h", {"lb_ingress": "tc", "lb_xdp": "xdp"})
     loaded = load(LB, scope)              # compiles only when this version is not pinned yet
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netplanx.errors import NetxError
+from netplanx.system.bpf.cgroup import ATTACH_TYPES, program_type
 from netplanx.system.bpf.maps import obj_get, obj_pin, prog_info
 from netplanx.system.bpf.programs import describe, load_recorded, recorded, save
 
@@ -47,7 +48,8 @@ class BpfError(NetxError):
 
 @dataclass(frozen=True)
 class BpfSource:
-    """One C file and the programs (function -> "tc" or "xdp") it provides.
+    """One C file and the programs it provides: function -> "tc", "xdp", or the cgroup hook it is loaded for
+    (a name of ``cgroup.ATTACH_TYPES``: the kernel wants the hook at load time).
 
     ``maps_header`` holds the map definitions: its digest versions the map pins. ``headers`` are other
     files the source includes (part of the program version). ``cflags`` are passed to clang.
@@ -144,13 +146,14 @@ def load(source: BpfSource, scope: str, programs: Path | None = None) -> Loaded:
     flags = [f'-DPIN_DIR="{source.map_dir(scope)}"', f"-I{source.source.parent}", *source.cflags]
     try:
         module = BPF(src_file=str(source.source).encode(), cflags=flags)
-        kinds = {"tc": BPF.SCHED_CLS, "xdp": BPF.XDP}
-        functions = {f: module.load_func(f.encode(), kinds[kind]) for f, kind in source.programs.items()}
+        kinds = {"tc": (BPF.SCHED_CLS, -1), "xdp": (BPF.XDP, -1)}
+        types = {f: kinds.get(kind) or (program_type(kind), ATTACH_TYPES[kind]) for f, kind in source.programs.items()}
+        functions = {f: module.load_func(f.encode(), prog_type, attach_type=hook)
+                     for f, (prog_type, hook) in types.items()}
     except Exception as exc:  # bcc raises plain Exceptions with the compiler's or verifier's text
         raise BpfError(f"{source.source.name}: compiling or loading failed: {exc}") from exc
     if programs:
-        described = describe(module, {f: (kinds[source.programs[f]], p.fd) for f, p in functions.items()},
-                             source.map_dir(scope))
+        described = describe(module, {f: (*types[f], p.fd) for f, p in functions.items()}, source.map_dir(scope))
         if described is not None:
             save(programs, source.name, source.version, described)
     loaded = _pinned(Loaded(source, scope, source.version), {f: os.dup(p.fd) for f, p in functions.items()},

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_F_INNER_MAP = 1 << 12
@@ -60,11 +60,15 @@ def libbpf() -> ctypes.CDLL:
     return lib
 
 
-def _check(result: int, what: str) -> int:
+def checked(result: int, what: str) -> int:
+    """``result`` of a libbpf call, or ``MapError`` with the errno it reports (negative or in errno)."""
     if result < 0:
         code = -result if result < -1 else (ctypes.get_errno() or errno.EIO)
         raise MapError(code, f"{what}: {os.strerror(code)}")
     return result
+
+
+_Info = TypeVar("_Info", bound=ctypes.Structure)
 
 
 class _MapInfo(ctypes.Structure):
@@ -103,32 +107,39 @@ class ProgInfo:
     tag: str
 
 
-def map_info(fd: int) -> MapInfo:
-    info = _MapInfo()
+def obj_info(fd: int, structure: type[_Info], what: str) -> _Info:
+    """The kernel's information about a BPF object (map, program, link) as ``structure`` (a prefix of its
+    ``struct bpf_*_info``: the kernel fills what fits)."""
+    info = structure()
     size = ctypes.c_uint32(ctypes.sizeof(info))
-    _check(libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "map info")
+    checked(libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), what)
+    return info
+
+
+def map_info(fd: int) -> MapInfo:
+    """What the kernel says about the map behind ``fd``."""
+    info = obj_info(fd, _MapInfo, "map info")
     return MapInfo(info.id, MAP_TYPES.get(info.type, str(info.type)), info.key_size, info.value_size,
                    info.max_entries, info.map_flags, info.name.decode(), info.type)
 
 
 def prog_info(fd: int) -> ProgInfo:
-    info = _ProgInfo()
-    size = ctypes.c_uint32(ctypes.sizeof(info))
-    _check(libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "program info")
+    """What the kernel says about the program behind ``fd``."""
+    info = obj_info(fd, _ProgInfo, "program info")
     return ProgInfo(info.id, info.type, info.name.decode(), bytes(info.tag).hex())
 
 
 def obj_get(path: str | Path) -> int:
     """An fd of a pinned map or program (the caller closes it)."""
-    return _check(libbpf().bpf_obj_get(str(path).encode()), f"open pin {path}")
+    return checked(libbpf().bpf_obj_get(str(path).encode()), f"open pin {path}")
 
 
 def obj_pin(fd: int, path: str | Path) -> None:
-    _check(libbpf().bpf_obj_pin(fd, str(path).encode()), f"pin {path}")
+    checked(libbpf().bpf_obj_pin(fd, str(path).encode()), f"pin {path}")
 
 
 def prog_fd_by_id(prog_id: int) -> int:
-    return _check(libbpf().bpf_prog_get_fd_by_id(prog_id), f"program id {prog_id}")
+    return checked(libbpf().bpf_prog_get_fd_by_id(prog_id), f"program id {prog_id}")
 
 
 @cache
@@ -144,7 +155,7 @@ def possible_cpus() -> int:
 
 def create_map(kind: str, key_size: int, value_size: int, max_entries: int, flags: int = 0, name: str = "") -> int:
     """A new, unpinned map (e.g. an inner map of a map-in-map); the caller closes the fd."""
-    return _check(libbpf().bcc_create_map(MAP_TYPE_IDS[kind], name.encode()[:15], key_size, value_size,
+    return checked(libbpf().bcc_create_map(MAP_TYPE_IDS[kind], name.encode()[:15], key_size, value_size,
                                           max_entries, flags), f"create {kind} map {name}")
 
 
@@ -172,7 +183,7 @@ class BpfMap:
     @classmethod
     def by_id(cls, map_id: int, key_type: CType, value_type: CType) -> BpfMap:
         """Open a map by kernel id (e.g. an inner map found in a map-in-map)."""
-        fd = _check(libbpf().bpf_map_get_fd_by_id(map_id), f"map id {map_id}")
+        fd = checked(libbpf().bpf_map_get_fd_by_id(map_id), f"map id {map_id}")
         return cls(fd, key_type, value_type, f"map id {map_id}")
 
     def close(self) -> None:
@@ -208,7 +219,7 @@ class BpfMap:
             code = -result if result < -1 else ctypes.get_errno()
             if code == errno.ENOENT:
                 return None
-            _check(result, f"{self.label}: lookup")
+            checked(result, f"{self.label}: lookup")
         return self._decode(raw)
 
     def update(self, key: Any, value: Any, flags: int = BPF_ANY) -> None:
@@ -221,7 +232,7 @@ class BpfMap:
                                ctypes.sizeof(single))
         else:
             raw = value if isinstance(value, self.value_type) else self.value_type(value)
-        _check(libbpf().bpf_map_update_elem(self.fd, ctypes.byref(self._key(key)), ctypes.byref(raw), flags),
+        checked(libbpf().bpf_map_update_elem(self.fd, ctypes.byref(self._key(key)), ctypes.byref(raw), flags),
                f"{self.label}: update")
 
     def delete(self, key: Any) -> bool:
@@ -231,7 +242,7 @@ class BpfMap:
             code = -result if result < -1 else ctypes.get_errno()
             if code == errno.ENOENT:
                 return False
-            _check(result, f"{self.label}: delete")
+            checked(result, f"{self.label}: delete")
         return True
 
     def keys(self) -> Iterator[Any]:
@@ -244,7 +255,7 @@ class BpfMap:
                 code = -result if result < -1 else ctypes.get_errno()
                 if code == errno.ENOENT:
                     return
-                _check(result, f"{self.label}: next key")
+                checked(result, f"{self.label}: next key")
             yield _plain(self.key_type.from_buffer_copy(following))
             ctypes.memmove(ctypes.byref(current), ctypes.byref(following), ctypes.sizeof(current))
             pointer = ctypes.byref(current)
@@ -268,7 +279,7 @@ class BpfMap:
             if code not in (0, errno.ENOENT):
                 if code == errno.EINVAL and first:  # no batch support for this map type
                     return [(k, v) for k in list(self.keys()) if (v := self.lookup(k)) is not None]
-                _check(result, f"{self.label}: lookup batch")
+                checked(result, f"{self.label}: lookup batch")
             found += zip(keys[:count.value], values[:count.value], strict=True)  # ints, or structures (views)
             if code == errno.ENOENT:
                 return found
@@ -283,7 +294,7 @@ class BpfMap:
         values = (self.value_type * len(entries))(
             *[v if isinstance(v, self.value_type) else self.value_type(v) for _, v in entries])
         count = ctypes.c_uint32(len(entries))
-        _check(libbpf().bpf_map_update_batch(self.fd, keys, values, ctypes.byref(count), None),
+        checked(libbpf().bpf_map_update_batch(self.fd, keys, values, ctypes.byref(count), None),
                f"{self.label}: update batch")
 
     def clear(self, keep: Iterable[Any] = ()) -> int:

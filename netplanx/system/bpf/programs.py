@@ -2,7 +2,8 @@
 loads that version without compiling it again.
 
 A scope's programs use that scope's maps, so a program cannot be shared between scopes; what is shared is
-bcc's output. For each function: its instructions, the program type, and which instructions load a map (a
+bcc's output. For each function: its instructions, the program type, the hook it was loaded for (cgroup
+programs: the kernel wants it at load time, as ``expected_attach_type``), and which instructions load a map (a
 ``BPF_PSEUDO_MAP_FD`` immediate), by the map's pin name; and the definition of every map (type, sizes,
 flags, and the inner map template of a map of maps). Loading for a scope opens the scope's pinned maps,
 creates and pins those it lacks, writes their descriptors into the instructions and hands them to the
@@ -25,7 +26,7 @@ from typing import Any
 from netplanx.files import write_atomically
 from netplanx.system.bpf.maps import BPF_F_INNER_MAP, MapInfo, map_info, obj_get, obj_pin
 
-FORMAT = 1
+FORMAT = 2  # 2: the expected attach type of each program
 LICENSE = b"GPL"
 SYS_BPF, BPF_MAP_CREATE, BPF_PROG_LOAD = 321, 0, 5
 LD_IMM64, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE = 0x18, 1, 2
@@ -44,16 +45,18 @@ class _ProgLoad(ctypes.Structure):
     _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32), ("insns", ctypes.c_uint64),
                 ("license", ctypes.c_uint64), ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
                 ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32), ("prog_flags", ctypes.c_uint32),
-                ("prog_name", ctypes.c_char * 16)]
+                ("prog_name", ctypes.c_char * 16), ("prog_ifindex", ctypes.c_uint32),
+                ("expected_attach_type", ctypes.c_uint32)]
 
 
 def record_path(folder: Path, name: str, version: str) -> Path:
     return folder / f"{name}-{version}.json"
 
 
-def describe(module: Any, functions: Mapping[str, tuple[int, int]], map_dir: Path) -> dict[str, Any] | None:
-    """The record of a bcc module just loaded (``functions``: name -> (program type, fd)), or None when a
-    program uses a map that is not pinned in ``map_dir`` (such a program is only ever compiled)."""
+def describe(module: Any, functions: Mapping[str, tuple[int, int, int]], map_dir: Path) -> dict[str, Any] | None:
+    """The record of a bcc module just loaded (``functions``: name -> (program type, expected attach type or
+    -1, fd)), or None when a program uses a map that is not pinned in ``map_dir`` (such a program is only ever
+    compiled)."""
     pins = {}
     maps = {}
     for pin in sorted(map_dir.iterdir()):
@@ -72,7 +75,7 @@ def describe(module: Any, functions: Mapping[str, tuple[int, int]], map_dir: Pat
                 return None
             definition["inner"] = templates[0]
     programs = {}
-    for function, (kind, _fd) in functions.items():
+    for function, (kind, attach, _fd) in functions.items():
         code = module.dump_func(function.encode())
         relocations = []
         for index, fd in _map_loads(code):
@@ -80,7 +83,7 @@ def describe(module: Any, functions: Mapping[str, tuple[int, int]], map_dir: Pat
             if found is None:
                 return None
             relocations.append([index, found])
-        programs[function] = {"type": kind, "insns": code.hex(), "maps": relocations}
+        programs[function] = {"type": kind, "attach": max(attach, 0), "insns": code.hex(), "maps": relocations}
     return {"format": FORMAT, "maps": maps, "programs": programs}
 
 
@@ -172,7 +175,7 @@ def _load_program(function: str, program: Mapping[str, Any], fds: Mapping[str, i
     insns = (ctypes.c_char * len(code)).from_buffer(code)
     license_ = ctypes.create_string_buffer(LICENSE)
     attr = _ProgLoad(program["type"], len(code) // INSN, ctypes.addressof(insns), ctypes.addressof(license_),
-                     0, 0, 0, 0, 0, function.encode()[:15])
+                     0, 0, 0, 0, 0, function.encode()[:15], 0, program["attach"])
     try:
         return _bpf(BPF_PROG_LOAD, attr, f"loading {function}")
     except OSError:
