@@ -17,7 +17,7 @@ from netplanx.features.wireguard import drivers
 from netplanx.features.wireguard.keys import decode, encode, fingerprint, public_key, x25519
 from netplanx.lab.cluster import Lab, lab_spec
 from netplanx.system.probes import link_kind_error
-from tests.conftest import IS_ROOT, ROOT, assert_adopts, ip_json
+from tests.conftest import IS_ROOT, ROOT, assert_adopts, fast_in_vm, ip_json
 from tests.traffic import capture, ping, tcp_exchange
 
 NODES = ["node-a", "node-b", "node-c"]
@@ -52,7 +52,7 @@ class SecretWatch:
 def lab(tmp_path: Path) -> Iterator[tuple[Lab, SecretWatch]]:
     if not IS_ROOT:
         pytest.skip("needs root: creates network namespaces")
-    made = Lab(f"lw{uuid.uuid4().hex[:6]}", list(NODES), tmp_path)
+    made = fast_in_vm(Lab(f"lw{uuid.uuid4().hex[:6]}", list(NODES), tmp_path))
     watch = SecretWatch()
     original = made.netx
 

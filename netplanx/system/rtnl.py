@@ -38,6 +38,10 @@ def be16(data: memoryview) -> int:
     return int.from_bytes(data[:2], "big")
 
 
+def be32(data: memoryview) -> int:
+    return int.from_bytes(data[:4], "big")
+
+
 def u32(data: memoryview) -> int:
     return int.from_bytes(data[:4], "little")
 

@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import ClassVar
 
-from netplanx.engine.resource import Query, Resource
+from netplanx.engine.resource import Dependency, Query, Resource
 from netplanx.features.base import OnLinkType
 from netplanx.system import rtnl
 from netplanx.system.names import NETX_PROTOCOL, live_meta
@@ -30,6 +30,11 @@ class AddressType(OnLinkType):
     disruption_of: ClassVar[Mapping[str, str]] = {
         "create": "hitless", "update": "hitless", "replace": "address loss", "delete": "address loss",
     }
+
+    def dependencies(self, resource: Resource) -> list[Dependency]:
+        """Its link; an IPv4 address stays when the link goes down, an IPv6 one goes (keep_addr_on_down 0)."""
+        ipv4 = ":" not in resource.attrs["address"]
+        return [Dependency(f"link.{resource.attrs['dev']}", outlives_down=ipv4)]
 
     def read(self, query: Query) -> list[Resource]:
         names = self.ctx.link_names()

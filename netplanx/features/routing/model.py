@@ -39,6 +39,7 @@ class Route(SpecModel):
     dev: IfName | None = Field(None, description="Output interface.")
     src: IP | None = Field(None, description="Preferred source address.")
     table: Table = Field("main", description="Table: main, local, default or 1-4294967295.")
+    vrf: IfName | None = Field(None, description="The vrf whose table the route is in (instead of table).")
     metric: int | None = Field(None, ge=0, le=4294967295, description="Metric (priority); unset: kernel default.")
     scope: Literal["global", "link", "host"] | None = Field(None, description="Scope (IPv4); unset: derived.")
     type: Literal["unicast", "blackhole", "unreachable", "prohibit"] = Field("unicast", description="Route type.")
@@ -67,6 +68,8 @@ class Route(SpecModel):
             raise ValueError("scope applies to IPv4 routes only (allowed: omit scope for IPv6)")
         if self.encap and not self.dev:
             raise ValueError("encap needs dev, the tunnel device (allowed: dev: an external vxlan or geneve)")
+        if self.vrf is not None and "table" in self.model_fields_set:
+            raise ValueError("vrf and table are exclusive (allowed: one of them; vrf names its table)")
         return self
 
     @property

@@ -29,6 +29,7 @@ def _model() -> type:
 class BridgeKind(LinkKind):
     type = "bridge"
     required = True
+    takes_members = True
     disruption: ClassVar[Mapping[str, str]] = {"stp": "link flap"}
     info_data: ClassVar[Table] = {5: ("IFLA_BR_STP_STATE", u32)}
 

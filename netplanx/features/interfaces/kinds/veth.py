@@ -37,7 +37,6 @@ class VethKind(LinkKind):
     type = "veth"
     required = True
     replace_on: ClassVar[frozenset[str]] = frozenset({"type", "peer"})
-    probe_settings: ClassVar[dict[str, Any]] = {"peer": {"ifname": "netx-probe-p"}}
 
     def model(self) -> type:
         return _model()
