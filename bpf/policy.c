@@ -4,6 +4,12 @@
  * service LB at prio 100 has chosen a backend); to_endpoint runs on the egress hook (packets to the
  * endpoint: its ingress policy, before the LB's reverse NAT at prio 200). Allow is TC_ACT_UNSPEC (the
  * next filter runs), deny is TC_ACT_SHOT. Replies of allowed connections pass through connection tracking.
+ *
+ * L7 rules: an entry with ``proxy`` redirects the connection to the node's proxy by marking every packet of
+ * its forward direction (see policy.h). Egress rules are decided in from_endpoint. Ingress rules are decided at
+ * the packet's first hop on this node (ingress_entry): the sending endpoint's from_endpoint, or from_remote on
+ * the devices traffic from other nodes comes in by (underlay, tunnel, WireGuard); to_endpoint runs after
+ * routing, too late for tproxy, so it drops what should have been redirected and was not.
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
@@ -22,6 +28,7 @@ BPF_TABLE_PINNED("lpm_trie", struct ip_key, struct ip_value, netx_pol_ipcache, I
 BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_value, netx_pol_ct, CT_ENTRIES, PIN_DIR "/ct");
 BPF_TABLE_PINNED("percpu_array", u32, struct rule_stats, netx_pol_stats, RULE_SLOTS, PIN_DIR "/stats");
 BPF_TABLE_PINNED("hash", struct name_key, struct name_value, netx_pol_names, NAME_ENTRIES, PIN_DIR "/names");
+BPF_TABLE_PINNED("hash", struct ep_key, struct ep_value, netx_pol_endpoints, ENDPOINT_ENTRIES, PIN_DIR "/endpoints");
 /* BPF_RINGBUF_OUTPUT's table, pinned like the others (bcc has no pinned ring buffer macro) */
 struct netx_pol_flows_table_t {
     int key;
@@ -83,15 +90,11 @@ static __always_inline int layer4(struct tuple *t, void *l4, void *end, u8 echo,
     return KIND_PACKET;
 }
 
-static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
+/* An IP packet starting at ``l3`` (``proto``: its EtherType, network order). */
+static __always_inline int parse_ip(struct tuple *t, void *l3, void *end, u16 proto)
 {
-    void *data = (void *)(long)skb->data;
-    void *end = (void *)(long)skb->data_end;
-    struct ethhdr *eth = data;
-    if ((void *)(eth + 1) > end)
-        return -1;
-    if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-        struct iphdr *ip = (void *)(eth + 1);
+    if (proto == bpf_htons(ETH_P_IP)) {
+        struct iphdr *ip = l3;
         if ((void *)(ip + 1) > end || ip->ihl < 5)
             return -1;
         mapped(t->saddr, ip->saddr);
@@ -101,8 +104,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
             return KIND_PACKET;  /* a later fragment: no ports; judged by address and protocol */
         return layer4(t, (void *)ip + ip->ihl * 4, end, 8, 0);
     }
-    if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-        struct ipv6hdr *ip6 = (void *)(eth + 1);
+    if (proto == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr *ip6 = l3;
         if ((void *)(ip6 + 1) > end)
             return -1;
         __builtin_memcpy(t->saddr, &ip6->saddr, 16);
@@ -111,6 +114,16 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
         return layer4(t, ip6 + 1, end, 128, 129);
     }
     return KIND_PASS;  /* ARP and other non-IP */
+}
+
+static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
+{
+    void *data = (void *)(long)skb->data;
+    void *end = (void *)(long)skb->data_end;
+    struct ethhdr *eth = data;
+    if ((void *)(eth + 1) > end)
+        return -1;
+    return parse_ip(t, eth + 1, end, eth->h_proto);
 }
 
 static __always_inline u32 identity_of(u8 *addr)
@@ -189,6 +202,86 @@ static __always_inline void track_key(struct ct_key *ct, struct tuple *t, u32 if
     ct->dport = reverse ? t->sport : t->dport;
     ct->protocol = t->protocol;
     ct->egress = reverse ? !egress : egress;
+    ct->proxied = 0;
+    ct->pad = 0;
+}
+
+/* L7: send the packet to the node's proxy (nftables tproxies it to the transparent listener). */
+static __always_inline void to_proxy(struct __sk_buff *skb)
+{
+    skb->mark = (skb->mark & ~(u32)MARK_MASK) | MARK_TO_PROXY;
+}
+
+/* L7: a packet of the proxy's own upstream connection (nftables marks its sockets' packets on output; a mark
+ * set inside an endpoint is cleared when the packet crosses the veth, so an endpoint cannot forge it). */
+static __always_inline int from_proxy(struct __sk_buff *skb)
+{
+    return (skb->mark & MARK_MASK) == MARK_FROM_PROXY;
+}
+
+/* L7 ingress rules, at a packet's first hop on this node: when the destination is one of the node's endpoints
+ * whose ingress entry for this peer and port goes through the proxy, the connection is redirected, and its
+ * conntrack entry (under to_endpoint's own key) marks its later packets too. Plain allow and deny stay with
+ * to_endpoint. */
+static __always_inline void ingress_entry(struct __sk_buff *skb, struct tuple *t, int kind, u64 now)
+{
+    if (t->protocol != IPPROTO_TCP || kind != KIND_PACKET)
+        return;
+    struct ep_key endpoint = {};
+    __builtin_memcpy(endpoint.addr, t->daddr, 16);
+    struct ep_value *local = netx_pol_endpoints.lookup(&endpoint);
+    if (!local)
+        return;
+    u32 ifindex = local->ifindex;
+    struct ct_key ct = {};
+    track_key(&ct, t, ifindex, 0, 0);
+    struct ct_value *seen = tracked(&ct, t->protocol, now);
+    if (seen) {
+        if (seen->proxy)
+            to_proxy(skb);
+        return;
+    }
+    track_key(&ct, t, ifindex, 0, 1);  /* a reply of a connection the destination opened */
+    if (tracked(&ct, t->protocol, now))
+        return;
+    u32 peer = identity_of(t->saddr);
+    struct pol_value *v = decide(ifindex, 0, peer, t->protocol, t->dport);
+    if (!v || v->deny || !v->proxy)
+        return;
+    struct ct_value created = {.expires = now + lifetime(t->protocol), .rule = v->rule, .proxy = 1};
+    track_key(&ct, t, ifindex, 0, 0);
+    netx_pol_ct.update(&ct, &created);
+    count(v->rule, skb->len);
+    report(t, ifindex, 0, 0, REASON_PROXY, v->rule, peer, skb->len);
+    to_proxy(skb);
+}
+
+/* L7: the proxy's upstream connection into this endpoint. It carries the client's address (a transparent
+ * upstream), so the endpoint's ingress policy judges it by the client's identity; an entry through the proxy
+ * allows it (the proxy applied the rules). Its conntrack entries are flagged: a later connection of the client
+ * itself with the same ports must never find them (that would bypass the proxy). */
+static __always_inline int proxy_upstream(struct __sk_buff *skb, struct tuple *t, u32 ifindex, u64 now)
+{
+    struct ct_key ct = {};
+    track_key(&ct, t, ifindex, 0, 0);
+    ct.proxied = 1;
+    struct ct_value *seen = tracked(&ct, t->protocol, now);
+    if (seen) {
+        count(seen->rule, skb->len);
+        return TC_ACT_UNSPEC;
+    }
+    u32 peer = identity_of(t->saddr);
+    struct pol_value *v = decide(ifindex, 0, peer, t->protocol, t->dport);
+    if (!v || v->deny) {
+        u32 rule = v ? v->rule : RULE_DEFAULT_DENY;
+        count(rule, skb->len);
+        report(t, ifindex, 0, 1, v ? REASON_POLICY : REASON_DEFAULT, rule, peer, skb->len);
+        return TC_ACT_SHOT;
+    }
+    struct ct_value created = {.expires = now + lifetime(t->protocol), .rule = v->rule};
+    netx_pol_ct.update(&ct, &created);
+    count(v->rule, skb->len);
+    return TC_ACT_UNSPEC;
 }
 
 static __always_inline int enforce(struct __sk_buff *skb, u8 egress)
@@ -206,29 +299,53 @@ static __always_inline int enforce(struct __sk_buff *skb, u8 egress)
     if (kind != KIND_REQUEST) {  /* a reply of a connection this endpoint's policy allowed */
         track_key(&ct, &t, ifindex, egress, 1);
         seen = tracked(&ct, t.protocol, now);
+        if (!seen && egress) {  /* a reply of the proxy's upstream connection into this endpoint */
+            ct.proxied = 1;
+            seen = tracked(&ct, t.protocol, now);
+        }
+        if (seen) {
+            count(seen->rule, skb->len);
+            return TC_ACT_UNSPEC;
+        }
     }
-    if (!seen && kind != KIND_REPLY) {  /* an established connection */
+    if (!egress && from_proxy(skb))  /* after the reply lookup: the proxy's replies to a client carry the mark too */
+        return proxy_upstream(skb, &t, ifindex, now);
+    if (kind != KIND_REPLY) {  /* an established connection */
         track_key(&ct, &t, ifindex, egress, 0);
         seen = tracked(&ct, t.protocol, now);
     }
     if (seen) {
         count(seen->rule, skb->len);
-        return TC_ACT_UNSPEC;
+        if (!seen->proxy) {
+            if (egress)
+                ingress_entry(skb, &t, kind, now);
+            return TC_ACT_UNSPEC;
+        }
+        if (egress) {
+            to_proxy(skb);
+            return TC_ACT_UNSPEC;
+        }
+        return TC_ACT_SHOT;  /* a packet of a redirected connection that did not go through the proxy */
     }
     u32 peer = identity_of(egress ? t.daddr : t.saddr);
     u8 protocol = t.protocol == IPPROTO_ICMPV6 ? IPPROTO_ICMP : t.protocol;  /* policies say icmp for both */
     struct pol_value *v = decide(ifindex, egress, peer, protocol, t.dport);
-    if (!v || v->deny) {
+    if (!v || v->deny || (v->proxy && !egress)) {  /* an L7 entry here: not redirected at its first hop */
         u32 rule = v ? v->rule : RULE_DEFAULT_DENY;
         count(rule, skb->len);
         report(&t, ifindex, egress, 1, v ? REASON_POLICY : REASON_DEFAULT, rule, peer, skb->len);
         return TC_ACT_SHOT;
     }
-    struct ct_value created = {.expires = now + lifetime(t.protocol), .rule = v->rule};
+    u8 proxy = v->proxy && t.protocol == IPPROTO_TCP;
+    struct ct_value created = {.expires = now + lifetime(t.protocol), .rule = v->rule, .proxy = proxy};
     track_key(&ct, &t, ifindex, egress, 0);
     netx_pol_ct.update(&ct, &created);
     count(v->rule, skb->len);
-    report(&t, ifindex, egress, 0, REASON_POLICY, v->rule, peer, skb->len);
+    report(&t, ifindex, egress, 0, proxy ? REASON_PROXY : REASON_POLICY, v->rule, peer, skb->len);
+    if (proxy)
+        to_proxy(skb);
+    else if (egress)
+        ingress_entry(skb, &t, kind, now);
     return TC_ACT_UNSPEC;
 }
 
@@ -240,4 +357,25 @@ int from_endpoint(struct __sk_buff *skb)
 int to_endpoint(struct __sk_buff *skb)
 {
     return enforce(skb, 0);
+}
+
+/* L7 ingress redirects for packets from other nodes, on the tc ingress hook of an Ethernet device they come in
+ * by (the underlay, the tunnel); never a verdict: to_endpoint judges what is not redirected. */
+int from_remote(struct __sk_buff *skb)
+{
+    struct tuple t = {};
+    int kind = parse(skb, &t);
+    if (kind == KIND_PACKET)
+        ingress_entry(skb, &t, kind, bpf_ktime_get_ns());
+    return TC_ACT_UNSPEC;
+}
+
+/* The same on a device without an Ethernet header (WireGuard's TUN device). */
+int from_remote_ip(struct __sk_buff *skb)
+{
+    struct tuple t = {};
+    int kind = parse_ip(&t, (void *)(long)skb->data, (void *)(long)skb->data_end, skb->protocol);
+    if (kind == KIND_PACKET)
+        ingress_entry(skb, &t, kind, bpf_ktime_get_ns());
+    return TC_ACT_UNSPEC;
 }

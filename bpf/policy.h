@@ -16,6 +16,17 @@
 
 #define REASON_POLICY 0    /* an entry of the policy map decided */
 #define REASON_DEFAULT 1   /* enforced direction, no entry: default deny */
+#define REASON_PROXY 2     /* allowed through the node's L7 proxy: the connection is redirected to it */
+
+/* L7 (HTTP) rules: an entry with ``proxy`` set allows a TCP connection through the node's proxy. The tc programs
+ * decide and mark (MARK_TO_PROXY); nftables (table inet netx-l7) tproxies marked packets to the proxy's
+ * transparent listener, and policy routing (fwmark MARK_TO_PROXY/MARK_MASK -> a table with a local default
+ * route) delivers them locally. nftables marks the packets of the proxy's own (transparent) sockets
+ * MARK_FROM_PROXY on output: its upstream connections, which carry the client's address. */
+#define MARK_MASK 0xf00
+#define MARK_TO_PROXY 0x200
+#define MARK_FROM_PROXY 0x300
+#define ENDPOINT_ENTRIES 4096
 
 /* Addresses are 16 bytes everywhere: IPv6 as is, IPv4 mapped (::ffff:a.b.c.d, prefix lengths + 96). */
 
@@ -41,7 +52,8 @@ struct pol_key {
 
 struct pol_value {
     u8 deny;
-    u8 pad[3];
+    u8 proxy;       /* allowed through the node's L7 proxy (TCP only) */
+    u8 pad[2];
     u32 rule;       /* index in the rule counter array; names in the names map */
 };
 
@@ -63,13 +75,26 @@ struct ct_key {
     u16 dport;
     u8 protocol;
     u8 egress;
-    u8 pad[2];
+    u8 proxied;     /* 1: an entry of the proxy's upstream connection, kept apart from the client's own tuples */
+    u8 pad;
 };
 
 struct ct_value {
     u64 expires;    /* bpf_ktime_get_ns; an expired entry is a new connection again */
     u32 rule;
-    u32 pad;
+    u8 proxy;       /* the connection goes to the L7 proxy: every packet of its forward direction is marked */
+    u8 pad[3];
+};
+
+/* The node's endpoints with L7 ingress rules (address -> host-side ifindex): a packet's first hop on the node
+ * (the sender's veth, or the device it came in from another node) applies their ingress redirect before the
+ * packet is routed, since tproxy works only before routing. */
+struct ep_key {
+    u8 addr[16];
+};
+
+struct ep_value {
+    u32 ifindex;
 };
 
 struct rule_stats {

@@ -15,6 +15,10 @@ class SpecError(NetxError):
         self.problems = problems
 
 
+class ConfigError(SpecError):
+    """Positioned problems in one of netx's own files (the agent config of ``netx pull``)."""
+
+
 class PlanError(NetxError):
     """The desired state cannot be planned on this host (missing kernel feature, missing device...)."""
 

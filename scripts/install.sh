@@ -8,11 +8,14 @@ cd "$(dirname "$0")/.."
 extras=""
 # wireguard-go: netx's WireGuard driver where the kernel has no WireGuard (as on these VMs)
 packages=(iproute2 python3-venv python3-pip python3-dev util-linux mount procps wireguard-go
+          git openssh-client    # netx pull: fetch, and verify SSH-signed commits (git calls ssh-keygen)
           golang-github-osrg-gobgp-dev    # GoBGP's .proto files: the gRPC stubs are generated from them
-          python3-bpfcc linux-headers-amd64 bpftool)   # the eBPF datapath: bcc compiles bpf/ at apply
+          python3-bpfcc linux-headers-amd64 bpftool    # the eBPF datapath: bcc compiles bpf/ at apply
+          haproxy nftables)                            # L7 policy rules: the node's proxy and its tproxy table
 if [ "${1:-}" = "--test" ]; then
     extras="[test]"
-    packages+=(iputils-ping tcpdump wireguard-tools gobgpd bird2 iptables ethtool)   # traffic, captures, keys, BGP peers, baselines
+    packages+=(iputils-ping tcpdump wireguard-tools gobgpd bird2 iptables ethtool   # traffic, captures, keys, BGP peers, baselines
+               curl wrk)                                                        # HTTP through the L7 proxy, its benchmark
 fi
 missing=()
 for package in "${packages[@]}"; do

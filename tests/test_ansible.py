@@ -32,7 +32,7 @@ def inventory(lab: Lab, spec: Path, broken: str | None = None) -> Path:
 def play(lab: Lab, inventory_path: Path, *extra: str) -> tuple[int, str, dict[str, dict[str, int]]]:
     env = {**os.environ, "ANSIBLE_LIBRARY": str(PLAYBOOK.parent / "library"), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_LOCAL_TEMP": str(lab.workdir / "ansible-local"), "ANSIBLE_HOST_KEY_CHECKING": "0",
-           "ANSIBLE_REMOTE_TEMP": str(lab.workdir / "ansible-remote")}
+           "ANSIBLE_REMOTE_TEMP": str(lab.workdir / "ansible-remote"), "ANSIBLE_FORKS": "20"}
     run = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory_path),
                           str(PLAYBOOK), *extra], capture_output=True, text=True, env=env, timeout=300)
     recap = {}

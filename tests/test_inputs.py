@@ -136,17 +136,17 @@ def test_hostile_spec_files_are_refused_quickly_and_without_reading_them(tmp_pat
 
 
 def test_the_spec_can_come_from_standard_input_with_the_same_limit() -> None:
-    done = netx_here("validate", "-", stdin=b"apiVersion: netx/v1\nroutes: [{to: 10.1.0.0/16, dev: lo}]\n")
-    assert done.returncode == 1 and b"dev 'lo' is not declared" in done.stderr  # read, parsed, checked
+    done = netx_here("validate", "-", stdin=b"apiVersion: netx/v1\nroutes: [{to: 10.1.0.0/16, dev: ghost}]\n")
+    assert done.returncode == 1 and b"dev 'ghost' is not declared" in done.stderr  # read, parsed, checked
     done = netx_here("validate", "-", stdin=b"apiVersion: netx/v1\n" + b"#" * (16 << 20))
     assert done.returncode == 1 and b"standard input is larger than 16777216 bytes" in done.stderr
 
 
 def test_a_file_name_with_a_newline_does_not_break_the_error_line(tmp_path) -> None:
     path = tmp_path / "evil\nname.yaml"
-    path.write_text("apiVersion: netx/v1\nroutes: [{to: 10.1.0.0/16, dev: lo}]\n")
+    path.write_text("apiVersion: netx/v1\nroutes: [{to: 10.1.0.0/16, dev: ghost}]\n")
     lines = netx_here("validate", str(path)).stderr.decode().splitlines()
-    assert lines[0].startswith(f"{tmp_path}/evil\\nname.yaml:2:33: dev 'lo' is not declared")
+    assert lines[0].startswith(f"{tmp_path}/evil\\nname.yaml:2:33: dev 'ghost' is not declared")
 
 
 def test_files_netx_writes_have_its_mode_whatever_was_there(netx, tmp_path) -> None:

@@ -284,3 +284,36 @@ def test_neighbours_and_encap_routes(netx, netns):
     assert_adopts(netx)
     netx.apply(BASE)
     assert ip_json(netns, "neigh", "show", "nud", "permanent") == []
+
+
+def test_deleting_what_the_kernel_already_removed_is_done(netx, netns, tmp_path):
+    """A route, address, neighbour or rule whose link went first (taking them along) is gone: a delete of
+    it succeeds, as the rollback of an apply that removed the link needs."""
+    from netplanx.engine.resource import Query
+    from netplanx.system import netns as namespaces
+    from netplanx.workflow.session import Session
+
+    netx.apply("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: g0, type: veth, peer: {name: g0-p}, addresses: [10.91.0.1/24]}
+        routes:
+          - {to: 10.92.0.0/16, via: 10.91.0.2, table: 100}
+        rules:
+          - {priority: 1100, from: 10.91.0.0/24, table: 100}
+        neighbours:
+          - {dev: g0, ip: 10.91.0.9, lladdr: "02:00:00:00:00:09"}
+        """)
+    with namespaces.inside(netns):
+        session = Session(netns, tmp_path / "state")
+        try:
+            live = {r.address: r for r in session.read_live()}
+            ip("-n", netns, "link", "del", "g0")
+            ip("-n", netns, "rule", "del", "priority", "1100")
+            for address in ("route.100.10.92.0.0/16", "address.g0.10.91.0.1/24", "neigh.g0.10.91.0.9",
+                            "rule.ipv4.1100"):
+                res = live[address]
+                assert session.types[res.kind].delete([res]) == [None], address
+            assert not [r for r in session.types["route"].read(Query()) if r.address == "route.100.10.92.0.0/16"]
+        finally:
+            session.close()

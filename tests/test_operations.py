@@ -101,6 +101,9 @@ def test_doctor_names_what_is_missing_and_how_to_fix_it():
     run = subprocess.run([sys.executable, "-m", "netplanx", "doctor"], capture_output=True, text=True, cwd=ROOT)
     lines = run.stdout.splitlines()
     assert any(line.strip().startswith("kernel: veth links") and " ok " in line for line in lines)
+    haproxy = next(line for line in lines if "HAProxy (L7 policy rules)" in line)  # the policy feature's
+    assert (" ok " in haproxy) == (shutil.which("haproxy") is not None)
+    assert any("nftables (L7 policy redirect)" in line for line in lines)
     geneve = next(i for i, line in enumerate(lines) if "kernel: geneve links" in line)
     if "kernel lacks geneve" in lines[geneve]:  # this machine: reported, with what to do
         assert lines[geneve + 1].strip().startswith("fix: ")
@@ -117,8 +120,11 @@ def test_systemd_units_verify(tmp_path):
         (tmp_path / unit.name).write_text(text)
         units.append(str(tmp_path / unit.name))
     assert {Path(u).name for u in units} == {"netx-apply.service", "netx-drift.service", "netx-drift.timer",
-                                             "gobgpd.service", "netx-bgp-sync.service"}
+                                             "gobgpd.service", "netx-bgp-sync.service", "netx-pull.service",
+                                             "netx-pull.timer"}
     run = subprocess.run(["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True)
     assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
     apply_unit = (tmp_path / "netx-apply.service").read_text()
     assert "Before=network.target network-online.target" in apply_unit and "--auto-approve" in apply_unit
+    pull_unit = (tmp_path / "netx-pull.service").read_text()
+    assert "pull --config /etc/netx/agent.yaml --textfile" in pull_unit and "KillMode=process" in pull_unit

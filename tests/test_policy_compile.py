@@ -22,6 +22,7 @@ from netplanx.features.policy.identity import (
     label_identity,
 )
 from netplanx.lab.cluster import lab_spec
+from netplanx.spec.semantic import node_views
 from netplanx.spec.validate import parse_spec
 from tests.specs import problems_of
 
@@ -161,7 +162,7 @@ def test_a_range_reads_as_a_range_in_the_plan():
     ingress: [{from: [{labels: {app: client}}], ports: [{port: 8000, endPort: 8099}, {port: 53, protocol: udp}]}]
     ingressDeny: [{ports: [{port: 8080, endPort: 8081}]}]
 """, "spec.yaml")
-    web = next(r for r in policy_resources(spec, spec.cluster.nodes[0]) if r.address == "policy.web-a")
+    web = next(r for r in policy_resources(node_views(spec)[0]) if r.address == "policy.web-a")
     assert web.attrs["ingress"] == {
         "app=client": ["tcp/8000-8099 allow by web/ingress[0]", "tcp/8080-8081 deny by web/ingressDeny[0]",
                        "udp/53 allow by web/ingress[0]"],
@@ -176,7 +177,7 @@ def test_policy_resources_read_at_the_policy_level():
     ingress: [{from: [{labels: {app: client}}], ports: [{port: 80}]}]
     ingressDeny: [{ports: [{port: 81}]}]
 """, "spec.yaml")
-    resources = {r.address: r for r in policy_resources(spec, spec.cluster.nodes[0])}
+    resources = {r.address: r for r in policy_resources(node_views(spec)[0])}
     web = resources["policy.web-a"]
     assert web.attrs["ingress"] == {"app=client": ["tcp/80 allow by web/ingress[0]"],
                                     "any": ["tcp/81 deny by web/ingressDeny[0]"]}
@@ -188,10 +189,11 @@ def test_policy_resources_read_at_the_policy_level():
 
 def test_a_spec_without_policies_loads_nothing():
     spec, _document = parse_spec(lab_spec("t", NODES, endpoints=ENDPOINTS), "spec.yaml")
-    assert policy_resources(spec, spec.cluster.nodes[0]) == []
+    assert policy_resources(node_views(spec)[0]) == []
 
 
 BASE = lab_spec("t", NODES, endpoints=ENDPOINTS)
+L7 = "  - {name: p, selector: {app: web}, ingress: [{ports: [{port: 80, rules: %s}]}]}"
 
 
 @pytest.mark.parametrize(("policies", "message"), [
@@ -215,6 +217,23 @@ BASE = lab_spec("t", NODES, endpoints=ENDPOINTS)
      "policy name 'p' is used twice, first at policies[0] (allowed: unique names)"),
     ("  - {name: p, selector: {app: wbe}, ingress: []}",
      "selector {app=wbe} selects no endpoint (allowed: labels of an endpoint: app=client; app=db; app=web)"),
+    (L7 % '{http: [{path: "/api/(v1"}]}', "path '/api/(v1' is not a regular expression HAProxy accepts: missing "
+                                          "closing parenthesis at offset 8 (allowed: a PCRE2 expression"),
+    (L7 % '{http: [{method: "a)|(b"}]}', "method 'a)|(b' is not a regular expression HAProxy accepts: unmatched "
+                                         "closing parenthesis"),
+    (L7 % "{http: [{path: '\\Qa'}]}", "missing closing parenthesis at offset 9 once anchored as ^(?:\\Qa)$"),
+    (L7 % '{http: [{path: "/a\\tb"}]}', "path '/a\\tb' has a control character (allowed: printable text)"),
+    (L7 % '{http: [{headers: ["X Team: blue"]}]}', "header 'X Team: blue' is not 'Name: value' or 'Name'"),
+    (L7 % "{http: []}", "http has no rule, so it would allow no request (allowed: at least one rule; {} allows"),
+    (L7 % "{}", "missing required key 'http' (allowed: this object needs http)"),
+    (L7 % "{http: [{methods: GET}]}", "unknown key 'methods' (allowed: method, path, headers)"),
+    (L7.replace("port: 80,", "port: 53, protocol: udp,") % "{http: [{}]}",
+     "L7 rules need protocol tcp, not udp (allowed: protocol: tcp, the default)"),
+    (L7.replace("port: 80,", "port: 80, endPort: 81,") % "{http: [{}]}",
+     "L7 rules need one port (allowed: port: 80, without endPort)"),
+    (L7.replace("port: 80, ", "") % "{http: [{}]}", "L7 rules need one port (allowed: port: 80, without endPort)"),
+    (L7.replace("ingress:", "ingressDeny:") % "{http: [{method: GET}]}",
+     "L7 rules in ingressDeny: a deny rule denies the whole port (allowed: L7 rules in ingress or egress"),
 ])
 def test_policy_spec_errors_are_positioned(policies, message):
     text = BASE + "policies:\n" + policies + "\n"
@@ -262,7 +281,7 @@ def test_the_plan_says_what_an_endpoint_gains_and_how_many_entries_change(tmp_pa
 
     def desired(text: str) -> list:
         spec, _document = parse_spec(lab_spec("t", NODES, endpoints=ENDPOINTS) + text, "spec.yaml")
-        return [r for r in policy_resources(spec, spec.cluster.nodes[0]) if r.address == "policy.web-a"]
+        return [r for r in policy_resources(node_views(spec)[0]) if r.address == "policy.web-a"]
 
     types = {t.kind: t for t in policy_types(KernelContext(StateStore(tmp_path, "test")))}
     plan = make_plan(types, desired(policies.replace("{port: 8081}", "{port: 8081}, {port: 9090}")),

@@ -12,7 +12,7 @@ from netplanx.features.policy.compile import compile_policies
 from netplanx.features.policy.entries import Key, Verdict
 from netplanx.lab.cluster import lab_spec
 from netplanx.spec.validate import parse_spec
-from netplanx.system.bpf.loader import load, remove_scope
+from netplanx.system.bpf.loader import load, open_pinned, remove_scope
 from netplanx.system.bpf.testrun import ipv4_packet, ipv6_packet, prog_test_run
 from tests.conftest import IS_ROOT
 from tests.test_policy_compile import ENDPOINTS, NODES, first_hit
@@ -152,3 +152,69 @@ def test_the_policy_trie_is_read_back_whole_in_batches(datapath):
         signal.signal(signal.SIGALRM, previous)
     assert sorted(bytes(k) + bytes(v) for k, v in read) == sorted(bytes(k) + bytes(v) for k, v in written)
     assert {pm.unpack_policy(k, v)[1] for k, v in read} == {pm.unpack_policy(k, v)[1] for k, v in written}
+
+
+L7 = """policies:
+  - name: web
+    selector: {app: web}
+    ingress:
+      - from: [{labels: {app: client}}]
+        ports: [{port: 80, rules: {http: [{method: GET}]}}, {port: 8080}]
+    egress:
+      - to: [{labels: {app: db}}]
+        ports: [{port: 5432, rules: {http: [{}]}}]
+"""
+TO_PROXY, FROM_PROXY = 0x200, 0x300
+
+
+def test_l7_entries_mark_connections_for_the_proxy_and_let_only_its_upstream_in(datapath):
+    """The first hop marks (from_endpoint for egress rules; from_remote for the node's endpoints' ingress rules),
+    and every later packet of the connection too; to_endpoint drops what was not redirected, lets the proxy's
+    upstream in (judged by the client's identity) and never lets a direct connection ride on the upstream's
+    conntrack entry. (A test skb always starts with an Ethernet header: from_remote_ip, for WireGuard's device,
+    is tested in the lab, tests/test_l7_lab.py.)"""
+    scope, programs = datapath
+    spec, _document = parse_spec(lab_spec("t", NODES, endpoints=ENDPOINTS) + L7, "spec.yaml")
+    compiled = compile_policies(spec, spec.cluster.nodes[0])
+    with pm.open_map(scope, "ipcache") as ipcache:
+        for cidr, (identity, name) in compiled.ipcache.items():
+            ipcache.update(pm.prefix_key(cidr), pm.ip_value(identity, name))
+    with pm.open_map(scope, "policy") as policy:
+        policy.update_batch([pm.policy_entry(1, key, verdict) for key, verdict in compiled.endpoints["web-a"].items()])
+    web, client, db, other = "10.244.1.11", "10.244.2.11", "10.244.2.12", "192.0.2.200"
+    with pm.open_map(scope, "endpoints") as endpoints:
+        endpoints.update(pm.endpoint_key(web), 1)  # web-a's veth: the test skb's ifindex
+
+    def run(program: str, packet: bytes, mark: int = 0) -> tuple[int, int]:
+        done = prog_test_run(programs.fd(program), packet, mark=mark)
+        return done.retval, done.mark & 0xF00
+
+    syn = ipv4_packet(client, web, "tcp", 40001, 80)
+    assert run("to_endpoint", syn) == (TC_ACT_SHOT, 0)  # an L7 port, not redirected
+    assert run("from_remote", syn) == (TC_ACT_UNSPEC, TO_PROXY)
+    assert run("from_remote", syn) == (TC_ACT_UNSPEC, TO_PROXY)  # a later packet: conntrack remembers
+    assert run("to_endpoint", syn) == (TC_ACT_SHOT, 0)  # that connection, straight to the endpoint
+    assert run("from_remote", ipv4_packet(client, web, "tcp", 40003, 8080)) == (TC_ACT_UNSPEC, 0)  # L4 port
+    assert run("from_remote", ipv4_packet(other, web, "tcp", 40004, 80)) == (TC_ACT_UNSPEC, 0)  # to_endpoint drops
+    upstream = ipv4_packet(client, web, "tcp", 40005, 80)
+    assert run("to_endpoint", upstream, FROM_PROXY) == (TC_ACT_UNSPEC, FROM_PROXY)  # the proxy's, as the client
+    assert run("to_endpoint", upstream) == (TC_ACT_SHOT, 0)  # the same tuple from the client itself: no bypass
+    assert run("from_endpoint", ipv4_packet(web, client, "tcp", 80, 40005)) == (TC_ACT_UNSPEC, 0)  # its reply
+    assert run("to_endpoint", ipv4_packet(other, web, "tcp", 40006, 80), FROM_PROXY)[0] == TC_ACT_SHOT
+    assert run("from_endpoint", ipv4_packet(web, db, "tcp", 40007, 5432)) == (TC_ACT_UNSPEC, TO_PROXY)  # egress
+    assert run("from_endpoint", ipv4_packet(web, db, "tcp", 40008, 5433))[0] == TC_ACT_SHOT
+
+
+def test_a_version_pinned_before_a_program_was_added_opens_for_a_rollback(datapath):
+    """A rollback re-attaches the previous version's programs: one pinned before from_remote existed opens
+    with the programs it has (from_endpoint, to_endpoint)."""
+    scope, programs = datapath
+    folder = pm.POLICY.prog_dir(scope, programs.version)
+    for added in ("from_remote", "from_remote_ip"):
+        (folder / added).unlink()
+    older = open_pinned(pm.POLICY, scope, programs.version)
+    try:
+        assert set(older.fds) == {"from_endpoint", "to_endpoint"}
+        assert older.ids["to_endpoint"] == programs.ids["to_endpoint"]
+    finally:
+        older.close()

@@ -150,6 +150,8 @@ CASES = [
         "route mixes IPv4 and IPv6 in to, via, src and nexthops (allowed: one family)", id="route-mixes-families"),
     pytest.param(section("routes", "- to: 10.99.0.0/16", "  type: blackhole", "  via: 10.0.0.1"),
         3, 5, "a blackhole route takes no via, dev or nexthops (allowed: to, table, metric)", id="blackhole-with-via"),
+    pytest.param(section("routes", "- to: 0.0.0.0/0", "  type: local", "  table: 2004"),
+        3, 5, "a local route needs dev and takes no via or nexthops (allowed: dev: lo)", id="local-without-dev"),
     pytest.param(section("routes", "- to: 10.99.0.0/16", "  metric: 5"),
         3, 5, "a unicast route needs via, dev or nexthops", id="unicast-without-next-hop"),
     pytest.param(with_interface(ETH0_V4, "routes", "- to: 10.1.0.0/16", "  nexthops:", "    - via: 10.0.0.1"),

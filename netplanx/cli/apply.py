@@ -30,12 +30,23 @@ def cmd_apply(args: argparse.Namespace, out: Output) -> int:
     text = read_text(args.spec)
     saved = saved_plan(text, display(args.spec))
     if saved is not None:
-        return _apply(args, out, None, saved)
-    return _apply(args, out, desired_from_text(text, display(args.spec), args.node, SpecCache(args.state_dir)))
+        code, report = apply_desired(args, out, None, saved)
+    else:
+        desired = desired_from_text(text, display(args.spec), args.node, SpecCache(args.state_dir))
+        code, report = apply_desired(args, out, desired)
+    if args.json and report:
+        print_json(report)
+    return code
 
 
-def _apply(args: argparse.Namespace, out: Output, desired: Desired | None, saved: Plan | None = None) -> int:
-    """Plan (or take the saved plan) under the lock, then execute it; every outcome goes to the history."""
+def apply_desired(args: argparse.Namespace, out: Output, desired: Desired | None,
+                  saved: Plan | None = None) -> tuple[int, dict[str, Any]]:
+    """Plan (or take the saved plan) under the lock, then execute it; every outcome goes to the history.
+    Returns the exit code and the report ``--json`` prints (result, steps, writes, plan).
+
+    ``args.unattended`` (netx pull): with ``--confirm-timeout`` nobody confirms; the change is kept once it
+    is verified and its post-conditions (if any) hold, and the watchdog reverts it if this process dies
+    before that."""
     from netplanx.workflow.history import History
 
     session = open_session(args)
@@ -54,7 +65,7 @@ def _apply(args: argparse.Namespace, out: Output, desired: Desired | None, saved
             else:
                 plan = session.plan(desired)
             try:
-                code = _execute(args, out, session, plan, desired.checks if desired else [])
+                code, report = _execute(args, out, session, plan, desired.checks if desired else [])
             except ApplyError as exc:
                 _remember(history, args, desired, plan, "rolled-back" if exc.restored else "failed", str(exc))
                 raise
@@ -62,7 +73,7 @@ def _apply(args: argparse.Namespace, out: Output, desired: Desired | None, saved
             code = _await_confirmation(args, out, session)  # NotConfirmed: the watchdog recorded the revert
         if code == EXIT_OK:
             _remember(history, args, desired, plan, "no-changes" if plan.empty else "applied")
-        return code
+        return code, report
     finally:
         session.close()
 
@@ -76,35 +87,32 @@ def _remember(history: History, args: argparse.Namespace, desired: Desired | Non
 
 
 def _execute(args: argparse.Namespace, out: Output, session: Session, plan: Plan,
-             checks: list[dict[str, Any]]) -> int:
+             checks: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """Show the plan, ask, apply; the exit code and the report (empty when nothing was applied)."""
     quiet = getattr(args, "quiet", False)
     if plan.empty:
         session.forget_interrupted()
         session.finish()
-        if args.json:
-            print_json({"result": "no-changes", "writes": session.writes, "plan": plan.to_json(display=True)})
-        elif quiet:
+        if quiet and not args.json:
             out.print("No changes.")
-        else:
+        elif not args.json:
             render_plan(plan, sys.stdout)
-        return EXIT_OK
+        return EXIT_OK, {"result": "no-changes", "writes": session.writes, "plan": plan.to_json(display=True)}
     if not args.json and not quiet:
         render_plan(plan, sys.stdout)
     if not args.auto_approve and not _confirmed(out):
         out.print("Apply cancelled; nothing was changed.")
-        return EXIT_ERROR
+        return EXIT_ERROR, {}
     timeout = getattr(args, "confirm_timeout", None)
     if timeout:
-        return _try(args, out, session, plan, checks, timeout)
-    steps = session.apply(plan, checks, _progress(args))
-    summary = plan.summary()
-    if args.json:
-        print_json({"result": "applied", "steps": steps, "writes": session.writes,
-                     "plan": plan.to_json(display=True)})
+        code, steps = _try(args, out, session, plan, checks, timeout)
     else:
-        out.print(f"\nApply complete! Resources: {summary['add']} added, {summary['change']} changed, "
-                  f"{summary['destroy']} destroyed ({steps} steps, verified).")
-    return EXIT_OK
+        code, steps = EXIT_OK, session.apply(plan, checks, _progress(args))
+        if not args.json:
+            summary = plan.summary()
+            out.print(f"\nApply complete! Resources: {summary['add']} added, {summary['change']} changed, "
+                      f"{summary['destroy']} destroyed ({steps} steps, verified).")
+    return code, {"result": "applied", "steps": steps, "writes": session.writes, "plan": plan.to_json(display=True)}
 
 
 def _progress(args: argparse.Namespace) -> Callable[[int, int], None] | None:
@@ -120,23 +128,25 @@ def _progress(args: argparse.Namespace) -> Callable[[int, int], None] | None:
 
 
 def _try(args: argparse.Namespace, out: Output, session: Session, plan: Plan, checks: list[dict[str, Any]],
-         timeout: float) -> int:
-    """Apply, then keep the change only if it is confirmed in time (or the post-conditions pass)."""
+         timeout: float) -> tuple[int, int]:
+    """Apply, then keep the change only if it is confirmed in time (or the post-conditions pass, or, for an
+    unattended apply, it is verified); the exit code and the steps executed."""
     from netplanx.workflow import confirm
 
     confirm.arm(session.store, plan, timeout, args.netns, display(args.spec))
     try:
-        session.apply(plan, checks, _progress(args), final=False)
+        steps = session.apply(plan, checks, _progress(args), final=False)
     except ApplyError:
         confirm.settle(session.store, confirm.CANCELLED)
         session.finish()
         raise
-    if checks:
+    if checks or getattr(args, "unattended", False):
         confirm.settle(session.store, confirm.CONFIRMED)
         session.finish()
-        out.print("Applied; the post-conditions hold: confirmed.")
-        return EXIT_OK
-    return EXIT_PENDING
+        if not args.json:
+            out.print("Applied; the post-conditions hold: confirmed." if checks else "Applied and verified: kept.")
+        return EXIT_OK, steps
+    return EXIT_PENDING, steps
 
 
 def _await_confirmation(args: argparse.Namespace, out: Output, session: Session) -> int:
@@ -212,13 +222,15 @@ def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
                 out.print(f"Rolling back #{target.number} ({target.spec_path}): every resource it changed goes back "
                           "to its state before it.")
             try:
-                code = _execute(args, out, session, plan, [])
+                code, report = _execute(args, out, session, plan, [])
             except ApplyError as exc:
                 history.record(**entry, summary=plan.summary(), result="rolled-back" if exc.restored else "failed",
                                message=str(exc).splitlines()[0])
                 raise
         if code == EXIT_OK:
             history.record(**entry, summary=plan.summary(), result="no-changes" if plan.empty else "applied")
+        if args.json and report:
+            print_json(report)
         return code
     finally:
         session.close()

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from netplanx.cli.apply import cmd_apply, cmd_confirm, cmd_rollback, cmd_watchdog
 from netplanx.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, open_session, print_json
 from netplanx.cli.parser import build_parser
-from netplanx.errors import ApplyError, NetxError, PlanError, SpecError
+from netplanx.cli.pull import cmd_pull, cmd_status
+from netplanx.errors import ApplyError, ConfigError, NetxError, PlanError, SpecError
 from netplanx.registry import FEATURES
 from netplanx.render.console import Output
 from netplanx.render.human import render_live, render_plan
@@ -26,7 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, Output], int]] = {
         "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "show": cmd_show, "schema": cmd_schema,
         "drift": cmd_drift, "history": cmd_history, "rollback": cmd_rollback, "doctor": cmd_doctor,
-        "confirm": cmd_confirm, "_watchdog": cmd_watchdog, "completion": cmd_completion,
+        "confirm": cmd_confirm, "_watchdog": cmd_watchdog, "completion": cmd_completion, "pull": cmd_pull,
+        "status": cmd_status,
     }
     for feature in FEATURES:
         for command in feature.commands():
@@ -34,9 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args, out)
     except (SpecError, PlanError) as exc:
-        kind = "spec" if isinstance(exc, SpecError) else "plan"
+        kind = "config" if isinstance(exc, ConfigError) else "spec" if isinstance(exc, SpecError) else "plan"
         for problem in exc.problems:
-            err.print(problem if kind == "spec" else f"{err.paint('error:', '31')} {problem}")
+            err.print(problem if kind != "plan" else f"{err.paint('error:', '31')} {problem}")
         err.print(f"{len(exc.problems)} {kind} error(s); nothing was changed.")
         return EXIT_ERROR
     except ApplyError as exc:
@@ -127,7 +129,7 @@ def cmd_drift(args: argparse.Namespace, out: Output) -> int:
 
     from netplanx.spec.cache import SpecCache
     from netplanx.workflow.history import History
-    from netplanx.workflow.metrics import drift_counts, metrics_text, write_textfile
+    from netplanx.workflow.metrics import drift_counts, drift_line, metrics_text, write_textfile
     from netplanx.workflow.session import load_desired
 
     require_root()
@@ -148,11 +150,7 @@ def cmd_drift(args: argparse.Namespace, out: Output) -> int:
         print_json({"drift": not plan.empty, "resources": [{"kind": k, "class": c, "count": n}
                                                              for (k, c), n in sorted(counts.items())]})
     else:
-        by_class: dict[str, int] = {}
-        for (_kind, klass), count in counts.items():
-            by_class[klass] = by_class.get(klass, 0) + count
-        out.print("drift: " + ", ".join(f"{by_class.get(k, 0)} {k}" for k in ("changed", "missing", "extra",
-                                                                              "unmanaged")))
+        out.print(drift_line(counts))
         for change in plan.changes:
             out.print(f"  {change.action:<8} {change.address}")
     return EXIT_OK if plan.empty else EXIT_CHANGES

@@ -12,6 +12,8 @@ from netplanx import __version__
 from netplanx.registry import FEATURES
 from netplanx.system.state import DEFAULT_STATE_DIR
 
+DEFAULT_CONFIG = Path("/etc/netx/agent.yaml")  # netx pull's agent config
+
 EXAMPLES = """examples:
   netx validate examples/host.yaml
   netx plan examples/host.yaml --netns lab
@@ -44,6 +46,11 @@ COMMAND_EXAMPLES = {
     "history": ["netx history", "netx history --json --netns lab"],
     "rollback": ["netx rollback", "netx rollback --auto-approve --netns lab"],
     "doctor": ["netx doctor"],
+    "pull": ["netx pull   # /etc/netx/agent.yaml: fetch, verify the signature, wait for earlier waves, apply",
+             "netx pull --config agent.yaml --node node-b --netns node-b --json",
+             "netx pull --textfile /var/lib/prometheus/node-exporter/netx-pull.prom",
+             "netx pull --offline   # re-apply the commit applied last, from the local clone (at boot)"],
+    "status": ["netx status", "netx status --json --config agent.yaml --netns node-b"],
     "completion": ["netx completion bash > /etc/bash_completion.d/netx"],
 }
 
@@ -122,6 +129,31 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     rollback.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
     rollback.add_argument("--json", action="store_true")
+
+    pull = command("pull", "apply the signed tip of a git branch (GitOps), in waves across a fleet",
+                   "Fetch the branch named in the agent config into a bare clone, refuse a commit that is not "
+                   "signed by an allowed signer or does not descend from the commit applied here, wait until "
+                   "every node of the earlier waves reports it healthy, then apply this node's view of its spec "
+                   "(verified, post-conditions, reverted by a watchdog if netx dies) and publish the result.")
+    pull.add_argument("--config", type=Path, default=DEFAULT_CONFIG, metavar="FILE",
+                      help=f"the agent config (default {DEFAULT_CONFIG})")
+    pull.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    pull.add_argument("--textfile", type=Path, metavar="PATH", help="write pull metrics here (atomically)")
+    pull.add_argument("--retry", action="store_true", help="try again a commit that failed here")
+    pull.add_argument("--offline", action="store_true",
+                      help="do not fetch: apply the commit applied last again (its signature checked again)")
+    pull.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                      help="how long to wait for another netx on this namespace (default 60)")
+    pull.add_argument("--confirm-timeout", type=float, default=120.0, metavar="SECONDS",
+                      help="a watchdog reverts the change unless it is verified and its post-conditions pass "
+                           "within SECONDS (default 120; 0: no watchdog)")
+
+    status = command("status", "the commit applied by netx pull, when, the drift from it, the fleet's reports",
+                     "Show the commit netx pull applied here, when and who signed it, the drift of the live state "
+                     "from its spec (exit 2 when there is drift), the last failure and every node's last report.")
+    status.add_argument("--config", type=Path, default=DEFAULT_CONFIG, metavar="FILE",
+                        help=f"the agent config (default {DEFAULT_CONFIG})")
+    status.add_argument("--json", action="store_true")
 
     command("doctor", "check what this host offers netx, and what to fix", shared=False)
 

@@ -182,7 +182,7 @@ KeyFile = Annotated[str, BeforeValidator(_key_file), Field(description="Absolute
 
 def _address_pattern(value: Any) -> str:
     text = str(value)
-    if not re.fullmatch(r"[a-z]+\.\S+", text):
+    if not re.fullmatch(r"[a-z][a-z0-9]*\.\S+", text):
         raise ValueError(f"'{text}' is not a resource address or pattern (allowed: KIND.NAME, '*' and '?' as "
                          "wildcards, such as policy.web-1 or ipcache.*)")
     return text

@@ -173,6 +173,11 @@ def read_text(path: Path) -> str:
         raw = read_bounded(path, MAX_BYTES, stdin=True, what="the spec")
     except InputError as exc:
         raise SpecError([f"{name}:1:1: {exc.strerror}"]) from None
+    return decode_text(raw, name)
+
+
+def decode_text(raw: bytes, name: str) -> str:
+    """Spec bytes as UTF-8 text; a bad byte is a SpecError at its position in the file ``name``."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

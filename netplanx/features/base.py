@@ -49,6 +49,15 @@ def _guarded(operation: Callable[..., None], *resources: Resource) -> Exception 
     return None
 
 
+GONE = (errno.ENODEV, errno.ESRCH, errno.ENOENT, errno.EADDRNOTAVAIL)  # what a delete of a missing object says
+
+
+def gone_is_done(result: Exception | None) -> Exception | None:
+    """A delete that finds nothing left to delete (its link went first, taking it along) has done its job;
+    verification confirms the object is absent."""
+    return None if isinstance(result, OSError) and result.errno in GONE else result
+
+
 class OnLinkType(KernelType):
     """Objects that live on one link (``attrs['dev']``), written one pyroute2 request each."""
 
@@ -62,7 +71,7 @@ class OnLinkType(KernelType):
         return [self._call("replace", after) for _before, after in pairs]
 
     def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._call("del", r) for r in resources]
+        return [gone_is_done(self._call("del", r)) for r in resources]
 
     def _call(self, command: str, res: Resource) -> Exception | None:
         try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 LAB_ASN = 65000
 REFLECTOR = ("192.0.2.1", "2001:db8::1")  # BIRD on the underlay bridge, in mode bgp
-NODE_NAMES = ("node-a", "node-b", "node-c", "node-d", "node-e", "node-f")
+NODE_NAMES = tuple(f"node-{letter}" for letter in "abcdefghijklmnopqrstuvwxyz")
 UNDERLAY_BRIDGE = "ul0"
 
 if TYPE_CHECKING:
@@ -32,11 +32,13 @@ def _ip(*args: str) -> None:
 
 
 def lab_spec(name: str, nodes: Sequence[str], mode: str = "tunnel", endpoints: dict[str, str] | None = None,
-             protocol: str = "vxlan", port: int = 8472, keys: dict[str, tuple[str, Path]] | None = None) -> str:
+             protocol: str = "vxlan", port: int = 8472, keys: dict[str, tuple[str, Path]] | None = None,
+             checks: Sequence[str] = ()) -> str:
     """A cluster spec for the lab: node i has 192.0.2.1i/24, 2001:db8::1i/64, pods 10.244.i.0/24 and
     fd00:244:0:i::/64; ``endpoints`` maps endpoint name -> node (endpoint k of a node gets host .1k);
-    ``keys`` (node -> public key, private key file) turns WireGuard encryption on. Mode ``bgp`` is native
-    routing with the routes learned over iBGP (AS 65000) through the route reflector on the underlay."""
+    ``keys`` (node -> public key, private key file) turns WireGuard encryption on; ``checks`` are
+    post-conditions in flow style (``{ping: 10.244.1.11}``). Mode ``bgp`` is native routing with the routes
+    learned over iBGP (AS 65000) through the route reflector on the underlay."""
     routing = "{mode: native, routes: bgp}" if mode == "bgp" else (
         f"{{mode: {mode}, tunnel: {{protocol: {protocol}, vni: 42, port: {port}}}}}")
     lines = ["# yaml-language-server: $schema=../../schema/netx.schema.json", "apiVersion: netx/v1", "cluster:",
@@ -62,6 +64,8 @@ def lab_spec(name: str, nodes: Sequence[str], mode: str = "tunnel", endpoints: d
             host = 10 + counts[node]
             lines.append(f"  - {{name: {endpoint}, node: {node}, address: 10.244.{index}.{host}, "
                          f'address6: "fd00:244:0:{index}::{host:x}", labels: {{app: {endpoint.split("-")[0]}}}}}')
+    if checks:
+        lines += ["checks:", *(f"  - {check}" for check in checks)]
     return "\n".join(lines) + "\n"
 
 
@@ -140,10 +144,13 @@ class Lab:
         _ip("-n", namespace, "link", "set", "lo", "up")
 
     def down(self) -> None:
-        """Stop the lab's daemons (wireguard-go, BIRD, gobgpd, netx bgp sync; by PID) and delete every
+        """Stop the lab's daemons (wireguard-go, BIRD, gobgpd, netx bgp sync, L7 proxies; by PID) and delete every
         namespace of this lab, endpoints included, and their eBPF pins (also after a failed test)."""
+        from netplanx.errors import ProviderError
+        from netplanx.features.policy.proxy import Proxy
         from netplanx.features.wireguard.drivers import SOCKET_ROOT, UserspaceDriver
         from netplanx.lab.bgp import stop_recorded
+        from netplanx.system.processes import kill, terminate
 
         stop_recorded(self.daemons)
         listed = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
@@ -151,7 +158,14 @@ class Lab:
             if entry["name"].startswith(f"{self.name}-"):
                 driver = UserspaceDriver(entry["name"])
                 for pidfile in (SOCKET_ROOT / entry["name"]).glob("*.pid"):
-                    driver.stop(pidfile.stem)
+                    try:
+                        driver.stop(pidfile.stem)
+                    except ProviderError:  # slow to leave on a busy machine: the lab leaves nothing running
+                        terminate(int(pidfile.read_text()), timeout=30, on_timeout=kill)
+                        driver.stop(pidfile.stem)
+                proxy = Proxy(entry["name"])  # a node's L7 proxy
+                proxy.stop()
+                proxy.wipe()
                 subprocess.run(["ip", "netns", "del", entry["name"]], check=False, capture_output=True)
         from netplanx.system.bpf.loader import PIN_ROOT
 

@@ -23,6 +23,11 @@ def _setns(fd: int) -> None:
         raise OSError(error, os.strerror(error))
 
 
+def set_namespace(fd: int) -> None:
+    """Move this process (a child before it runs a program) into the namespace ``fd`` refers to."""
+    _setns(fd)
+
+
 def netns_path(name: str) -> Path:
     return NETNS_DIR / name
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from netplanx.engine.feature import Adoption
 
-KINDS = ("policydp", "ipcache", "policy")
+KINDS = ("policydp", "ipcache", "policy", "l7proxy", "l7rule", "nftables", "l7hook")
 NOTE = ("policies are not adopted: a node's policy maps hold verdicts by identity for its own endpoints only,\n"
         "not the selectors and rules that made them; its policy datapath is left as it is (under 'unmanaged')")
 

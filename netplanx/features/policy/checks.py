@@ -1,4 +1,5 @@
-"""Spec checks of the policies that need the whole spec: names, peers that select nothing, identities."""
+"""Spec checks of the policies that need the whole spec: names, peers that select nothing, identities, L7
+rules in deny sections; and, on a host's view, the rule priority and table the L7 redirect takes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from netplanx.document.problems import Problem
 from netplanx.features.policy.compile import rule_names
 from netplanx.features.policy.entries import MAX_RULES
 from netplanx.features.policy.identity import collisions, label_text
+from netplanx.features.policy.l7resources import ROUTE_TABLE, RULE_PRIORITY
 from netplanx.features.policy.model import selects
+from netplanx.system.names import table_number
 
 SECTION_KEYS = {"ingress": "ingress", "ingress_deny": "ingressDeny", "egress": "egress", "egress_deny": "egressDeny"}
 
@@ -20,7 +23,38 @@ def policy_problems(spec: Any) -> list[Problem]:
     if spec.cluster is None:
         return [Problem(("policies", 0), "policies need a cluster section with endpoints (allowed: add "
                                                "cluster: and endpoints:)")]
-    return [*_names(spec), *_peers(spec), *_identities(spec)]
+    return [*_names(spec), *_peers(spec), *_identities(spec), *_l7_denies(spec)]
+
+
+def _l7_denies(spec: Any) -> Iterator[Problem]:
+    for index, policy in enumerate(spec.policies):
+        for attribute in ("ingress_deny", "egress_deny"):
+            for number, rule in enumerate(getattr(policy, attribute) or []):
+                for place, port in enumerate(rule.ports):
+                    if port.rules is not None:
+                        yield Problem(("policies", index, SECTION_KEYS[attribute], number, "ports", place, "rules"),
+                                      f"L7 rules in {SECTION_KEYS[attribute]}: a deny rule denies the whole port "
+                                      "(allowed: L7 rules in ingress or egress, which allow only the requests they "
+                                      "match)", True)
+
+
+def has_l7(spec: Any) -> bool:
+    return any(port.rules is not None for policy in spec.policies for _d, _v, rules in policy.sections()
+               for rule in rules for port in rule.ports)
+
+
+def l7_reserved_problems(view: Any) -> Iterator[Problem]:
+    """With L7 rules, netx's redirect takes rule priority RULE_PRIORITY and table ROUTE_TABLE on the nodes."""
+    if not has_l7(view.spec):
+        return
+    for index, rule in enumerate(view.spec.rules):
+        if rule.priority == RULE_PRIORITY:
+            yield Problem(("rules", index, "priority"), f"rule priority {RULE_PRIORITY} is taken by netx's L7 "
+                                                        "redirect (fwmark 0x200/0xf00) (allowed: another priority)")
+    for index, route in enumerate(view.spec.routes):
+        if table_number(route.table) == ROUTE_TABLE:
+            yield Problem(("routes", index, "table"), f"table {ROUTE_TABLE} is taken by netx's L7 redirect "
+                                                      "(allowed: another table)")
 
 
 def _names(spec: Any) -> Iterator[Problem]:

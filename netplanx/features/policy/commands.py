@@ -19,8 +19,11 @@ OPEN = {"any": ["any allow by open"]}  # a direction no policy selects, as polic
 
 
 def cmd_flows(args: argparse.Namespace, out: Console, open_session: Callable[[], Any]) -> int:
+    """The datapath's verdicts and, on a node with an L7 proxy, its HTTP requests."""
     from netplanx.features.policy import maps as pm
     from netplanx.features.policy.flows import FlowFilter, Namer, print_flows, watch
+    from netplanx.features.policy.l7flows import L7Log
+    from netplanx.features.policy.proxy import Proxy
     from netplanx.features.policy.types import RECORD
 
     require_root()
@@ -35,11 +38,32 @@ def cmd_flows(args: argparse.Namespace, out: Console, open_session: Callable[[],
         session.close()
     err = Output(sys.stderr)
     deadline = time.monotonic() + args.duration if args.duration else None
-    flows = watch(namer.scope, namer, lambda: err.print(f"watching policy verdicts in {args.netns or 'the host'} "
-                                                        "(Ctrl-C to stop)"), deadline)
-    keep = FlowFilter(args.endpoint, args.verdict, args.policy)
-    print_flows(flows, keep, sys.stdout, args.json, args.count, args.aggregate)
+    proxy = Proxy(namer.scope)
+    l7 = L7Log(proxy.log_socket) if proxy.pid() is not None else None
+    what = "policy verdicts and L7 requests" if l7 else "policy verdicts"
+    dropped = _dropped_logs(proxy) if l7 else 0
+    try:
+        flows = watch(namer.scope, namer, lambda: err.print(f"watching {what} in {args.netns or 'the host'} "
+                                                            "(Ctrl-C to stop)"), deadline, l7)
+        keep = FlowFilter(args.endpoint, args.verdict, args.policy)
+        print_flows(flows, keep, sys.stdout, args.json, args.count, args.aggregate)
+    finally:
+        if l7:
+            l7.close()
+            lost = _dropped_logs(proxy) - dropped
+            if lost > 0:
+                err.print(f"the L7 proxy dropped {lost} log line(s) while watching (net.unix.max_dgram_qlen)")
     return 0
+
+
+def _dropped_logs(proxy: Any) -> int:
+    """Log lines the proxy could not send (``show info``: DroppedLogs)."""
+    from netplanx.errors import ProviderError
+
+    try:
+        return int(proxy.info().get("DroppedLogs", "0"))
+    except (ProviderError, ValueError):
+        return 0
 
 
 def show_policies(args: argparse.Namespace, out: Console, open_session: Callable[[], Any]) -> int:

@@ -17,6 +17,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from netplanx.engine.feature import NodeView
 from netplanx.engine.resource import Resource
 from netplanx.features.cluster.model import Endpoint, Node
 from netplanx.features.cluster.nodes import GATEWAY4, GATEWAY6, host_interface
@@ -42,18 +43,22 @@ from netplanx.features.policy.identity import (
     label_identity,
     label_text,
 )
+from netplanx.features.policy.l7resources import l7_resources
+from netplanx.features.policy.l7scopes import Scope, l7_scopes
 from netplanx.features.policy.model import Peer, Policy, PortRule, selects
 from netplanx.features.policy.resources import ipcache_resource, policy_program_resource, policy_resource
 
 
 @dataclass
 class Compiled:
-    """What one node's datapath holds: identity and rule names, ipcache, per-endpoint entries."""
+    """What one node's datapath holds: identity and rule names, ipcache, per-endpoint entries; and what its L7
+    proxy applies (the scopes)."""
 
     identities: dict[int, str] = field(default_factory=dict)
     rules: dict[int, str] = field(default_factory=lambda: dict(BUILTIN_RULES))
     ipcache: dict[str, tuple[int, str]] = field(default_factory=dict)
     endpoints: dict[str, dict[Key, Verdict]] = field(default_factory=dict)
+    scopes: list[Scope] = field(default_factory=list)
 
 
 def rule_names(spec: Any) -> list[tuple[Policy, str, str, int, object]]:
@@ -107,12 +112,22 @@ class Resolver:
                 "cluster": {HOST, REMOTE_NODE, *self.endpoint_ids.values()}, "all": {ANY}}[peer.entity]
 
 
-def _ports(ports: list[PortRule]) -> list[tuple[int, int, int]]:
-    """(protocol, first port of a block, prefix bits) for every block of every port rule; any: (0, 0, 0)."""
+def _ports(ports: list[PortRule]) -> list[tuple[int, int, int, bool]]:
+    """(protocol, first port of a block, prefix bits, L7) for every block of every port rule; any: (0, 0, 0)."""
     if not ports:
-        return [(0, 0, 0)]
-    return [(PROTOCOLS[p.protocol], *block) for p in ports
+        return [(0, 0, 0, False)]
+    return [(PROTOCOLS[p.protocol], *block, p.rules is not None) for p in ports
             for block in (port_blocks(p.port, p.end_port or p.port) if p.port is not None else [(0, 0)])]
+
+
+def _plain_allow(allow: dict[Key, Verdict], key: Key) -> Verdict | None:
+    """An L4 allow of the same peer (or of any peer) that covers an L7 entry's port: it wins, and the connection
+    is not redirected (Cilium allows such traffic too)."""
+    for other, verdict in allow.items():
+        if (not verdict.proxy and other.egress == key.egress and other.identity in (key.identity, ANY)
+                and other.protocol in (key.protocol, 0) and (not other.bits or other.covers(key.port))):
+            return verdict
+    return None
 
 
 def _overlap(a: Key, b: Key) -> Key | None:
@@ -144,8 +159,13 @@ def endpoint_entries(spec: Any, endpoint: Endpoint, resolver: Resolver,
         for _policy, _direction, verdict, rule_id, rule in mine:
             target = deny if verdict == "deny" else allow
             for identity in sorted(resolver.peers(rule.peers)):
-                for protocol, port, bits in _ports(rule.ports):
-                    target.setdefault(Key(egress, identity, protocol, port, bits), Verdict(verdict == "deny", rule_id))
+                for protocol, port, bits, l7 in _ports(rule.ports):
+                    key = Key(egress, identity, protocol, port, bits)
+                    if key not in target or (target[key].proxy and not l7):
+                        target[key] = Verdict(verdict == "deny", rule_id, l7)
+        for key, found in list(allow.items()):
+            if found.proxy:
+                allow[key] = _plain_allow(allow, key) or found
         entries.update(allow)
         for deny_key, deny_verdict in deny.items():
             for allow_key in allow:
@@ -195,14 +215,16 @@ def compile_policies(spec: Any, node: Node) -> Compiled:
     for endpoint in spec.endpoints:
         if endpoint.node == node.name:
             compiled.endpoints[endpoint.name] = endpoint_entries(spec, endpoint, resolver, rules)
+    compiled.scopes = l7_scopes(spec, compiled.endpoints, rules, compiled.rules, resolver.peers)
     return compiled
 
 
-def policy_resources(spec: Any, node: Node) -> list[Resource]:
-    """Desired resources of the policy datapath on ``node`` (none when the spec has no policies)."""
+def policy_resources(view: NodeView) -> list[Resource]:
+    """Desired resources of the policy datapath on the view's node (none when the spec has no policies)."""
     from netplanx.features.policy.maps import POLICY
 
-    compiled = compile_policies(spec, node)
+    spec = view.spec
+    compiled = compile_policies(spec, view.node)
     if not compiled.endpoints and not compiled.ipcache:
         return []
 
@@ -210,7 +232,8 @@ def policy_resources(spec: Any, node: Node) -> list[Resource]:
     for cidr, (identity, name) in sorted(compiled.ipcache.items()):
         resources.append(ipcache_resource(cidr, identity, name, identity_name(identity, compiled.identities)))
     interfaces = {e.name: host_interface(e) for e in spec.endpoints}
+    redirected = {s.endpoint: list(s.addresses) for s in compiled.scopes if s.direction == "ingress"}
     for endpoint, entries in sorted(compiled.endpoints.items()):
         resources.append(policy_resource(endpoint, interfaces[endpoint], entries, compiled.identities,
-                                         compiled.rules))
-    return resources
+                                         compiled.rules, redirected=redirected.get(endpoint, [])))
+    return resources + l7_resources(view, compiled.scopes, compiled.ipcache)

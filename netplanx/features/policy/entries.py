@@ -48,5 +48,9 @@ def port_blocks(first: int, last: int) -> list[tuple[int, int]]:
 
 
 class Verdict(NamedTuple):
+    """Allow or deny, and the rule that decided; ``proxy``: allowed through the node's L7 proxy, whose HTTP
+    rules decide each request."""
+
     deny: bool
     rule: int
+    proxy: bool = False

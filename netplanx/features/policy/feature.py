@@ -51,12 +51,17 @@ class Policy(Feature):
 
         return policy_problems(spec)
 
+    def check_view(self, view: NodeView) -> Iterable[Problem]:
+        from netplanx.features.policy.checks import l7_reserved_problems
+
+        return l7_reserved_problems(view)
+
     def compile(self, view: NodeView) -> list[Resource]:
         if view.node is None:
             return []
         from netplanx.features.policy.compile import policy_resources
 
-        return policy_resources(view.spec, view.node)
+        return policy_resources(view)
 
     def types(self, ctx: KernelContext) -> list[ResourceType]:
         from netplanx.features.policy.types import policy_types
@@ -73,17 +78,20 @@ class Policy(Feature):
 
     def commands(self) -> list[Command]:
         return [Command(
-            "flows", "print the policy datapath's verdicts live",
+            "flows", "print the policy datapath's verdicts and the L7 proxy's requests live",
             "Print each policy verdict (new connections and every drop) as the datapath reports it: time, source, "
-            "destination, ports, protocol, verdict and the deciding rule.",
+            "destination, ports, protocol, verdict and the deciding rule; on a node with L7 rules, every HTTP "
+            "request the proxy handles too (method, path, status and the deciding rule).",
             ["netx flows --netns node-a", "netx flows --verdict dropped --endpoint web-1",
              "netx flows --policy web --json", "netx flows --aggregate 10"],
             _flows_arguments, _flows)]
 
     def doctor(self) -> list[DoctorCheck]:
         from netplanx.features.ebpf import bcc_check, bpffs_check
+        from netplanx.features.policy.nftables import nft_check
+        from netplanx.features.policy.proxy import haproxy_check
 
-        return [bpffs_check(), bcc_check()]
+        return [bpffs_check(), bcc_check(), haproxy_check(), nft_check()]
 
 
 FEATURE = Policy()

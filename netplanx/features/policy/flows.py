@@ -1,5 +1,6 @@
 """Flow visibility: the datapath reports each verdict of a new connection (and every drop) into a pinned
-ring buffer; ``netx flows`` decodes, names, filters, prints or aggregates them.
+ring buffer, the L7 proxy every HTTP request into its log socket (``l7flows.py``); ``netx flows`` decodes,
+names, filters, prints or aggregates them.
 
 Only one reader consumes the ring buffer at a time (a second ``netx flows`` would share its events).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import select
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -18,7 +20,10 @@ from netplanx.errors import NetxError
 from netplanx.features.policy import maps as pm
 from netplanx.features.policy.entries import BUILTIN_RULES, DIRECTIONS, PROTOCOL_NAMES
 from netplanx.features.policy.identity import identity_name
+from netplanx.features.policy.l7flows import L7Log, l7_fields
 from netplanx.system.bpf.maps import obj_get
+
+REASON_PROXY = 2  # bpf/policy.h: allowed, redirected to the L7 proxy
 
 
 @dataclass
@@ -40,17 +45,23 @@ class Flow:
     policy: str
     length: int
     icmp_id: int | None = None  # the echo identifier of an ICMP echo request or reply
+    redirected: bool = False  # a connection allowed through the node's L7 proxy
+    method: str | None = None  # an HTTP request's (protocol http: a line of the L7 proxy's log)
+    path: str | None = None
+    status: int | None = None
 
     def line(self) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(self.time)) + f".{int(self.time * 1000) % 1000:03d}"
         source = f"{self.source} {_endpoint(self.source_address, self.source_port, self.protocol)}"
         destination = f"{self.destination} {_endpoint(self.destination_address, self.destination_port, self.protocol)}"
-        return (f"{stamp}  {source} -> {destination}  {self.protocol}  {self.verdict.upper()}  "
-                f"by {self.rule} ({self.endpoint} {self.direction})")
+        what = f"http  {self.method} {self.path} {self.status}" if self.protocol == "http" else self.protocol
+        proxy = ", to the L7 proxy" if self.redirected else ""
+        return (f"{stamp}  {source} -> {destination}  {what}  {self.verdict.upper()}  "
+                f"by {self.rule} ({self.endpoint} {self.direction}){proxy}")
 
 
-def _endpoint(address: str, port: int, protocol: str) -> str:
-    if protocol not in ("tcp", "udp"):
+def _endpoint(address: str, port: int | None, protocol: str) -> str:
+    if protocol not in ("tcp", "udp", "http"):
         return address
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
@@ -81,7 +92,7 @@ class Namer:
     def flow(self, data: bytes, offset: float) -> Flow:
         if pm.FLOW_EVENT.unpack_from(data)[9] not in self.rules and time.monotonic() - self.refreshed > 1:
             self.refresh()  # a rule written after we started
-        (ts, saddr, daddr, sport, dport, protocol, verdict, egress, _reason, rule, ifindex, src_id, dst_id,
+        (ts, saddr, daddr, sport, dport, protocol, verdict, egress, reason, rule, ifindex, src_id, dst_id,
          length) = pm.FLOW_EVENT.unpack_from(data)
         rule_name = self.rules.get(rule, f"rule {rule}")
         name = PROTOCOL_NAMES.get(protocol, str(protocol))
@@ -93,7 +104,7 @@ class Namer:
                     verdict="dropped" if verdict else "allowed",
                     endpoint=self.endpoints.get(ifindex) or self.links.get(ifindex) or f"ifindex-{ifindex}",
                     direction=DIRECTIONS[egress], rule=rule_name, policy=rule_name.split("/", 1)[0],
-                    length=length)
+                    length=length, redirected=reason == REASON_PROXY)
 
 
 @dataclass
@@ -115,8 +126,10 @@ def _monotonic_offset() -> float:
     return time.time() - time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
-def watch(scope: str, namer: Namer, ready: Callable[[], None], deadline: float | None) -> Iterator[Flow | None]:
-    """Flows as the datapath reports them, until ``deadline`` (monotonic seconds) or forever."""
+def watch(scope: str, namer: Namer, ready: Callable[[], None], deadline: float | None,
+          l7: L7Log | None = None) -> Iterator[Flow | None]:
+    """Flows as the datapath reports them (and the L7 proxy's requests, from ``l7``), until ``deadline``
+    (monotonic seconds) or forever."""
     from bcc import libbcc
 
     path = pm.map_path(scope, "flows")
@@ -135,15 +148,22 @@ def watch(scope: str, namer: Namer, ready: Callable[[], None], deadline: float |
         raise NetxError(f"cannot read the ring buffer {path}")
     offset = _monotonic_offset()
     started = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    poller = select.poll()  # the ring buffer's fd is readable when it holds events
+    for source in (fd, l7.fileno() if l7 else None):
+        if source is not None:
+            poller.register(source, select.POLLIN)
     try:
         ready()
         while deadline is None or time.monotonic() < deadline:
-            libbcc.lib.bpf_poll_ringbuf(ring, 200)
+            poller.poll(200)
+            libbcc.lib.bpf_consume_ringbuf(ring)
             batch, pending[:] = list(pending), []
             for data in batch:
                 if pm.FLOW_EVENT.unpack_from(data)[0] >= started:  # not the backlog of before we started
                     yield namer.flow(data, offset)
-            if not batch:
+            requests = [Flow(**fields) for line in (l7.lines() if l7 else ()) if (fields := l7_fields(line, namer))]
+            yield from requests
+            if not batch and not requests:
                 yield None  # a tick: aggregation flushes on time even when nothing happens
     finally:
         libbcc.lib.bpf_free_ringbuf(ring)
@@ -159,7 +179,7 @@ class Aggregator:
         self.counts: dict[tuple[str, str, str, str], list[int]] = {}
 
     def add(self, flow: Flow) -> None:
-        port = f"{flow.protocol}/{flow.destination_port}" if flow.protocol in ("tcp", "udp") else flow.protocol
+        port = f"{flow.protocol}/{flow.destination_port}" if flow.protocol in ("tcp", "udp", "http") else flow.protocol
         cell = self.counts.setdefault((flow.source, flow.destination, port, flow.verdict), [0, 0])
         cell[0] += 1
         cell[1] += flow.length

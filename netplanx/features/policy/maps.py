@@ -14,7 +14,7 @@ from netplanx.system.bpf.loader import BPF_DIR, PIN_ROOT, BpfSource
 from netplanx.system.bpf.maps import BpfMap
 
 POLICY = BpfSource("policy", BPF_DIR / "policy.c", BPF_DIR / "policy.h",
-                   {"from_endpoint": "tc", "to_endpoint": "tc"})
+                   {"from_endpoint": "tc", "to_endpoint": "tc", "from_remote": "tc", "from_remote_ip": "tc"})
 NAME_RULE, NAME_IDENTITY = 1, 2
 FLOW_EVENT = struct.Struct("<Q16s16sHHBBBBIIIII")  # struct flow_event, as the ring buffer delivers it
 MAPPED = b"\0" * 10 + b"\xff\xff"  # IPv4 as ::ffff:a.b.c.d, the datapath's one address form
@@ -33,7 +33,7 @@ class PolicyKey(ctypes.Structure):
 
 
 class PolicyValue(ctypes.Structure):
-    _fields_ = [("deny", u8), ("pad", u8 * 3), ("rule", u32)]
+    _fields_ = [("deny", u8), ("proxy", u8), ("pad", u8 * 2), ("rule", u32)]
 
 
 class IpKey(ctypes.Structure):
@@ -42,6 +42,10 @@ class IpKey(ctypes.Structure):
 
 class IpValue(ctypes.Structure):
     _fields_ = [("identity", u32), ("name", ctypes.c_char * 44)]
+
+
+class EndpointKey(ctypes.Structure):
+    _fields_ = [("addr", u8 * 16)]
 
 
 class NameKey(ctypes.Structure):
@@ -57,7 +61,7 @@ class RuleStats(ctypes.Structure):
 
 
 TYPES = {"policy": (PolicyKey, PolicyValue), "ipcache": (IpKey, IpValue), "names": (NameKey, NameValue),
-         "stats": (u32, RuleStats)}
+         "stats": (u32, RuleStats), "endpoints": (EndpointKey, u32)}
 
 
 def scope_dir(scope: str) -> Path:
@@ -78,7 +82,8 @@ def open_map(scope: str, name: str) -> BpfMap:
 
 
 def policy_entry(ifindex: int, key: Key, verdict: Verdict | None = None) -> tuple[PolicyKey, PolicyValue]:
-    value = PolicyValue(deny=int(verdict.deny), rule=verdict.rule) if verdict else PolicyValue()
+    value = (PolicyValue(deny=int(verdict.deny), proxy=int(verdict.proxy), rule=verdict.rule) if verdict
+             else PolicyValue())
     prefix = PREFIX_PROTOCOL + key.bits if key.protocol else PREFIX_ANY
     return PolicyKey(prefix, ifindex, key.identity, key.egress, key.protocol, socket.htons(key.port)), value
 
@@ -86,12 +91,16 @@ def policy_entry(ifindex: int, key: Key, verdict: Verdict | None = None) -> tupl
 def unpack_policy(key: PolicyKey, value: PolicyValue) -> tuple[int, Key, Verdict]:
     bits = max(key.prefixlen - PREFIX_PROTOCOL, 0)
     entry = Key(key.egress, key.identity, key.protocol, socket.ntohs(key.port), bits)
-    return key.ifindex, entry, Verdict(bool(value.deny), value.rule)
+    return key.ifindex, entry, Verdict(bool(value.deny), value.rule, bool(value.proxy))
 
 
 def address_bytes(address: str) -> bytes:
     """16 bytes: IPv6 as is, IPv4 mapped."""
     return socket.inet_pton(socket.AF_INET6, address) if ":" in address else MAPPED + socket.inet_aton(address)
+
+
+def endpoint_key(address: str) -> EndpointKey:
+    return EndpointKey((u8 * 16)(*address_bytes(address)))
 
 
 def address_text(raw: bytes) -> str:

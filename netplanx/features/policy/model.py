@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic.functional_validators import AfterValidator
 
 from netplanx.document.fields import Name, Network, SpecModel
+from netplanx.files import display
 
 ENTITIES = ("host", "world", "cluster", "remote-node", "all")
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
@@ -51,6 +52,76 @@ class Peer(SpecModel):
         return self
 
 
+HEADER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_HEADERS = 16  # every header is a condition of one HAProxy line, which takes at most 64 words
+
+
+def _printable(value: str, what: str) -> str:
+    if any(not c.isprintable() for c in value):
+        raise ValueError(f"{what} '{display(value)}' has a control character (allowed: printable text)")
+    return value
+
+
+def _expression(value: str, what: str) -> str:
+    from netplanx.features.policy.regex import compile_error
+
+    _printable(value, what)
+    error = compile_error(value)
+    if error:
+        raise ValueError(f"{what} '{value}' is not a regular expression HAProxy accepts: {error} (allowed: a "
+                         "PCRE2 expression, matched against the whole value)")
+    return value
+
+
+def _header(value: str) -> str:
+    name, _colon, _value = value.partition(":")
+    if not HEADER_NAME.fullmatch(name.strip()):
+        raise ValueError(f"header '{display(value)}' is not 'Name: value' or 'Name' (allowed: a name of 1-64 letters, "
+                         "digits, '-' and '_', then optionally ': ' and the exact value)")
+    return _printable(value, "header")
+
+
+def _some(rules: list[Any]) -> list[Any]:
+    if not rules:
+        raise ValueError("http has no rule, so it would allow no request (allowed: at least one rule; {} allows any "
+                         "request)")
+    return rules
+
+
+class HttpRule(SpecModel):
+    """An HTTP request the rule allows (Cilium's shape): every field given must match; ``{}`` allows any request."""
+
+    method: Annotated[str, AfterValidator(lambda v: _expression(v, "method"))] | None = Field(
+        None, max_length=256, description="Regular expression the method must match in full (GET, GET|HEAD).")
+    path: Annotated[str, AfterValidator(lambda v: _expression(v, "path"))] | None = Field(
+        None, max_length=1024, description="Regular expression the path (as sent, without the query string) must "
+                                           "match in full (/api/v1/.*).")
+    headers: list[Annotated[str, AfterValidator(_header)]] = Field(
+        default_factory=list, max_length=MAX_HEADERS,
+        description="Headers the request must carry: 'Name: value' (exactly that value) or 'Name' (present).")
+
+    def header_pairs(self) -> list[tuple[str, str | None]]:
+        """(name, exact value or None for presence) of each header."""
+        pairs: list[tuple[str, str | None]] = []
+        for header in self.headers:
+            name, colon, value = header.partition(":")
+            pairs.append((name.strip(), value.strip() if colon else None))
+        return pairs
+
+    def text(self) -> str:
+        """How plans and flows show the rule: ``GET /api/v1/.* [X-Team: blue]``."""
+        parts = [self.method or "*", self.path or "*", *(f"[{h}]" for h in self.headers)]
+        return " ".join(parts)
+
+
+class L7Rules(SpecModel):
+    """Application-protocol rules on a port: the connection goes through the node's proxy, which allows only
+    the requests a rule matches (any other gets 403)."""
+
+    http: Annotated[list[HttpRule], AfterValidator(_some)] = Field(
+        description="HTTP requests allowed ({} allows any request).")
+
+
 class PortRule(SpecModel):
     """A destination port (or range) and protocol; icmp and any take no port."""
 
@@ -58,6 +129,7 @@ class PortRule(SpecModel):
     end_port: int | None = Field(None, alias="endPort", ge=1, le=65535,
                                  description="Last port of a range (port-endPort, both included).")
     protocol: Literal["tcp", "udp", "icmp", "any"] = Field("tcp", description="tcp, udp, icmp or any.")
+    rules: L7Rules | None = Field(None, description="L7 rules (HTTP) on this port: requests no rule allows get 403.")
 
     @model_validator(mode="after")
     def _range(self) -> PortRule:
@@ -68,6 +140,12 @@ class PortRule(SpecModel):
                 raise ValueError("endPort needs port (allowed: port: 8000, endPort: 8010)")
             if self.end_port < self.port:
                 raise ValueError(f"endPort {self.end_port} is below port {self.port} (allowed: endPort >= port)")
+        if self.rules is not None:
+            if self.protocol != "tcp":
+                raise ValueError(f"L7 rules need protocol tcp, not {self.protocol} (allowed: protocol: tcp, the "
+                                 "default)")
+            if self.port is None or self.end_port not in (None, self.port):
+                raise ValueError("L7 rules need one port (allowed: port: 80, without endPort)")
         return self
 
 

@@ -3,7 +3,9 @@
 
 A ``policy.ENDPOINT`` resource reads at the policy level: per direction, each peer (labels, CIDR or
 entity) with its allowed or denied ports (a range as ``tcp/8000-8099``, however many map entries it takes)
-and the rule that wrote them, plus the number of map entries.
+and the rule that wrote them (``tcp/80 L7 by web/ingress[0]``: allowed through the node's L7 proxy), plus
+the number of map entries, and the endpoint's addresses whose L7 ingress redirect the node applies at a
+packet's first hop (``redirected``).
 The entries themselves travel in ``meta['_entries']``, so an apply writes exactly them.
 """
 
@@ -28,22 +30,27 @@ def port_text(protocol: int, first: int = 0, last: int = 0) -> str:
     return f"{name}/{first}" if last in (0, first) else f"{name}/{first}-{last}"
 
 
+def verdict_word(verdict: Verdict) -> str:
+    return "deny" if verdict.deny else "L7" if verdict.proxy else "allow"
+
+
 def summary(entries: Entries, identities: Mapping[int, str], rules: Mapping[int, str]) -> dict[str, Any]:
-    """Per direction: peer name -> sorted ``proto/port allow|deny by RULE`` lines, where the port blocks of a
-    range (adjacent, with the same verdict and rule) read as the range again."""
-    spans: dict[tuple[int, str, int, bool, int], list[list[int]]] = {}
+    """Per direction: peer name -> sorted ``proto/port allow|deny|L7 by RULE`` lines, where the port blocks of
+    a range (adjacent, with the same verdict and rule) read as the range again."""
+    spans: dict[tuple[int, str, int, str, int], list[list[int]]] = {}
     for key, verdict in sorted(entries.items()):  # by direction, identity, protocol, then port
-        group = (key.egress, identity_name(key.identity, identities), key.protocol, verdict.deny, verdict.rule)
+        group = (key.egress, identity_name(key.identity, identities), key.protocol, verdict_word(verdict),
+                 verdict.rule)
         found = spans.setdefault(group, [])
         if key.bits and found and found[-1][0] and found[-1][1] + 1 == key.port:
             found[-1][1] = key.last
         else:
             found.append([key.port, key.last])
     lines: dict[str, dict[str, list[str]]] = {d: {} for d in DIRECTIONS}
-    for (egress, peer, protocol, deny, rule), ranges in spans.items():
+    for (egress, peer, protocol, word, rule), ranges in spans.items():
         name = rules.get(rule, f"rule {rule}")
         lines[DIRECTIONS[egress]].setdefault(peer, []).extend(
-            f"{port_text(protocol, first, last)} {'deny' if deny else 'allow'} by {name}" for first, last in ranges)
+            f"{port_text(protocol, first, last)} {word} by {name}" for first, last in ranges)
     for peers in lines.values():
         for text in peers.values():
             text.sort()
@@ -51,20 +58,22 @@ def summary(entries: Entries, identities: Mapping[int, str], rules: Mapping[int,
 
 
 def entries_meta(entries: Entries) -> list[list[int]]:
-    return sorted([*key, int(verdict.deny), verdict.rule] for key, verdict in entries.items())
+    return sorted([*key, int(verdict.deny), verdict.rule, int(verdict.proxy)] for key, verdict in entries.items())
 
 
 def entries_from_meta(rows: Iterable[Iterable[int]]) -> Entries:
     found: Entries = {}
     for row in rows:
-        egress, identity, protocol, port, bits, deny, rule = row
-        found[Key(egress, identity, protocol, port, bits)] = Verdict(bool(deny), rule)
+        egress, identity, protocol, port, bits, deny, rule, proxy = row
+        found[Key(egress, identity, protocol, port, bits)] = Verdict(bool(deny), rule, bool(proxy))
     return found
 
 
 def policy_resource(endpoint: str, interface: str, entries: Entries, identities: Mapping[int, str],
-                    rules: Mapping[int, str], attached: bool = True, ifindex: int = 0) -> Resource:
-    attrs = {**summary(entries, identities, rules), "entries": len(entries), "attached": attached}
+                    rules: Mapping[int, str], attached: bool = True, ifindex: int = 0,
+                    redirected: list[str] | None = None) -> Resource:
+    attrs = {**summary(entries, identities, rules), "entries": len(entries), "attached": attached,
+             "redirected": sorted(redirected or [])}
     names = {"rules": {str(r.rule): rules[r.rule] for r in entries.values() if r.rule in rules},
              "identities": {str(k.identity): identities[k.identity] for k in entries if k.identity in identities}}
     return Resource("policy", f"policy.{endpoint}", attrs, True,

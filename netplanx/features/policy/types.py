@@ -1,12 +1,14 @@
 """Resource types of the policy datapath: programs and maps (``policydp``), ipcache prefixes
-(``ipcache``) and per-endpoint policy entries with their tc filters (``policy``).
+(``ipcache``) and per-endpoint policy entries with their tc filters (``policy``); the L7 redirect's are in
+``l7types.py``.
 
 Pins live under ``/sys/fs/bpf/netx/<scope>/policy/`` (``maps-VERSION``, ``prog-VERSION``: the shared
 loader's layout); an apply that brings a new program version keeps the previous one pinned until it is
 final, so that a rollback attaches it again. The filters are named ``netx-pol-*`` and sit at the
 priorities of the tc chaining contract (``system/bpf/tc.py``): on the veth's ingress hook (the endpoint's
 egress policy) after the service LB, on its egress hook (the endpoint's ingress policy) before the LB's
-reverse NAT.
+reverse NAT. The L7 hooks on the devices traffic from other nodes comes in by (``netx-pol-remote``) sit on
+their ingress hook at the policy's priority too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from netplanx.features.base import StepwiseType
 from netplanx.features.ebpf import PinnedVersions, ebpf_missing
 from netplanx.features.policy import maps as pm
 from netplanx.features.policy.entries import BUILTIN_RULES
+from netplanx.features.policy.l7resources import L7_PROXY
+from netplanx.features.policy.l7types import HOOK_RECORD, l7_types
 from netplanx.features.policy.resources import (
     POLICY_PROGRAM,
     entries_from_meta,
@@ -36,6 +40,7 @@ FILTERS = {  # hook -> (name, program), at the priorities of the tc chaining con
     "ingress": ("netx-pol-egress", "from_endpoint"),
     "egress": ("netx-pol-ingress", "to_endpoint"),
 }
+HOOK_NAMES = {"from_remote": "netx-pol-remote", "from_remote_ip": "netx-pol-remote-ip"}  # program -> filter name
 
 
 def _names_of(scope: str) -> tuple[dict[int, str], dict[int, str]]:
@@ -86,6 +91,30 @@ class Filters:
         for hook in FILTERS:
             self.ctx.tc.detach(index, hook, priority(hook, "policy"))
 
+    def hook(self, device: str) -> str | None:
+        """The L7 hook program on the device's ingress hook (None: none there, or no such device)."""
+        index = self._index(device)
+        if index is None:
+            return None
+        programs = {name: program for program, name in HOOK_NAMES.items()}
+        return next((programs[f.name] for f in self.ctx.tc.filters(index, "ingress")
+                     if f.prio == priority("ingress", "policy") and f.name in programs), None)
+
+    def attach_hook(self, device: str, program: str) -> None:
+        """Attach (or replace in place) an L7 hook program with the programs in use."""
+        if self._programs is None:
+            self.use(pm.POLICY.version)
+        index = self._index(device)
+        if index is None:
+            raise NetxError(f"cannot attach the L7 hook: interface {device} does not exist")
+        self.ctx.tc.attach(index, "ingress", self._programs.fd(program), prio=priority("ingress", "policy"),
+                           name=HOOK_NAMES[program])
+
+    def detach_hook(self, device: str) -> None:
+        index = self._index(device)
+        if index is not None:
+            self.ctx.tc.detach(index, "ingress", priority("ingress", "policy"))
+
     def _index(self, device: str) -> int | None:
         return self.ctx.index_of(device)
 
@@ -132,6 +161,10 @@ class PolicyProgramType(StepwiseType):
                 names.update(*pm.name_entry(pm.NAME_RULE, number, text))
         for device in self._attached():
             self.filters.attach(device)
+        links = set(self.ctx.link_names().values())
+        for device, program in self.ctx.store.load(HOOK_RECORD).items():
+            if device in links:
+                self.filters.attach_hook(device, program)
         self.versions.hold_others(res.attrs["program"], res.attrs["maps"])
         self.ctx.count_write()
 
@@ -228,8 +261,10 @@ class PolicyType(StepwiseType):
         return f"{self.disruption_of.get(action, 'verdicts change')}, {entries}"
 
     def dependencies(self, resource: Resource) -> list[Dependency]:
+        """The programs and the link; the L7 proxy (when there is one) serves before entries redirect to it."""
         interface = resource.meta.get("host_interface")
-        return [Dependency(POLICY_PROGRAM), *([Dependency(f"link.{interface}")] if interface else [])]
+        return [Dependency(POLICY_PROGRAM), *([Dependency(f"link.{interface}")] if interface else []),
+                Dependency(L7_PROXY, lifetime=False)]
 
     def read(self, query: Query) -> list[Resource]:
         if not pm.loaded(self.scope):
@@ -246,12 +281,17 @@ class PolicyType(StepwiseType):
             for key, value in policy.items():
                 index, entry, verdict = pm.unpack_policy(key, value)
                 by_index.setdefault(index, {})[entry] = verdict
+        redirected: dict[int, list[str]] = {}
+        with pm.open_map(self.scope, "endpoints") as endpoints:
+            for key, index in endpoints.items():
+                redirected.setdefault(index, []).append(pm.address_text(bytes(key.addr)))
         found = []
         for index, entries in sorted(by_index.items()):
             interface = links.get(index, "")
             endpoint = interfaces.get(interface) or recorded.get(index) or f"ifindex-{index}"
             found.append(policy_resource(endpoint, interface, entries, identities, rules,
-                                         bool(interface) and self.filters.attached(interface), index))
+                                         bool(interface) and self.filters.attached(interface), index,
+                                         redirected.get(index, [])))
         return found
 
     def _index(self, res: Resource) -> int:
@@ -263,6 +303,7 @@ class PolicyType(StepwiseType):
     def _create(self, res: Resource) -> None:
         index = self._index(res)
         self._write(index, {}, res)
+        self._redirect(index, [], res.attrs["redirected"])
         self.filters.attach(res.meta["host_interface"])
         recorded = self.ctx.store.load(RECORD)
         recorded[str(index)] = res.address.split(".", 1)[1]
@@ -276,6 +317,7 @@ class PolicyType(StepwiseType):
         if previous != index:  # the veth was re-created: the old ifindex's entries go
             self._clear(previous, entries_from_meta(before.meta["_entries"]))
         self._write(index, entries_from_meta(before.meta["_entries"]) if previous == index else {}, after)
+        self._redirect(index, before.attrs.get("redirected", []), after.attrs["redirected"])
         if not self.filters.attached(after.meta["host_interface"]):
             self.filters.attach(after.meta["host_interface"])
 
@@ -294,6 +336,15 @@ class PolicyType(StepwiseType):
                 policy.delete(pm.policy_entry(index, key)[0])
         self.ctx.count_write(len(changed) + len(current.keys() - wanted.keys()))
 
+    def _redirect(self, index: int, current: list[str], wanted: list[str]) -> None:
+        """The endpoint's addresses whose L7 ingress redirect a packet's first hop on the node applies."""
+        with pm.open_map(self.scope, "endpoints") as endpoints:
+            for address in wanted:
+                endpoints.update(pm.endpoint_key(address), index)
+            for address in set(current) - set(wanted):
+                endpoints.delete(pm.endpoint_key(address))
+        self.ctx.count_write(len(wanted) + len(set(current) - set(wanted)))
+
     def _clear(self, index: int, entries: dict) -> None:
         with pm.open_map(self.scope, "policy") as policy:
             for key in entries:
@@ -303,6 +354,7 @@ class PolicyType(StepwiseType):
         index = res.meta.get("ifindex") or self._index(res)
         if pm.loaded(self.scope):
             self._clear(index, entries_from_meta(res.meta["_entries"]))
+            self._redirect(index, res.attrs.get("redirected", []), [])
         interface = self.ctx.link_names().get(index)
         if interface:
             self.filters.detach(interface)
@@ -316,4 +368,4 @@ def policy_types(ctx: KernelContext) -> list[Any]:
     """The policy datapath's types for one namespace (its scope names the pin folder)."""
     filters = Filters(ctx, ctx.scope)
     return [PolicyProgramType(ctx, ctx.scope, filters), IpcacheType(ctx, ctx.scope, filters),
-            PolicyType(ctx, ctx.scope, filters)]
+            PolicyType(ctx, ctx.scope, filters), *l7_types(ctx, filters)]

@@ -42,14 +42,17 @@ class Route(SpecModel):
     vrf: IfName | None = Field(None, description="The vrf whose table the route is in (instead of table).")
     metric: int | None = Field(None, ge=0, le=4294967295, description="Metric (priority); unset: kernel default.")
     scope: Literal["global", "link", "host"] | None = Field(None, description="Scope (IPv4); unset: derived.")
-    type: Literal["unicast", "blackhole", "unreachable", "prohibit"] = Field("unicast", description="Route type.")
+    type: Literal["unicast", "local", "blackhole", "unreachable", "prohibit"] = Field(
+        "unicast", description="Route type (local: deliver to this host, as a transparent proxy's table does).")
     onlink: bool = Field(False, description="Treat the gateway as directly reachable on dev.")
     nexthops: list[Nexthop] = Field(default_factory=list, description="Multipath (ECMP) next hops.")
     encap: Encap | None = Field(None, description="Tunnel metadata (an external vxlan or geneve as dev).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Route:
-        if self.type != "unicast" and (self.via or self.dev or self.nexthops):
+        if self.type == "local" and (self.via or self.nexthops or not self.dev):
+            raise ValueError("a local route needs dev and takes no via or nexthops (allowed: dev: lo)")
+        if self.type not in ("unicast", "local") and (self.via or self.dev or self.nexthops):
             raise ValueError(f"a {self.type} route takes no via, dev or nexthops (allowed: to, table, metric)")
         if self.type == "unicast" and not (self.via or self.dev or self.nexthops):
             raise ValueError("a unicast route needs via, dev or nexthops (allowed: any of them)")

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from netplanx.addressing import parse_ip
 from netplanx.engine.resource import Dependency, Query, Resource
-from netplanx.features.base import KernelType
+from netplanx.features.base import KernelType, gone_is_done
 from netplanx.system.names import (
     NETX_BGP_PROTOCOL,
     NETX_PROTOCOL,
@@ -59,6 +59,8 @@ def route_address(table: int, to: str, metric: int, family: int) -> str:
 
 def default_scope(family: int, kind: str, via: str | None, nexthops: Sequence[Mapping[str, Any]]) -> str:
     """The scope iproute2 (and so every operator's habit) gives a route that does not name one."""
+    if family == 4 and kind == "local":
+        return "host"
     if family == 4 and kind == "unicast" and via is None and not any(h.get("via") for h in nexthops):
         return "link"
     return "global"
@@ -135,7 +137,7 @@ class RouteType(KernelType):
                           lambda r: (RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, _encode(r, indexes)))
 
     def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return self._send(resources, lambda r: (RTM_DELROUTE, 0, _encode_key(r)))
+        return [gone_is_done(r) for r in self._send(resources, lambda r: (RTM_DELROUTE, 0, _encode_key(r)))]
 
     def _indexes(self) -> dict[str, int]:
         return {name: index for index, name in self.ctx.link_names().items()}
@@ -235,7 +237,7 @@ def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
         return None  # kernel multicast routes
     to = f"{dst or ('0.0.0.0' if version == 4 else '::')}/{dst_len}"
     route_kind = ROUTE_TYPE_NAMES[kind]
-    dev = names.get(oif) if route_kind == "unicast" and not nexthops else None
+    dev = names.get(oif) if route_kind in ("unicast", "local") and not nexthops else None
     return route_resource(
         table=table, to=to, metric=metric, kind=route_kind, via=via, dev=dev, src=src,
         scope=SCOPE_NAMES.get(scope, str(scope)) if version == 4 else "global",

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from netplanx.engine.resource import Dependency, Query, Resource
-from netplanx.features.base import KernelType
+from netplanx.features.base import KernelType, gone_is_done
 from netplanx.system import rtnl
 from netplanx.system.names import NETX_PROTOCOL, RULE_ACTION_NAMES, RULE_ACTIONS, live_meta
 
@@ -94,7 +94,7 @@ class RuleType(KernelType):
         return results
 
     def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
-        return [self._call("del", r) for r in resources]
+        return [gone_is_done(self._call("del", r)) for r in resources]
 
     def _call(self, command: str, res: Resource) -> Exception | None:
         a = res.attrs

@@ -108,13 +108,15 @@ class Loaded:
 
 
 def open_pinned(source: BpfSource, scope: str, version: str) -> Loaded:
-    """The programs of a version that is pinned (nothing is compiled: its C source may be gone)."""
+    """The programs of a version that is pinned (nothing is compiled: its C source may be gone). An older
+    version may lack functions the source has now (programs added since): those are left out."""
     prog_dir = source.prog_dir(scope, version)
-    if not all((prog_dir / f).exists() for f in source.programs):
+    pinned = [f for f in source.programs if (prog_dir / f).exists()]
+    if not pinned:
         raise BpfError(f"{source.name} programs of version {version} are not pinned in {scope}: they cannot be "
                        "attached again")
     loaded = Loaded(source, scope, version)
-    for function in source.programs:
+    for function in pinned:
         loaded.fds[function] = obj_get(prog_dir / function)
         loaded.ids[function] = prog_info(loaded.fds[function]).id
     return loaded

@@ -9,7 +9,8 @@ The chaining contract: every netx program on a hook has its own priority, and th
 (lower priority first):
 
 * ``ingress`` (packets the device receives; on an endpoint's veth, packets leaving the endpoint): the
-  service load balancer's DNAT first, so that the egress policy sees the chosen backend, then policy;
+  service load balancer's DNAT first, so that the egress policy sees the chosen backend, then policy (on
+  a device traffic from other nodes comes in by: the load balancer, then the policy's L7 ingress redirect);
 * ``egress`` (packets the device sends; towards an endpoint): policy first (the endpoint's ingress
   policy sees the backend address), then the load balancer's reverse NAT.
 """

@@ -12,6 +12,7 @@ import struct
 from typing import NamedTuple
 
 SYS_BPF, BPF_PROG_TEST_RUN = 321, 10
+SKB_CONTEXT, MARK_OFFSET = 192, 8  # sizeof(struct __sk_buff) on the kernels netx runs on; where its mark is
 
 
 class _TestRunAttr(ctypes.Structure):
@@ -26,20 +27,28 @@ class ProgTestRun(NamedTuple):
     retval: int  # the program's return value, signed
     duration_ns: int  # mean per run, as the kernel measures it
     data_out: bytes  # the packet as the program left it
+    mark: int | None = None  # the skb's mark as the program left it (when a mark was given)
 
 
-def prog_test_run(prog_fd: int, packet: bytes, repeat: int = 1) -> ProgTestRun:
+def prog_test_run(prog_fd: int, packet: bytes, repeat: int = 1, mark: int | None = None) -> ProgTestRun:
     """Run a program on ``packet`` ``repeat`` times on the same buffer (a program that rewrites the packet
-    sees its own output from the second run on)."""
+    sees its own output from the second run on); with ``mark``, a tc program's skb carries it in and the
+    result says what it became."""
     data = ctypes.create_string_buffer(packet, len(packet))
     out = ctypes.create_string_buffer(len(packet) + 256)
     attr = _TestRunAttr(prog_fd=prog_fd, data_size_in=len(packet), data_size_out=len(out),
                         data_in=ctypes.addressof(data), data_out=ctypes.addressof(out), repeat=repeat)
+    context = ctypes.create_string_buffer(SKB_CONTEXT)
+    if mark is not None:
+        struct.pack_into("=I", context, MARK_OFFSET, mark)
+        attr.ctx_in = attr.ctx_out = ctypes.addressof(context)
+        attr.ctx_size_in = attr.ctx_size_out = SKB_CONTEXT
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.syscall(SYS_BPF, BPF_PROG_TEST_RUN, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"BPF_PROG_TEST_RUN: {os.strerror(code)}")
-    return ProgTestRun(ctypes.c_int32(attr.retval).value, attr.duration, out.raw[:attr.data_size_out])
+    return ProgTestRun(ctypes.c_int32(attr.retval).value, attr.duration, out.raw[:attr.data_size_out],
+                       struct.unpack_from("=I", context, MARK_OFFSET)[0] if mark is not None else None)
 
 
 def _checksum(header: bytes) -> int:
