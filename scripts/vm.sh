@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run pytest (or any command) inside Debian's stock kernel under qemu: the link kinds a development
-# kernel lacks (vlan, bond, vrf, IP tunnels, Geneve, WireGuard) are modules there (docs/vm.md).
+# kernel lacks (vlan, bond, vrf, IP tunnels, Geneve, WireGuard) are modules there (docs/testing.md).
 #
 #   bash scripts/vm.sh [--out DIR] [--timeout SECONDS] [--cmd 'SHELL COMMAND'] [PYTEST ARGS...]
 #

@@ -25,14 +25,21 @@ IN_VM = os.environ.get("NETX_IN_VM") == "1"  # inside the stock-kernel VM (tests
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root: creates network namespaces")
 
 
+@pytest.hookimpl(optionalhook=True)  # the VM's pytest runs without xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """Tests go to workers one by one, but each ``test_fleet_*.py`` file goes to one worker as a whole: its
-    scenarios run in order on one fleet, as a fleet lives. (``--dist loadgroup`` would say the same with
-    ``xdist_group`` marks, but it silently stops grouping with pytest 9.2: pytest-xdist issue #1386.)"""
+    scenarios run in order on one fleet, as a fleet lives; and the VM's stand-ins (tests/vm) go to one worker
+    together, which waits for the VM while the others run the host's tests. (``--dist loadgroup`` would say
+    the same with ``xdist_group`` marks, but it silently stops grouping with pytest 9.2: pytest-xdist issue
+    #1386.)"""
     from xdist.scheduler import LoadScopeScheduling
+
+    from tests.vm.plugin import GROUP
 
     class FleetFiles(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            if nodeid.endswith(GROUP):
+                return GROUP
             path = nodeid.split("::", 1)[0]
             return path if Path(path).name.startswith("test_fleet_") else nodeid
 

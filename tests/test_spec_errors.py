@@ -164,7 +164,8 @@ CASES = [
     pytest.param(section("rules", "- priority: 100", "  from: 10.0.0.0/8", '  to: "fd00::/8"', "  table: 10"),
         3, 5, "rule mixes IPv4 and IPv6 in family, from and to (allowed: one family)", id="rule-mixes-families"),
     pytest.param(section("rules", "- priority: 100", "  from: 10.0.0.0/8"), 3, 5,
-        "a lookup rule needs a table (allowed: main, local, default or 1-4294967295)", id="lookup-rule-without-table"),
+        "a lookup rule needs a table (allowed: main, local, default, 1-4294967295, or vrf)",
+        id="lookup-rule-without-table"),
     pytest.param(section("rules", "- priority: 40000", "  from: 10.0.0.0/8", "  table: 10"),
         3, 15, "priority 40000 is too large (allowed: at most 32765)", id="rule-priority-range"),
     pytest.param(interface("vx0", "vxlan", "vni: 42", "remote: 192.0.2.20", "group: 239.1.1.1"),
@@ -230,6 +231,32 @@ CASES = [
     pytest.param(interface("eth1", "device", "master: br9"), 5, 13,
         "master 'br9' is not declared (allowed: a bridge, bond or vrf in interfaces: none declared)",
         id="master-not-declared"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: bond0, type: bond, mode: active-backup, primary: m9}
+          - {name: m0, type: device, master: bond0}
+        """), 3, 61, "primary 'm9' is not a member of bond 'bond0' (allowed: a link whose master is bond0: m0)",
+        id="bond-primary-not-a-member"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: bond0, type: bond}
+          - {name: m0, type: device, master: bond0, addresses: [10.0.0.1/24]}
+        """), 4, 56, "a member of bond 'bond0' carries no addresses (allowed: put them on the bond)",
+        id="bond-member-with-addresses"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: bond0, type: bond}
+          - {name: v0, type: vlan, parent: bond0, id: 5, master: bond0}
+        """), 4, 58, "a vlan cannot join bond 'bond0' (allowed: an Ethernet link: device, veth, dummy, gretap)",
+        id="bond-member-not-ethernet"),
+    pytest.param(interface("bond0", "bond", "mode: active-backup", "lacpRate: fast"),
+        3, 5, "lacpRate applies to mode 802.3ad only (allowed: omit it in mode active-backup)",
+        id="bond-lacp-rate-in-another-mode"),
+    pytest.param(section("rules", "- priority: 100", "  from: 10.0.0.0/8", "  vrf: blue"), 5, 10,
+        "vrf 'blue' is not declared (allowed: a vrf in interfaces: none declared)", id="rule-vrf-not-declared"),
     pytest.param(interface("br0", "bridge", "master: br0"),
         5, 13, "interface 'br0' cannot be its own master", id="master-is-itself"),
     pytest.param(with_interface(ETH0_V4, "routes", "- to: default", "  via: 10.1.0.1"),

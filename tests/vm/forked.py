@@ -1,6 +1,6 @@
 """``python -m netplanx ARGS`` in a fork of the test process, for the tests that run inside the VM.
 
-Under emulation a new interpreter that imports netx, pydantic and pyroute2 costs seconds (docs/vm.md); a fork
+Under emulation a new interpreter that imports netx, pydantic and pyroute2 costs seconds (docs/testing.md); a fork
 of the test process, which imported them once (and probed the kernel's link kinds once), costs a fraction of
 that. The child gets the command's arguments, environment, working folder and standard input, writes to its
 own standard output and error, and exits with the command's status, as the subprocess would.

@@ -1,4 +1,4 @@
-"""Tests that need link kinds this kernel lacks run inside Debian's stock kernel in a VM (docs/vm.md).
+"""Tests that need link kinds this kernel lacks run inside Debian's stock kernel in a VM (docs/testing.md).
 
 ``@pytest.mark.kernel("vlan", "bond")`` names the link kinds a test needs. Where this kernel can create
 them (probed in a private namespace of a child, as netx does), the test runs here as usual. Where it
@@ -8,8 +8,8 @@ report) or skips as its test did there. A VM that gave no result fails them all,
 
 The VM boots as soon as collection is over, in the background, so it runs while the host's tests do.
 Under pytest-xdist every worker starts the same run; a lock in the run's folder lets one of them boot it
-and the others wait for its report. The stand-ins carry ``xdist_group("netx-vm")``: with ``--dist
-loadgroup`` (scripts/test.sh) one worker waits for the VM, not all of them.
+and the others wait for its report. There the stand-ins' nodeids end in ``@netx-vm``, and the scheduler of
+tests/conftest.py gives them all to one worker: one worker waits for the VM, the others run the host's tests.
 
 Inside the VM (NETX_IN_VM=1) nothing is replaced. NETX_VM=0 skips the stand-ins instead of booting.
 """
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "scripts" / "vm.sh"
 IN_VM = os.environ.get("NETX_IN_VM") == "1"
 FOLDER = "NETX_VM_OUT"  # the run's folder, made by the controller and inherited by the xdist workers
-GROUP = "netx-vm"
+GROUP = "@netx-vm"  # the stand-ins' nodeid suffix under xdist: the scheduler keeps them on one worker
 HOST_ONLY_MARKS = {"skip", "skipif", "xfail", "usefixtures", "parametrize", "filterwarnings"}
 
 
@@ -129,7 +129,7 @@ class VmStandIn(pytest.Item):
         super().__init__(**kwargs)
         self.run = run
         self.lacks = lacks
-        self.guest_nodeid = self.nodeid  # before xdist's loadgroup appends "@netx-vm"
+        self.guest_nodeid = self.nodeid.removesuffix(GROUP)
 
     def runtest(self) -> None:
         reason = skip_reason()
@@ -171,7 +171,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup renames the nodeids, and before deselection
+@pytest.hookimpl(tryfirst=True)  # before deselection
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if IN_VM:
         return
@@ -183,11 +183,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         run = run or VmRun([])
         # a child of the session, not of the module: the host must not evaluate the test's skipif or xfail
         # marks (the guest does); the same nodeid, so reports, -k and -m match it as they match the test
-        stand_in = VmStandIn.from_parent(session, name=item.name, nodeid=item.nodeid, path=item.path, run=run,
+        nodeid = item.nodeid + (GROUP if hasattr(config, "workerinput") else "")
+        stand_in = VmStandIn.from_parent(session, name=item.name, nodeid=nodeid, path=item.path, run=run,
                                          lacks=lacks)
         stand_in.own_markers.extend(m for m in item.iter_markers() if m.name not in HOST_ONLY_MARKS)
         stand_in.extra_keyword_matches.update(item.listnames())
-        stand_in.add_marker(pytest.mark.xdist_group(GROUP))
         items[position] = stand_in
     session.stash[_run] = run
 

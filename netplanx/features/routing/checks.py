@@ -50,8 +50,12 @@ def route_problems(view: NodeView) -> Iterator[Problem]:
 
 
 def rule_problems(view: NodeView) -> Iterator[Problem]:
+    vrfs = vrf_tables(view)
     seen: dict[tuple[int, int], int] = {}
     for index, rule in enumerate(view.spec.rules):
+        if rule.vrf is not None and rule.vrf not in vrfs:
+            yield Problem(("rules", index, "vrf"), f"vrf '{rule.vrf}' is not declared (allowed: a vrf in "
+                          f"interfaces: {names_text(vrfs)})")
         key = (rule.ip_family, rule.priority)
         if key in seen:
             yield Problem(("rules", index, "priority"), f"IPv{rule.ip_family} rule priority {rule.priority} is "

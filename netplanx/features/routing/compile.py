@@ -21,12 +21,13 @@ def vrf_tables(view: NodeView) -> dict[str, int]:
     return {i.name: i.table for i in view.spec.interfaces if i.type == "vrf"}
 
 
-def route_table(route: Any, vrfs: dict[str, int]) -> int:
-    return vrfs[route.vrf] if route.vrf is not None else table_number(route.table)
+def route_table(entry: Any, vrfs: dict[str, int]) -> int:
+    """The table of a route, or the one a lookup rule looks up: its vrf's, or the one it names."""
+    return vrfs[entry.vrf] if entry.vrf is not None else table_number(entry.table)
 
 
 def _in_vrf(route: Resource, vrf: str | None) -> Resource:
-    """A route in a VRF's table comes after the VRF (and goes before it)."""
+    """A route or rule in a VRF's table comes after the VRF (and goes before it)."""
     return route if vrf is None else route._replace(meta={**route.meta, "requires": [f"link.{vrf}"]})
 
 
@@ -39,11 +40,11 @@ def routing_resources(view: NodeView) -> list[Resource]:
         encap=None if route.encap is None else {"type": route.encap.type, "id": route.encap.id,
                                                 "dst": _text(route.encap.dst)},
     ), route.vrf) for route in view.spec.routes]
-    resources += [rule_resource(
+    resources += [_in_vrf(rule_resource(
         family=f"ipv{rule.ip_family}", priority=rule.priority, action=rule.action,
-        table=table_number(rule.table) if rule.table is not None else None,
+        table=route_table(rule, vrfs) if rule.action == "lookup" else None,
         from_=_text(rule.from_), to=_text(rule.to), iif=rule.iif, oif=rule.oif,
         fwmark=rule.fwmark, fwmask=rule.fwmask,
-    ) for rule in view.spec.rules]
+    ), rule.vrf) for rule in view.spec.rules]
     resources += [neighbour_resource(n.dev, str(n.ip), n.lladdr) for n in view.spec.neighbours]
     return resources

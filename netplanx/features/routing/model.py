@@ -112,6 +112,7 @@ class Rule(SpecModel):
     fwmask: int | None = Field(None, ge=0, le=4294967295, description="Mask for fwmark.")
     action: Literal["lookup", "blackhole", "unreachable", "prohibit"] = Field("lookup", description="Action.")
     table: Table | None = Field(None, description="Table to look up (action lookup).")
+    vrf: IfName | None = Field(None, description="The vrf whose table to look up (action lookup; instead of table).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
@@ -120,10 +121,12 @@ class Rule(SpecModel):
             families.add(4 if self.family == "ipv4" else 6)
         if len(families) > 1:
             raise ValueError("rule mixes IPv4 and IPv6 in family, from and to (allowed: one family)")
-        if self.action == "lookup" and self.table is None:
-            raise ValueError("a lookup rule needs a table (allowed: main, local, default or 1-4294967295)")
-        if self.action != "lookup" and self.table is not None:
-            raise ValueError(f"a {self.action} rule takes no table (allowed: omit table)")
+        if self.vrf is not None and self.table is not None:
+            raise ValueError("vrf and table are exclusive (allowed: one of them; vrf names its table)")
+        if self.action == "lookup" and self.table is None and self.vrf is None:
+            raise ValueError("a lookup rule needs a table (allowed: main, local, default, 1-4294967295, or vrf)")
+        if self.action != "lookup" and (self.table is not None or self.vrf is not None):
+            raise ValueError(f"a {self.action} rule takes no table (allowed: omit table and vrf)")
         if self.fwmask is not None and self.fwmark is None:
             raise ValueError("fwmask needs fwmark (allowed: set fwmark too)")
         return self
