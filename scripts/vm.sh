@@ -3,6 +3,7 @@
 # kernel lacks (vlan, bond, vrf, IP tunnels, Geneve, WireGuard) are modules there (docs/testing.md).
 #
 #   bash scripts/vm.sh [--out DIR] [--timeout SECONDS] [--cmd 'SHELL COMMAND'] [PYTEST ARGS...]
+#   bash scripts/vm.sh --prepare     # install and cache what a boot needs, then exit (scripts/install.sh --test)
 #
 # Without --cmd the guest runs, from the repository, one pytest process:
 #   .venv/bin/python -m pytest -p no:cacheprovider -p tests.vm.report --junitxml=OUT/junit.xml PYTEST ARGS...
@@ -21,8 +22,10 @@ CACHE=${NETX_VM_CACHE:-/var/cache/netx-vm}
 OUT=$REPO/.vm-out
 TIMEOUT=1800
 CMD=
+PREPARE=
 while [ $# -gt 0 ]; do
     case "$1" in
+        --prepare) PREPARE=1; shift ;;
         --out) OUT=$2; shift 2 ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
         --cmd) CMD=$2; shift 2 ;;
@@ -131,6 +134,7 @@ if [ ! -e "$SYSTEM_IMAGE" ]; then
     image "$SYSTEM_IMAGE" "${SYSTEM[@]}"
 fi
 flock -u 9
+[ -n "$PREPARE" ] && { step "ready: $KERNEL_PKG in $CACHE"; exit 0; }
 step "build the image of the repository"
 REPO_IMAGE=$(mktemp -d /dev/shm/netx-vm-repo.XXXXXX)
 image "$REPO_IMAGE/repo.ext4" "repo:$REPO"

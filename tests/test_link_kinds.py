@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Netx, assert_adopts, ip, ip_json, new_netns
+from tests.conftest import Netx, assert_adopts, ip, ip_json, new_netns, snapshot
 from tests.traffic import capture, inside, ping, ping_flow
 from tests.vm.plugin import kind_missing
 
@@ -293,3 +293,54 @@ def test_a_namespace_set_up_by_hand_adopts_into_a_spec_with_no_changes(netx, net
                  "type: gre", "key: 7", "type: gretap", "type: ipip", "type: sit", "type: ip6tnl",
                  "type: ip6gre", "type: geneve", "table: 10"):
         assert text in adopted, text
+
+
+def migration(far: str, onto: str) -> tuple[str, str]:
+    """A NIC (a veth here) holding the address and the default route, and the same moved onto a new ``onto``
+    (a bond or a bridge) over that NIC; the far side answers on 192.0.2.1 and 203.0.113.1 (past the gateway)."""
+    nic = f"{{name: up0, type: veth, peer: {{name: up0-p, netns: {far}}}"
+    route = "routes:\n  - {to: default, via: 192.0.2.1}\n"
+    before = f"apiVersion: netx/v1\ninterfaces:\n  - {nic}, addresses: [192.0.2.10/24]}}\n{route}"
+    kind = "bond, mode: active-backup" if onto == "bond" else "bridge"
+    after = (f"apiVersion: netx/v1\ninterfaces:\n  - {nic}, master: {onto}0}}\n"
+             f"  - {{name: {onto}0, type: {kind}, addresses: [192.0.2.10/24]}}\n{route}")
+    return before, after
+
+
+FAR_SIDE = """\
+apiVersion: netx/v1
+interfaces:
+  - {name: up0-p, type: device, addresses: [192.0.2.1/24]}
+  - {name: lo, type: device, addresses: [203.0.113.1/32]}
+"""
+
+
+@pytest.mark.parametrize("onto", [pytest.param("bond", marks=pytest.mark.kernel("bond")), "bridge"])
+def test_moving_the_address_and_default_route_from_a_nic_onto_a_new_master_is_one_ordered_plan(
+        netx, netns, far, onto):
+    """nmstate's favourite: one plan, in the order the kernel needs, each step labelled; a step that fails
+    rolls back to the NIC holding the address and the route."""
+    before, after = migration(far.netns, onto)
+    netx.apply(before)
+    far.apply(FAR_SIDE)
+    assert ping(netns, "203.0.113.1")
+    plan = netx.plan(after)
+    master = f"{onto}0"
+    assert [(s["operation"], s["address"]) for s in plan["steps"]] == [
+        ("delete", "route.main.0.0.0.0/0"), ("delete", "address.up0.192.0.2.10/24"), ("create", f"link.{master}"),
+        ("update", "link.up0"), ("create", f"address.{master}.192.0.2.10/24"), ("create", "route.main.0.0.0.0/0")]
+    assert {c["address"]: c["disruption"] for c in plan["changes"]} == {
+        f"link.{master}": "hitless", "link.up0": "link flap", "address.up0.192.0.2.10/24": "address loss",
+        f"address.{master}.192.0.2.10/24": "hitless", "route.main.0.0.0.0/0": "route gap"}
+    original = snapshot(netns)
+    for step in range(1, len(plan["steps"]) + 1):
+        failed = netx("apply", "--auto-approve", spec=after, env={"NETX_FAILPOINT_STEP": str(step)})
+        assert failed.code == 1 and "back where it was (verified)" in failed.err, failed.err
+        assert snapshot(netns) == original, f"step {step}"
+        assert ping(netns, "203.0.113.1"), f"step {step}"
+    netx.apply(after)
+    assert ip_json(netns, "route", "show", "default")[0]["dev"] == master
+    assert [a["local"] for a in ip_json(netns, "addr", "show", master)[0]["addr_info"] if a["family"] == "inet"] == [
+        "192.0.2.10"]
+    assert ping(netns, "203.0.113.1")
+    assert netx.plan(after)["changes"] == []

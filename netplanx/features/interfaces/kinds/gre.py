@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 from typing import ClassVar
 
-from netplanx.features.interfaces.kinds.iptunnel import GRE, TunnelKind, tunnel_model
+from netplanx.features.interfaces.kinds.iptunnel import GRE, TunnelKind
 from netplanx.system.rtnl import Table
 
 
-@functools.cache
-def _model() -> type:
-    """The spec model (pydantic is imported only when a spec is validated)."""
-    return tunnel_model("Gre", "gre", 4, True,
-                        "A GRE tunnel over IPv4 carrying IP packets (protocol 47; needs a kernel with GRE).")
-
-
 class GreKind(TunnelKind):
+    """A GRE tunnel over IPv4 carrying IP packets (protocol 47; needs a kernel with GRE)."""
+
     type = "gre"
     config = "CONFIG_NET_IPGRE"
     prefix = "gre"
+    version = 4
     keyed = True
     info_data: ClassVar[Table] = GRE
-
-    def model(self) -> type:
-        return _model()
 
 
 KIND = GreKind()

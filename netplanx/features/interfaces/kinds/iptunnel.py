@@ -1,6 +1,6 @@
 """What the IP tunnel kinds share (gre, gretap, ipip, sit, ip6tnl, ip6gre): endpoints, TTL and a GRE key.
 
-Not a kind itself: each tunnel kind is a module of its own that builds its model and its LinkKind here.
+Not a kind itself: each tunnel kind is a module of its own, a TunnelKind with its names and IP version.
 The kernel changes a tunnel's endpoints, TTL and key in place (every parameter in one request: one left out
 is reset), but not between point to point and any remote: setting or clearing ``remote`` re-creates it.
 """
@@ -52,6 +52,7 @@ def _bases() -> dict[tuple[int, bool], type]:
     return {(4, False): Tunnel4, (6, False): Tunnel6, (4, True): Keyed4, (6, True): Keyed6}
 
 
+@functools.cache
 def tunnel_model(name: str, kind: str, version: int, keyed: bool, doc: str) -> type:
     """The spec model of tunnel kind ``kind``: class ``name`` with endpoints of IP ``version``."""
     from typing import Literal
@@ -62,12 +63,18 @@ def tunnel_model(name: str, kind: str, version: int, keyed: bool, doc: str) -> t
 
 
 class TunnelKind(LinkKind):
-    """An IP tunnel; ``prefix`` names its pyroute2 attributes, ``keyed`` says whether it has a GRE key."""
+    """An IP tunnel; ``prefix`` names its pyroute2 attributes, ``keyed`` says whether it has a GRE key. A kind's
+    docstring is its spec model's."""
 
     prefix: ClassVar[str] = ""
+    version: ClassVar[int] = 4  # the IP version of its endpoints
     keyed: ClassVar[bool] = False
     disruption: ClassVar[Mapping[str, str]] = {"ttl": "hitless", "local": "re-pointed", "remote": "re-pointed",
                                                "key": "re-pointed"}
+
+    def model(self) -> type:
+        return tunnel_model(type(self).__name__.removesuffix("Kind"), self.type, self.version, self.keyed,
+                            self.__doc__ or "")
 
     def compile(self, interface: Any) -> dict[str, Any]:
         attrs = {"local": _text(interface.local), "remote": _text(interface.remote), "ttl": interface.ttl}
