@@ -25,6 +25,10 @@ interfaces:
   - {name: m1, type: veth, peer: {name: m1-p}, master: bond0}
   - {name: bond0.10, type: vlan, parent: bond0, id: 10, addresses: [10.10.0.1/24]}
   - {name: qinq, type: vlan, parent: up0, id: 20, protocol: 802.1ad}
+  - {name: br0, type: bridge}
+  - {name: br0.30, type: vlan, parent: br0, id: 30}
+  - {name: up0-p, type: device}
+  - {name: nic.40, type: vlan, parent: up0-p, id: 40}
   - {name: blue, type: vrf, table: 10}
   - {name: d0, type: dummy, master: blue, addresses: [10.1.0.1/24]}
   - {name: iv0, type: ipvlan, parent: up0-p, mode: l2}
@@ -60,6 +64,7 @@ def test_every_kind_is_created_changed_in_place_replaced_adopted_and_deleted(net
     assert links["bond0"]["primary"] == "m0" and links["m0"]["master"] == links["m1"]["master"] == "bond0"
     assert (links["bond0.10"]["id"], links["bond0.10"]["protocol"]) == (10, "802.1Q")
     assert (links["qinq"]["id"], links["qinq"]["protocol"]) == (20, "802.1ad")
+    assert (links["br0.30"]["id"], links["nic.40"]["id"]) == (30, 40)  # on a bridge, on a NIC (a device)
     assert links["blue"]["table"] == 10 and links["d0"]["master"] == "blue" and links["d0"]["kind"] == "dummy"
     assert links["iv0"]["mode"] == "l2"
     assert (links["gre1"]["remote"], links["gre1"]["ttl"], links["gre1"]["ikey"]) == ("192.0.2.2", 64, "0.0.0.7")
@@ -110,8 +115,7 @@ def test_every_kind_is_created_changed_in_place_replaced_adopted_and_deleted(net
                  "table: 11", "type: dummy", "type: ipvlan", "key: 8", "type: ip6gre", "type: gretap"):
         assert text in adopted, text
 
-    base = "apiVersion: netx/v1\ninterfaces:\n  - {name: up0, type: veth, peer: {name: up0-p}}\n"
-    netx.apply(base)
+    netx.apply(UP0)
     assert {link["ifname"] for link in ip_json(netns, "link", "show")} - FALLBACKS == {"lo", "up0", "up0-p"}
 
 

@@ -13,7 +13,7 @@ class GretapKind(TunnelKind):
 
     type = "gretap"
     config = "CONFIG_NET_IPGRE"
-    prefix = "gretap"
+    prefix = "gre"  # pyroute2 names the attributes of both gre and gretap gre_*
     version = 4
     keyed = True
     info_data: ClassVar[Table] = GRE
