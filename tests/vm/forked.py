@@ -36,8 +36,9 @@ def _warm() -> None:
 
 
 def run(args: Sequence[str], env: Mapping[str, str], cwd: Path, stdin: str | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the netx command line ``args`` in a forked child; its outcome as subprocess.run gives it."""
+        timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run the netx command line ``args`` in a forked child; its outcome as subprocess.run gives it. The
+    timeout is generous: an emulated guest on a busy host is starved (the VM's own timeout bounds the run)."""
     _warm()
     with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         given.write((stdin or "").encode())

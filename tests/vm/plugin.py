@@ -12,7 +12,7 @@ and the others wait for its report. There the stand-ins' nodeids end in ``@netx-
 tests/conftest.py gives them all to one worker: one worker waits for the VM, the others run the host's tests.
 
 Inside the VM (NETX_IN_VM=1) nothing is replaced. NETX_VM=0 skips the stand-ins instead of booting.
-NETX_VM_TIMEOUT (seconds, default 900) bounds the VM's run: a VM that hangs fails its stand-ins in time.
+NETX_VM_TIMEOUT (seconds, default 1200) bounds the VM's run: a VM that hangs fails its stand-ins in time.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class VmRun:
     def _boot(self) -> None:
         log = self.folder / "vm.log"
         command = ["setpriv", "--pdeathsig", "TERM", "--", "bash", str(RUNNER), "--out", str(self.folder / "vm"),
-                   "--timeout", os.environ.get("NETX_VM_TIMEOUT", "900"), "--", "-q", *self.nodeids]
+                   "--timeout", os.environ.get("NETX_VM_TIMEOUT", "1200"), "--", "-q", *self.nodeids]
         start = time.monotonic()
         with open(log, "wb") as output:
             self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
