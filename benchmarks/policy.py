@@ -1,6 +1,6 @@
 """Benchmark: policy enforcement per packet, and plan/apply of many policies.
 
-Usage: python benchmarks/policy.py [--endpoints 500] [--policies 1000] [--repeat 200000]
+Usage: python benchmarks/policy.py [--endpoints 500] [--policies 1000[,N...]] [--repeat 200000] [--json FILE]
 
 1. Per-packet cost with BPF_PROG_TEST_RUN of the real program (bpf/policy.c) with 10 and with 10,000 entries
    in the policy map, an LPM trie (target: flat). Paths: a non-IP frame (parse only: the baseline of the
@@ -18,6 +18,7 @@ Usage: python benchmarks/policy.py [--endpoints 500] [--policies 1000] [--repeat
 from __future__ import annotations
 
 import argparse
+import gc
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,8 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchlib import compile_netx, save, sizes
 
 from netplanx.features.policy import maps as pm
 from netplanx.features.policy.entries import Key, Verdict
@@ -36,10 +39,10 @@ KINDS = ("policydp", "ipcache", "policy")
 PEER, LOCAL = "10.1.0.1", "10.2.0.1"
 
 
-def per_packet(entries: int, repeat: int) -> dict[str, float]:
+def per_packet(entries: int, repeat: int, records: Path) -> dict[str, float]:
     """ns/packet of each path with ``entries`` policy entries for the test interface (ifindex 1)."""
     scope = f"bench-policy-{uuid.uuid4().hex[:6]}"
-    programs = load(pm.POLICY, scope)
+    programs = load(pm.POLICY, scope, records)
     try:
         with pm.open_map(scope, "ipcache") as ipcache:
             ipcache.update(pm.prefix_key(f"{PEER}/32"), pm.ip_value(300, "peer"))
@@ -68,6 +71,16 @@ def per_packet(entries: int, repeat: int) -> dict[str, float]:
         remove_scope(scope, pm.POLICY.name)
 
 
+def build(records: Path) -> float:
+    """Seconds to compile and load the program version with bcc, recorded in ``records`` for later loads."""
+    scope = f"bench-policy-{uuid.uuid4().hex[:6]}"
+    started = time.perf_counter()
+    load(pm.POLICY, scope, records).close()
+    elapsed = time.perf_counter() - started
+    remove_scope(scope, pm.POLICY.name)
+    return elapsed
+
+
 def spec_text(endpoints: int, policies: int) -> str:
     apps = max(endpoints // 10, 1)
     lines = ["apiVersion: netx/v1", "cluster:", "  name: bench", "  podCIDR: 10.244.0.0/16", "  nodes:",
@@ -85,13 +98,14 @@ def spec_text(endpoints: int, policies: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plan_apply(endpoints: int, policies: int) -> dict[str, float]:
+def plan_apply(endpoints: int, policies: int, state: Path) -> dict[str, float]:
     from netplanx.features.cluster.nodes import host_interface
     from netplanx.spec.compile import compile_spec
     from netplanx.spec.validate import parse_spec
     from netplanx.system import netns
     from netplanx.workflow.session import Desired, Session
 
+    gc.disable()  # as the netx command runs (cli/main.py): no cycle scans over the plan's objects
     figures: dict[str, float] = {}
     text = spec_text(endpoints, policies)
     started = time.perf_counter()
@@ -106,46 +120,55 @@ def plan_apply(endpoints: int, policies: int) -> dict[str, float]:
     batch = "".join(f"link add {host_interface(e)} type veth peer name p{i}\nlink set {host_interface(e)} up\n"
                     for i, e in enumerate(spec.endpoints))
     subprocess.run(["ip", "-n", name, "-batch", "-"], input=batch, text=True, check=True)
-    with tempfile.TemporaryDirectory() as state:
-        netns.enter(name)
-        session = Session(name, Path(state))
-        try:
-            desired = Desired(resources, "bench")
-            started = time.perf_counter()
-            plan = session.plan(desired)
-            figures["plan (nothing applied yet)"] = time.perf_counter() - started
-            started = time.perf_counter()
-            session.apply(plan)
-            figures["apply"] = time.perf_counter() - started
-            started = time.perf_counter()
-            again = session.plan(desired)
-            figures["plan (no changes)"] = time.perf_counter() - started
-            assert again.empty, [c.address for c in again.changes][:5]
-        finally:
-            session.close()
-            subprocess.run(["ip", "netns", "del", name], check=False)
-            remove_scope(session.store.scope, pm.POLICY.name)
+    netns.enter(name)
+    session = Session(name, state)
+    try:
+        desired = Desired(resources, "bench")
+        started = time.perf_counter()
+        plan = session.plan(desired)
+        figures["plan (nothing applied yet)"] = time.perf_counter() - started
+        started = time.perf_counter()
+        session.apply(plan)
+        figures["apply"] = time.perf_counter() - started
+        started = time.perf_counter()
+        again = session.plan(desired)
+        figures["plan (no changes)"] = time.perf_counter() - started
+        assert again.empty, [c.address for c in again.changes][:5]
+    finally:
+        session.close()
+        subprocess.run(["ip", "netns", "del", name], check=False)
+        remove_scope(session.store.scope, pm.POLICY.name)
     return figures
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoints", type=int, default=500)
-    parser.add_argument("--policies", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=200000)
+    parser.add_argument("--policies", type=sizes, default=[1000], metavar="N[,N...]")
+    parser.add_argument("--repeat", type=int, default=200000, help="packets per test run (0: no per-packet runs)")
+    parser.add_argument("--json", type=Path, help="write the plan and apply figures to this file (benchmarks/plot.py)")
     args = parser.parse_args()
-    small, large = per_packet(10, args.repeat), per_packet(10000, args.repeat)
-    baseline = small["parse only (ARP)"]
-    print("per packet, BPF_PROG_TEST_RUN (ns, best of 3 runs of", args.repeat, "packets)")
-    print(f"  {'path':<28} {'10 entries':>11} {'10,000 entries':>15} {'10k/10':>7} {'vs parse':>9}")
-    for path in small:
-        print(f"  {path:<28} {small[path]:>11.0f} {large[path]:>15.0f} {large[path] / small[path]:>7.2f} "
-              f"{large[path] / baseline:>9.1f}")
-    figures = plan_apply(args.endpoints, args.policies)
-    print(f"\n{args.policies} policies over {args.endpoints} endpoints on one node "
-          f"({int(figures.pop('entries'))} policy map entries)")
-    for label, seconds in figures.items():
-        print(f"  {label:<28} {seconds:8.2f} s")
+    compile_netx()
+    results: dict[int, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        state = Path(folder)  # one host: the version is compiled once (its record is kept in the state)
+        print(f"compile and load of bpf/policy.c (once per host and version): {build(state / 'bpf-programs'):.2f} s")
+        if args.repeat:
+            small, large = (per_packet(n, args.repeat, state / "bpf-programs") for n in (10, 10000))
+            baseline = small["parse only (ARP)"]
+            print("per packet, BPF_PROG_TEST_RUN (ns, best of 3 runs of", args.repeat, "packets)")
+            print(f"  {'path':<28} {'10 entries':>11} {'10,000 entries':>15} {'10k/10':>7} {'vs parse':>9}")
+            for path in small:
+                print(f"  {path:<28} {small[path]:>11.0f} {large[path]:>15.0f} {large[path] / small[path]:>7.2f} "
+                      f"{large[path] / baseline:>9.1f}")
+        for count in args.policies:
+            figures = plan_apply(args.endpoints, count, state)
+            entries = int(figures.pop("entries"))
+            print(f"\n{count} policies over {args.endpoints} endpoints on one node ({entries} policy map entries)")
+            for label, seconds in figures.items():
+                print(f"  {label:<28} {seconds:8.2f} s", flush=True)
+            results[entries] = {label: [seconds] for label, seconds in figures.items()}
+    save(args.json, "policy", results, endpoints=args.endpoints)
     return 0
 
 

@@ -2,7 +2,7 @@
 # Install everything netx needs on Debian 12, as root: Debian packages, a virtualenv in .venv made from
 # Debian's Python (with system site-packages, so Debian-only bindings such as bcc import), and netx.
 #   bash scripts/install.sh          # netx itself
-#   bash scripts/install.sh --test   # plus what the test suite needs
+#   bash scripts/install.sh --test   # plus what the test suite and the benchmarks need
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
@@ -13,9 +13,10 @@ packages=(iproute2 python3-venv python3-pip python3-dev util-linux mount procps 
           python3-bpfcc linux-headers-amd64 bpftool    # the eBPF datapath: bcc compiles bpf/ at apply
           haproxy nftables)                            # L7 policy rules: the node's proxy and its tproxy table
 if [ "${1:-}" = "--test" ]; then
-    extras="[test]"
+    extras="[test,bench]"
     packages+=(iputils-ping tcpdump wireguard-tools gobgpd bird2 iptables ethtool   # traffic, captures, keys, BGP peers, baselines
-               curl wrk)                                                        # HTTP through the L7 proxy, its benchmark
+               curl wrk                                                         # HTTP through the L7 proxy, its benchmark
+               python3-matplotlib)   # benchmarks/plot.py and fleet.py --plot draw docs/benchmarks/*.png
 fi
 missing=()
 for package in "${packages[@]}"; do

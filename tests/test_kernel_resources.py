@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
+from netplanx.system import netns as namespaces
 from tests.conftest import NetlinkEvents, assert_adopts, ip, ip_json, sysctl
 
 BASE = """\
@@ -317,3 +318,33 @@ def test_deleting_what_the_kernel_already_removed_is_done(netx, netns, tmp_path)
             assert not [r for r in session.types["route"].read(Query()) if r.address == "route.100.10.92.0.0/16"]
         finally:
             session.close()
+
+
+def test_routes_read_by_shape_are_the_routes_decoded_one_by_one(netx, netns):
+    """The route read decodes one message per shape (a route without its destination) and copies it for the
+    others: every kind of route, several of each shape, must read exactly as decoding each message does."""
+    netx.apply(ROUTES)
+    for extra in ("198.51.101.0/24 via 192.0.2.1 metric 100", "198.51.102.0/24 via 192.0.2.1 metric 100",
+                  "10.97.0.0/16 nexthop via 192.0.2.1 nexthop via 10.0.0.254", "10.96.0.0/16 nexthop via 192.0.2.1 "
+                  "nexthop via 10.0.0.254", "blackhole 10.95.0.0/16", "172.18.0.0/16 dev br0 src 10.0.0.1",
+                  "2001:db8:300::/48 via 2001:db8::1"):
+        ip("-n", netns, "route", "add", *extra.split())
+
+    def both() -> tuple[list, list]:
+        from netplanx.features.routing.routes import RTM_GETROUTE, RTMSG, _decode, _decode_like
+        from netplanx.system.netlink import NetlinkSocket
+
+        nl = NetlinkSocket()
+        try:
+            names = nl.link_names()
+            request = RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)
+            messages = [bytes(payload) for _kind, payload in nl.dump(RTM_GETROUTE, request)]
+        finally:
+            nl.close()
+        shapes: dict = {}
+        return ([_decode(memoryview(m), names) for m in messages],
+                [_decode_like(memoryview(m), names, shapes) for m in messages], shapes)
+
+    one_by_one, by_shape, shapes = namespaces.call_inside(netns, both)
+    assert by_shape == one_by_one
+    assert sum(r is not None and r.attrs["metric"] == 100 for r in by_shape) == 3 and len(shapes) < len(by_shape)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -21,6 +22,7 @@ from netplanx.system.root import require_root
 
 def main(argv: Sequence[str] | None = None) -> int:
     gc.disable()  # a short-lived command: reference counting frees what it drops; no cycle scans at 10k objects
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")  # netx has none: no scan of all entry points
     args = build_parser().parse_args(argv)
     out = Output(sys.stdout)
     err = Output(sys.stderr)

@@ -6,17 +6,18 @@ duplicate keys, alias bombs, deep nesting and exotic tags become positioned erro
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from ruamel.yaml.cyaml import CSafeLoader
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from typing import TYPE_CHECKING, Any
 
 from netplanx.errors import SpecError
 from netplanx.files import InputError, display, read_bounded
+
+if TYPE_CHECKING:  # ruamel.yaml is imported to parse (a cached spec is only read as text)
+    from ruamel.yaml.cyaml import CSafeLoader
+    from ruamel.yaml.nodes import Node
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_NODES = 2_000_000
@@ -30,23 +31,43 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {  # scalars whose tag the compose
 }
 
 Path_ = tuple[str | int, ...]
+MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass
 class Positions:
-    """Line and column (1-based) of every value and every mapping key, by data path."""
+    """Line and column (1-based) of every value and every mapping key, by data path: looked up in the node
+    tree when a message needs one (building a table of every position would cost more than the parse)."""
 
-    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    root: Node | None = None
 
     def of(self, path: Path_, key: bool = False) -> tuple[int, int]:
         """Position of the value at ``path`` (of its key with ``key``), else of its deepest known parent."""
-        if key and path in self.keys:
-            return self.keys[path]
-        for end in range(len(path), -1, -1):
-            if path[:end] in self.values:
-                return self.values[path[:end]]
-        return (1, 1)
+        node, key_node = self.root, None
+        if node is None:
+            return (1, 1)
+        for part in path:
+            child, key_node = _child(node, part)
+            if child is None:
+                return _at(node)
+            node = child
+        return _at(key_node if key and key_node is not None else node)
+
+
+def _child(node: Node, part: str | int) -> tuple[Node | None, Node | None]:
+    """The value node (and key node) at ``part`` of a mapping or list node, as the builder takes it: the
+    first of duplicate keys, no merge keys."""
+    if node.id == "mapping" and isinstance(part, str):
+        for key_node, value_node in node.value:
+            if key_node.id == "scalar" and key_node.tag != MERGE and str(key_node.value) == part:
+                return value_node, key_node
+    elif node.id == "sequence" and isinstance(part, int) and 0 <= part < len(node.value):
+        return node.value[part], None
+    return None, None
+
+
+def _at(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
 
 
 @dataclass
@@ -66,49 +87,46 @@ class _Builder:
     def __init__(self, source: str, loader: CSafeLoader):
         self.source = source
         self.loader = loader
-        self.positions = Positions()
         self.problems: list[str] = []
         self.nodes = 0
 
-    def at(self, node: Node) -> tuple[int, int]:
-        return node.start_mark.line + 1, node.start_mark.column + 1
-
     def problem(self, node: Node, text: str) -> None:
-        line, col = self.at(node)
+        line, col = _at(node)
         self.problems.append(f"{self.source}:{line}:{col}: {text}")
 
-    def build(self, node: Node, path: Path_, depth: int) -> Any:
+    def build(self, node: Node, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _Abort(node, f"document expands to more than {MAX_NODES} values "
                                "(alias expansion too large; write the values out or reduce aliases)")
         if depth > MAX_DEPTH:
             raise _Abort(node, f"nesting deeper than {MAX_DEPTH} levels (allowed: at most {MAX_DEPTH})")
-        self.positions.values[path] = self.at(node)
-        if isinstance(node, MappingNode):
-            return self.mapping(node, path, depth)
-        if isinstance(node, SequenceNode):
-            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        kind = node.id
+        if kind == "mapping":
+            return self.mapping(node, depth)
+        if kind == "sequence":
+            return [self.build(item, depth + 1) for item in node.value]
         return self.scalar(node)
 
-    def mapping(self, node: MappingNode, path: Path_, depth: int) -> dict[str, Any]:
+    def mapping(self, node: Node, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        first: dict[str, Node] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
+            if key_node.tag == MERGE:
                 self.problem(key_node, "merge keys (<<) are not supported (allowed: plain keys; "
                                        "anchors and aliases on values are fine)")
                 continue
-            if not isinstance(key_node, ScalarNode):
+            if key_node.id != "scalar":
                 self.problem(key_node, "a mapping key must be a plain scalar (allowed: text keys)")
                 continue
             key = str(key_node.value)
             if key in result:
-                first = self.positions.keys[(*path, key)]
-                self.problem(key_node, f"duplicate key '{key}' (first given at line {first[0]}, "
-                                       f"column {first[1]}; allowed: each key once)")
+                line, col = _at(first[key])
+                self.problem(key_node, f"duplicate key '{key}' (first given at line {line}, "
+                                       f"column {col}; allowed: each key once)")
                 continue
-            self.positions.keys[(*path, key)] = self.at(key_node)
-            result[key] = self.build(value_node, (*path, key), depth + 1)
+            first[key] = key_node
+            result[key] = self.build(value_node, depth + 1)
         return result
 
     def scalar(self, node: Node) -> Any:
@@ -118,7 +136,7 @@ class _Builder:
                 return convert(node.value)
             except ValueError:
                 return self.loader.construct_object(node, deep=True)  # rare spellings: ruamel knows them
-        if node.tag.startswith("tag:yaml.org,2002:") and isinstance(node, ScalarNode):
+        if node.tag.startswith("tag:yaml.org,2002:") and node.id == "scalar":
             return str(node.value)  # timestamps and the like stay text
         self.problem(node, f"unsupported tag {node.tag} (allowed: plain YAML values)")
         return None
@@ -158,9 +176,9 @@ def _check_expansion(root: Node) -> None:
 
 
 def _children(node: Node) -> list[Node]:
-    if isinstance(node, MappingNode):
+    if node.id == "mapping":
         return [part for pair in node.value for part in pair]
-    if isinstance(node, SequenceNode):
+    if node.id == "sequence":
         return list(node.value)
     return []
 
@@ -188,9 +206,46 @@ def decode_text(raw: bytes, name: str) -> str:
                          "(allowed: UTF-8 text)"]) from exc
 
 
+@functools.cache
+def _loader_class() -> type[CSafeLoader]:
+    """ruamel.yaml's C composer with the resolver written out: it is called back for every node, and ruamel's
+    own reaches its regular expressions through lazy proxies and builds a new tag object each time. Same
+    tags (YAML 1.1 implicit types, as ruamel's safe loader resolves them); no path resolvers."""
+    from ruamel.yaml.cyaml import CSafeLoader
+    from ruamel.yaml.nodes import ScalarNode, SequenceNode
+    from ruamel.yaml.tag import Tag
+
+    class Loader(CSafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            anywhere = self.yaml_implicit_resolvers.get(None, [])  # type: ignore[call-overload]
+            self.implicit = {first: [(Tag(suffix=tag), regexp.match) for tag, regexp in [*found, *anywhere]]
+                             for first, found in self.yaml_implicit_resolvers.items() if first is not None}
+            self.fallback = [(Tag(suffix=tag), regexp.match) for tag, regexp in anywhere]
+
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is ScalarNode:
+                if implicit[0]:
+                    for tag, match in self.implicit.get(value[:1], self.fallback):
+                        if match(value):
+                            return tag
+                return self.DEFAULT_SCALAR_TAG
+            return self.DEFAULT_SEQUENCE_TAG if kind is SequenceNode else self.DEFAULT_MAPPING_TAG
+
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            pass
+
+        def ascend_resolver(self) -> None:
+            pass
+
+    return Loader
+
+
 def load_document(text: str, source: str) -> LoadedDocument:
     """Parse one YAML document; every problem found is raised together as a SpecError."""
-    loader = CSafeLoader(text)
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    loader = _loader_class()(text)
     try:
         node = loader.get_single_node()
     except MarkedYAMLError as exc:
@@ -207,8 +262,9 @@ def load_document(text: str, source: str) -> LoadedDocument:
         return LoadedDocument(source, {}, Positions())
     builder = _Builder(source, loader)
     try:
-        _check_expansion(node)
-        data = builder.build(node, (), 0)
+        if "*" in text:  # an alias is written with '*': without one every node is built once
+            _check_expansion(node)
+        data = builder.build(node, 0)
     except _Abort as exc:
         builder.problem(exc.node, exc.text)
         data = None
@@ -217,4 +273,4 @@ def load_document(text: str, source: str) -> LoadedDocument:
         data = None
     if builder.problems:
         raise SpecError(builder.problems)
-    return LoadedDocument(source, data, builder.positions)
+    return LoadedDocument(source, data, Positions(node))

@@ -20,7 +20,7 @@ from netplanx.system.state import StateStore
 ReadLive = Callable[[Sequence[Resource]], list[Resource]]
 JOURNAL = "journal"
 NO_FAULT = Failpoint()
-CHUNK = 1024  # steps per provider call: large enough to batch, small enough to show progress
+PROGRESS_EVERY = 0.5  # seconds between journal progress writes (each is an fsync; the count is only a hint)
 
 
 class InjectedFault(Exception):
@@ -50,6 +50,8 @@ class Applier:
         self.finish = finish
         self.store = store
         self.failpoint = failpoint
+        self._record: dict[str, object] | None = None
+        self._written = 0.0
 
     def apply(self, plan: Plan, post_check: Callable[[], list[str]] | None = None,
               progress: Callable[[int, int], None] | None = None, final: bool = True) -> int:
@@ -79,7 +81,8 @@ class Applier:
         position = 0
         cut = self.failpoint.step - 1 if forward and self.failpoint.step else None
         groups = itertools.groupby(enumerate(steps), key=lambda item: (
-            item[1].change.kind, item[1].operation, item[0] == cut, item[0] // CHUNK))
+            item[1].change.kind, item[1].operation, item[0] == cut,
+            item[0] // self.types[item[1].change.kind].steps_per_call))  # batches, yet progress to show
         for (kind, operation, _, _), group in groups:
             batch = [step for _, step in group]
             if position == cut:
@@ -156,19 +159,20 @@ class Applier:
                           f"{leftover}. Run 'netx plan' to see them.", restored=False)
 
     def _journal(self, record: dict[str, object] | None) -> None:
+        self._record = record
         if self.store is None:
             return
         if record is None:
             self.store.remove(JOURNAL)
         else:
             self.store.save(JOURNAL, record)
+            self._written = time.monotonic()
 
     def _journal_progress(self, done: int) -> None:
-        if self.store is not None:
-            record = self.store.load(JOURNAL)
-            if record:
-                record["done"] = done
-                self.store.save(JOURNAL, record)
+        """Record the steps done, at most every PROGRESS_EVERY seconds: what a rerun needs (the addresses
+        it creates) is in the journal from the start; the count only tells a person how far it got."""
+        if self._record is not None and time.monotonic() - self._written >= PROGRESS_EVERY:
+            self._journal({**self._record, "done": done})
 
 
 def _resources_of(plan: Plan) -> list[Resource]:

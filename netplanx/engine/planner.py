@@ -42,6 +42,8 @@ def make_plan(types: Mapping[str, ResourceType], desired: Iterable[Resource], li
         if have is None:
             changes[address] = Change(address, want.kind, "create", None, want)
             continue
+        if want.attrs == have.attrs and (have.owned or address not in claim):
+            continue  # what every kind's ``differs`` would find: nothing (the common case, at C speed)
         rtype = types[want.kind]
         changed = rtype.differs(want, have)
         forced = rtype.forces_replacement(want, have, changed) if changed else []
@@ -86,6 +88,7 @@ class _Graph:
         self.pools = pools
         self._by_kind: dict[str, list[Resource]] | None = None
         self._providers: dict[str, list[str]] | None = None
+        self._matched: dict[tuple[str, object], list[str]] = {}
 
     def targets(self, dep: Dependency) -> list[str]:
         """The addresses ``dep`` names among the resources known here."""
@@ -93,6 +96,13 @@ class _Graph:
             if any(dep.address in pool for pool in self.pools):
                 return [dep.address]
             return self._provided().get(dep.address, [])
+        found = self._matched.get((dep.kind, dep.matches))  # kinds share predicates (one per gateway)
+        if found is None:
+            found = self._matched[dep.kind, dep.matches] = [r.address for r in self._of_kind(dep.kind)
+                                                            if dep.matches(r)]
+        return found
+
+    def _of_kind(self, kind: str) -> list[Resource]:
         if self._by_kind is None:
             self._by_kind = {}
             seen: set[str] = set()
@@ -101,7 +111,7 @@ class _Graph:
                     if res.address not in seen:
                         seen.add(res.address)
                         self._by_kind.setdefault(res.kind, []).append(res)
-        return [r.address for r in self._by_kind.get(dep.kind, ()) if dep.matches(r)]
+        return self._by_kind.get(kind, [])
 
     def _provided(self) -> dict[str, list[str]]:
         """Address named in a resource's ``meta['provides']`` -> the resources that provide it."""

@@ -9,6 +9,7 @@ what, what a change disrupts) and carries out create/update/delete against its t
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,15 +46,15 @@ class Resource(NamedTuple):
         return json.dumps([self.attrs, self.owned], sort_keys=True, default=str)
 
 
-@dataclass(frozen=True)
-class Dependency:
+class Dependency(NamedTuple):
     """What must exist first: the resource at ``address``, or (with ``matches``) the resources of ``kind``
     that ``matches`` accepts (the addresses that make a route's gateway reachable).
 
     ``lifetime``: the dependent dies with it (an address with its link; a route when the last address
     covering its gateway goes); otherwise only the order matters, and the dependent's attribute ``attr``
     (if any) is reset when it goes (a bridge port's master). ``outlives_down``: the dependent survives its
-    target being taken down and up (an IPv4 address its link; see ``ResourceType.cycles``).
+    target being taken down and up (an IPv4 address its link; see ``ResourceType.cycles``). A named tuple:
+    plans build one per resource.
     """
 
     address: str = ""
@@ -74,7 +75,15 @@ class Query:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Resource]:
-        return [r for r in self.desired if r.kind == kind]
+        return list(self._by_kind.get(kind, ()))
+
+    @functools.cached_property
+    def _by_kind(self) -> dict[str, list[Resource]]:
+        """The desired resources by kind, sorted once for every reader of a plan (not once per kind)."""
+        by_kind: dict[str, list[Resource]] = {}
+        for res in self.desired:
+            by_kind.setdefault(res.kind, []).append(res)
+        return by_kind
 
 
 class ResourceType:
@@ -82,6 +91,7 @@ class ResourceType:
 
     kind: str = ""
     claims_on_update: bool = False  # an update makes netx the owner (else the live marker is kept)
+    steps_per_call: int = 1024  # at most this many resources per create/update/delete call of the applier
     replace_on: frozenset[str] = frozenset()
     disruption_of: ClassVar[Mapping[str, str]] = {"create": "hitless", "update": "hitless", "replace": "traffic loss",
                                         "delete": "traffic loss"}

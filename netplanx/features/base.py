@@ -17,6 +17,22 @@ class KernelType(ResourceType):
     def __init__(self, ctx: KernelContext):
         self.ctx = ctx
 
+    def _send(self, resources: Sequence[Resource],
+              encode: Callable[[Resource], tuple[int, int, bytes]]) -> list[Exception | None]:
+        """Encode one netlink request per resource (one that cannot be encoded fails alone) and send them
+        batched on the lean socket; the outcome of each."""
+        results: list[Exception | None] = [None] * len(resources)
+        requests, slots = [], []
+        for slot, resource in enumerate(resources):
+            try:
+                requests.append(encode(resource))
+                slots.append(slot)
+            except NetlinkError as exc:
+                results[slot] = exc
+        for slot, outcome in zip(slots, self.ctx.nl.transact(requests), strict=True):
+            results[slot] = outcome
+        return results
+
 
 class StepwiseType(KernelType):
     """Resources written one at a time by ``_create``, ``_update`` and ``_delete``; an error of one of

@@ -16,13 +16,23 @@ VERB = {"create": "will be created", "update": "will be updated in-place", "repl
 
 
 def _value(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return f'"{value}"'
+    if kind is int:
+        return str(value)
+    if kind is bool or value is None:
+        return "true" if value is True else "false" if value is False else "null"
     if isinstance(value, str):
         return f'"{value}"'
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
     if isinstance(value, int):
         return str(value)
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _set(value: Any) -> bool:
+    """Whether a created resource's attribute is shown: anything but None, [] and {}."""
+    return value is not None and (type(value) not in (list, dict) or bool(value))
 
 
 def _nested_changes(name: str, before: Any, after: Any) -> list[tuple[str, Any, Any]]:
@@ -51,7 +61,7 @@ def _attribute_lines(change: Change, paint: Paint) -> list[str]:
             else:
                 lines.append(f"      ~ {key}: {_value(before)} -> {_value(after)}{note}")
     elif change.action == "create" and change.after:
-        shown = " ".join(f"{k}={_value(v)}" for k, v in change.after.attrs.items() if v not in (None, [], {}))
+        shown = " ".join([f"{k}={_value(v)}" for k, v in change.after.attrs.items() if _set(v)])
         lines.append(f"      {shown}")
     return lines
 

@@ -25,16 +25,32 @@ KEEP = 16
 
 @functools.cache
 def _code_fingerprint() -> str:
-    """The netx version, the Python version and the size and time of every module of netx: a compiled
-    spec is reused only by the very code (and marshal format) that produced it."""
-    package = Path(__file__).resolve().parents[1]
-    stats = sorted((str(p.relative_to(package)), p.stat().st_size, p.stat().st_mtime_ns)
-                   for p in package.rglob("*.py"))
-    from netplanx.system.bpf.loader import BPF_DIR  # eBPF sources: their digests are in compiled specs
+    """The netx version, the Python version and the size and time of every module of netx and of its eBPF
+    sources (their digests are in compiled specs): a compiled spec is reused only by the very code (and
+    marshal format) that produced it."""
+    from netplanx.system.bpf.sources import BPF_DIR
 
-    stats += sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in BPF_DIR.glob("*.[ch]"))
+    package = Path(__file__).resolve().parents[1]
+    stats = sorted(_stats(str(package), ".py") + _stats(str(BPF_DIR), ".c", ".h"))
     text = repr((__version__, sys.version_info[:2], stats))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _stats(folder: str, *suffixes: str) -> list[tuple[str, int, int]]:
+    """(path, size, mtime) of the files ending in ``suffixes`` under ``folder`` (os.scandir: a stat each)."""
+    found = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name != "__pycache__":
+                found += _stats(entry.path, *suffixes)
+        elif entry.name.endswith(suffixes):
+            info = entry.stat()
+            found.append((entry.path, info.st_size, info.st_mtime_ns))
+    return found
 
 
 class SpecCache:
@@ -50,7 +66,7 @@ class SpecCache:
             entries, checks, unmanaged = marshal.loads(self._path(digest).read_bytes())
         except (OSError, ValueError, EOFError, TypeError):
             return None
-        return [Resource(*entry) for entry in entries], checks, unmanaged
+        return list(map(functools.partial(tuple.__new__, Resource), entries)), checks, unmanaged  # at C speed
 
     def put(self, digest: str, resources: list[Resource], checks: list[dict[str, Any]],
             unmanaged: list[str]) -> None:

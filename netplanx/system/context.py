@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from netplanx.system import netns
@@ -25,6 +27,14 @@ class KernelContext:
         self.peer_lean: dict[str, NetlinkSocket] = {}
         self._claims: list[LinkClaim] = []
         self._closers: list[Callable[[], None]] = []
+        self._snapshot = False
+        self._names: dict[int, str] | None = None
+
+    @property
+    def bpf_programs(self) -> Path:
+        """The host's records of compiled eBPF programs (system/bpf/programs.py): one compile per version, for
+        every namespace that shares this state directory."""
+        return self.store.root / "bpf-programs"
 
     @property
     def scope(self) -> str:
@@ -90,7 +100,22 @@ class KernelContext:
                 sock.close()
 
     def link_names(self) -> dict[int, str]:
-        return self.nl.link_names()
+        """Index to name of every link (within ``snapshot``, one dump serves every reader)."""
+        if self._names is not None:
+            return self._names
+        names = self.nl.link_names()
+        if self._snapshot:
+            self._names = names
+        return names
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads of one view of the namespace (a plan's, a verification's): they share the link names."""
+        self._snapshot = True
+        try:
+            yield
+        finally:
+            self._snapshot, self._names = False, None
 
     @property
     def writes(self) -> int:

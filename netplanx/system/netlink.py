@@ -35,7 +35,9 @@ HEADER = struct.Struct("=IHHII")
 ATTR = struct.Struct("=HH")
 IFINFOMSG = struct.Struct("=BxHiII")
 IFLA_IFNAME = 3
+IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS = 29, 8
 BATCH = 256
+LINK_REQUEST = IFINFOMSG.pack(0, 0, 0, 0, 0) + ATTR.pack(8, IFLA_EXT_MASK) + struct.pack("=I", RTEXT_FILTER_SKIP_STATS)
 
 
 class NetlinkError(OSError):
@@ -155,7 +157,7 @@ class NetlinkSocket:
     def link_names(self) -> dict[int, str]:
         """Index to name of every link in this namespace."""
         names = {}
-        for _kind, payload in self.dump(RTM_GETLINK, IFINFOMSG.pack(0, 0, 0, 0, 0)):
+        for _kind, payload in self.dump(RTM_GETLINK, LINK_REQUEST):
             index = IFINFOMSG.unpack_from(payload, 0)[2]
             for kind, start, stop in attrs(payload, IFINFOMSG.size, len(payload)):
                 if kind == IFLA_IFNAME:

@@ -84,7 +84,8 @@ class Session:
     def read_live(self, desired: Sequence[Resource] = (), options: Mapping[str, Any] | None = None) -> list[Resource]:
         """Every live resource of every kind (``desired``: what a plan wants; ``options``: what else to read)."""
         query = Query(desired, options or {})
-        return [r for rtype in self.types.values() for r in rtype.read(query)]
+        with self.ctx.snapshot():
+            return [r for rtype in self.types.values() for r in rtype.read(query)]
 
     def plan(self, desired: Desired) -> Plan:
         live = self.read_live(desired.resources)

@@ -57,9 +57,8 @@ class BgpContext:
     def client(self, query: Query | None = None) -> GobgpClient | None:
         """The client for gobgpd's API (the address the read asks for, else the spec's, else the recorded
         one); None when netx has nothing to do with BGP here."""
-        desired = query.desired if query else ()
-        address = ((query.options.get(API_OPTION) if query else None)
-                   or next((r.meta["api"] for r in desired if r.kind in KINDS and r.meta.get("api")), None)
+        wanted = (r.meta["api"] for kind in KINDS for r in query.of_kind(kind) if r.meta.get("api")) if query else ()
+        address = ((query.options.get(API_OPTION) if query else None) or next(iter(wanted), None)
                    or self._address or self.record().get("api"))
         if not address:
             return None
@@ -281,6 +280,7 @@ class PathType(BgpType):
     """Advertised paths, written in bulk (one AddPathStream for thousands)."""
 
     kind = "bgppath"
+    steps_per_call = 1 << 20  # each call saves the record of every owned prefix: once per apply, not per 1,024
     disruption_of: ClassVar[Mapping[str, str]] = {
         "create": "hitless", "update": "re-advertised", "replace": "re-advertised", "delete": "withdrawn",
     }

@@ -15,12 +15,13 @@ from netplanx.engine.resource import Dependency, Query, Resource
 from netplanx.features.base import StepwiseType
 from netplanx.features.cluster.namespaces import owned_namespaces
 from netplanx.features.interfaces.addresses import IFA_F_NODAD
-from netplanx.system import netns
+from netplanx.system import netns, rtnl
 from netplanx.system.netlink import NetlinkError
 from netplanx.system.pyroute import IPRoute
 
 PURPOSE = "endpoint "
 RTNH_F_ONLINK = 4
+MAIN_TABLE = 254
 
 
 def endpoint_resource(name: str, *, netns_name: str, host_interface: str, interface: str, mtu: int,
@@ -70,20 +71,21 @@ class EndpointType(StepwiseType):
         return found
 
     def _inside(self, ns: str, interface: str) -> dict[str, Any] | None:
-        sock = self.ctx.ipr_in(ns)
-        found = sock.link_lookup(ifname=interface)
-        if not found:
+        """MTU, addresses and default gateways of ``interface`` in the endpoint's namespace (lean socket)."""
+        nl = self.ctx.nl_in(ns)
+        link = next((m for m in rtnl.links(nl, {}) if m.get_attr("IFLA_IFNAME") == interface), None)
+        if link is None:
             return None
-        index = found[0]
-        link = sock.get_links(index)[0]
+        index = link["index"]
         addresses = []
-        for message in sock.get_addr(index=index):
+        for message in rtnl.addresses(nl):
             text = f"{message.get_attr('IFA_ADDRESS')}/{message['prefixlen']}"
-            if not ipaddress.ip_interface(text).is_link_local:
+            if message["index"] == index and not ipaddress.ip_interface(text).is_link_local:
                 addresses.append(str(ipaddress.ip_interface(text)))
         gateways = [r.get_attr("RTA_GATEWAY") for family in (socket.AF_INET, socket.AF_INET6)
-                    for r in sock.get_routes(family=family, table=254)
-                    if r["dst_len"] == 0 and r.get_attr("RTA_OIF") == index and r.get_attr("RTA_GATEWAY")]
+                    for r in rtnl.routes(nl, family)
+                    if r["table"] == MAIN_TABLE and r["dst_len"] == 0 and r.get_attr("RTA_OIF") == index
+                    and r.get_attr("RTA_GATEWAY")]
         return {"mtu": link.get_attr("IFLA_MTU"), "addresses": addresses, "gateways": gateways}
 
     def _create(self, res: Resource) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 from typing import ClassVar
@@ -25,6 +26,11 @@ def address_resource(dev: str, address: str, owned: bool = True, protocol: int |
     return Resource("address", f"address.{dev}.{address}", attrs, owned, live_meta(protocol))
 
 
+@functools.lru_cache(maxsize=4096)
+def _link_local(ip: str) -> bool:
+    return ipaddress.ip_address(ip).is_link_local
+
+
 class AddressType(OnLinkType):
     kind = "address"
     disruption_of: ClassVar[Mapping[str, str]] = {
@@ -41,12 +47,13 @@ class AddressType(OnLinkType):
         found = []
         for message in rtnl.addresses(self.ctx.nl):
             protocol = message.get_attr("IFA_PROTO") or 0
+            if protocol in KERNEL_PROTOCOLS:
+                continue  # kernel-made addresses are never resources
             ip = message.get_attr("IFA_ADDRESS") if message["family"] == 10 else (
                 message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS"))
-            text = str(ipaddress.ip_interface(f"{ip}/{message['prefixlen']}"))
-            kernel_made = protocol != NETX_PROTOCOL and ipaddress.ip_interface(text).is_link_local
-            if protocol in KERNEL_PROTOCOLS or kernel_made:
-                continue  # kernel-made (and kernel link-local) addresses are never resources
+            text = f"{ip}/{message['prefixlen']}"  # the kernel's text is canonical already (inet_ntop)
+            if protocol != NETX_PROTOCOL and _link_local(ip):
+                continue  # nor are link-local ones that netx did not make
             dev = names.get(message["index"], f"if{message['index']}")
             if dev == "lo" and text in LOOPBACK_DEFAULTS:
                 continue

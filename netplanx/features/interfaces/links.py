@@ -9,8 +9,10 @@ WireGuard device) are claimed through the namespace context and left to it.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
-from collections.abc import Mapping, Sequence
+import struct
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from netplanx.engine.resource import Dependency, Query, Resource
@@ -19,7 +21,7 @@ from netplanx.features.interfaces.kinds.base import LinkReading
 from netplanx.features.interfaces.kinds.catalog import KINDS
 from netplanx.system import netns, rtnl
 from netplanx.system.names import NETX_ALIAS
-from netplanx.system.netlink import NetlinkError
+from netplanx.system.netlink import NLM_F_CREATE, NLM_F_EXCL, NetlinkError
 from netplanx.system.probes import link_kind_errors
 
 INFO_DATA = {kind.type: kind.info_data for kind in KINDS.values() if kind.info_data}
@@ -113,7 +115,8 @@ class LinkType(StepwiseType):
 
     def read(self, query: Query) -> list[Resource]:
         messages = rtnl.links(self.ctx.nl, INFO_DATA)
-        names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in messages}
+        by_index = {m["index"]: m for m in messages}
+        names = {index: m.get_attr("IFLA_IFNAME") for index, m in by_index.items()}
         links = query.of_kind(self.kind)
         claimed_names, claimed_kinds = self.ctx.claimed_links(query)
         primaries = {r.attrs["name"] for r in links if r.attrs.get("type") == "veth"}
@@ -131,7 +134,7 @@ class LinkType(StepwiseType):
             name = names[message["index"]]
             if kind in claimed_kinds or name in claimed_names:
                 continue  # another feature's resource (a WireGuard device)
-            if kind == "veth" and name not in declared and _folded(message, names, messages, primaries, peers_named):
+            if kind == "veth" and name not in declared and _folded(message, names, by_index, primaries, peers_named):
                 continue  # this end is part of its pair's resource
             resources.append(self._resource(message, kind, reading, aliased))
         return resources
@@ -202,6 +205,103 @@ class LinkType(StepwiseType):
         return {"name": peer[0].get_attr("IFLA_IFNAME") if peer else f"if{index}", "netns": where}
 
     # writing
+
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        """Links of kinds with ``creation_data`` in batches on the lean socket; the others one at a time
+        (runs of each, in order: a link may sit on one created just before)."""
+        results: list[Exception | None] = []
+        for batched, run in itertools.groupby(resources, key=self._batched):
+            group = list(run)
+            results += self._create_batch(group) if batched else super().create(group)
+        return results
+
+    def _batched(self, res: Resource) -> bool:
+        """Whether the link is created on the lean socket: its kind encodes itself, and it is not there yet
+        (a link that requires another resource may exist: the far end of a veth pair is configured)."""
+        kind = KINDS.get(res.attrs.get("type") or "device")
+        master = KINDS.get(res.meta.get("master_kind") or "") if res.attrs.get("master") else None
+        if master is not None and master.members_down:
+            return False  # a bond's member joins while down, on its own (_join)
+        return kind is not None and kind.created and kind.batched and not (
+            res.meta.get("requires") and self.ctx.index_of(res.attrs["name"]) is not None)
+
+    def _create_batch(self, group: Sequence[Resource]) -> list[Exception | None]:
+        """Create every link (one request each, many per sendmsg), then mark, bring up and enslave those
+        made in a second batch; a link whose second step fails is deleted again."""
+        results: list[Exception | None] = [None] * len(group)
+        fds: dict[str, int] = {}
+
+        def netns_fd(name: str) -> int:
+            if name not in fds:
+                fds[name] = os.open(netns.netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+            return fds[name]
+
+        taken = self.ctx.link_names() if any(r.meta.get("index") for r in group) else {}
+        try:
+            made = self._send_into(group, results, lambda res: (rtnl.RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
+                                                           _creation(res, taken, netns_fd)))
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        indexes = {name: index for index, name in self.ctx.link_names().items()}
+        configured = self._send_into([group[slot] for slot in made], results,
+                                lambda res: (rtnl.RTM_NEWLINK, 0, _configuration(res, indexes)), made)
+        paired = [slot for slot in configured if group[slot].attrs.get("peer")]
+        for slot, error in zip(paired, self._peers_up([group[s] for s in paired], indexes), strict=True):
+            results[slot] = error
+        undone = [indexes[group[slot].attrs["name"]] for slot in made if results[slot] is not None]
+        self.ctx.nl.transact([(rtnl.RTM_DELLINK, 0, rtnl.link_body({}, index)) for index in undone])
+        return results
+
+    def _send_into(self, resources: Sequence[Resource], results: list[Exception | None],
+                   encode: Callable[[Resource], tuple[int, int, bytes]],
+                   slots: Sequence[int] | None = None) -> list[int]:
+        """``_send``, recording errors in ``results`` (at ``slots``, by default the resources' positions); the
+        slots that succeeded."""
+        slots = range(len(resources)) if slots is None else slots
+        for slot, error in zip(slots, self._send(resources, encode), strict=True):
+            results[slot] = error
+        return [slot for slot in slots if results[slot] is None]
+
+    def _peers_up(self, resources: Sequence[Resource], indexes: Mapping[str, int]) -> list[NetlinkError | None]:
+        """Bring up the peer of each veth (in its namespace; a peer that is not there is left alone)."""
+        found: list[NetlinkError | None] = [None] * len(resources)
+        by_netns: dict[str | None, list[int]] = {}
+        for slot, res in enumerate(resources):
+            by_netns.setdefault(res.attrs["peer"].get("netns"), []).append(slot)
+        for where, slots in by_netns.items():
+            if where is None:
+                slots = [s for s in slots if resources[s].attrs["peer"]["name"] in indexes]
+                requests = [(rtnl.RTM_NEWLINK, 0, rtnl.link_body(
+                    {}, indexes[resources[s].attrs["peer"]["name"]], rtnl.IFF_UP, rtnl.IFF_UP)) for s in slots]
+                outcomes = self.ctx.nl.transact(requests)
+            else:
+                sock = self.ctx.nl_in(where)
+                there = {name: index for index, name in sock.link_names().items()}
+                slots = [s for s in slots if resources[s].attrs["peer"]["name"] in there]
+                requests = [(rtnl.RTM_NEWLINK, 0, rtnl.link_body(
+                    {}, there[resources[s].attrs["peer"]["name"]], rtnl.IFF_UP, rtnl.IFF_UP)) for s in slots]
+                outcomes = sock.transact(requests)
+                self.ctx.count_write(len(requests))
+            for slot, error in zip(slots, outcomes, strict=True):
+                found[slot] = error
+        return found
+
+    def delete(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        """One batch of RTM_DELLINK requests; a link already gone (its veth partner took it along) is fine."""
+        results: list[Exception | None] = [None] * len(resources)
+        requests, slots = [], []
+        for slot, res in enumerate(resources):
+            if res.attrs.get("type") == "device" or not res.owned:
+                results[slot] = NetlinkError(errno.EPERM, f"{res.address} is not owned by netx; refusing to delete it")
+                continue
+            index = self.ctx.index_of(res.attrs["name"])
+            if index is not None:
+                requests.append((rtnl.RTM_DELLINK, 0, rtnl.link_body({}, index)))
+                slots.append(slot)
+        for slot, error in zip(slots, self.ctx.nl.transact(requests), strict=True):
+            results[slot] = None if error is not None and error.errno == errno.ENODEV else error
+        return results
 
     def _index(self, name: str) -> int:
         index = self.ctx.index_of(name)
@@ -317,15 +417,6 @@ class LinkType(StepwiseType):
             self.ctx.ipr.link("set", index=index, address=mac)
         self.ctx.count_write()
 
-    def _delete(self, res: Resource) -> None:
-        if res.attrs.get("type") == "device" or not res.owned:
-            raise NetlinkError(errno.EPERM, f"{res.address} is not owned by netx; refusing to delete it")
-        index = self.ctx.index_of(res.attrs["name"])
-        if index is None:
-            return  # gone already: the other end of its veth pair was deleted first
-        self.ctx.ipr.link("del", index=index)
-        self.ctx.count_write()
-
     def _current(self, name: str) -> Resource:
         """The live link ``name`` (ENODEV when there is none)."""
         messages = rtnl.links(self.ctx.nl, INFO_DATA)
@@ -360,7 +451,25 @@ def _master_kind(res: Resource) -> str:
     return res.meta.get("master_kind", "") if res.attrs.get("master") else ""
 
 
-def _folded(message: Any, names: Mapping[int, str], messages: Sequence[Any], primaries: set[str],
+def _creation(res: Resource, taken: Mapping[int, str], netns_fd: Callable[[str], int]) -> bytes:
+    """RTM_NEWLINK of a new link (a rollback's link gets its old ifindex back when that is free)."""
+    index = res.meta.get("index") or 0
+    return KINDS[res.attrs["type"]].creation_request(res.attrs, netns_fd, 0 if index in taken else index)
+
+
+def _configuration(res: Resource, indexes: Mapping[str, int]) -> bytes:
+    """RTM_NEWLINK that marks a link just made as netx's, sets its state and its master."""
+    a = res.attrs
+    fields = {rtnl.IFLA_IFALIAS: rtnl.asciiz(NETX_ALIAS)} if res.owned else {}
+    if a.get("master"):
+        if a["master"] not in indexes:
+            raise NetlinkError(errno.ENODEV, f"No such device: {a['master']}")
+        fields[rtnl.IFLA_MASTER] = struct.pack("=I", indexes[a["master"]])
+    up = rtnl.IFF_UP if a.get("state", "up") == "up" else 0
+    return rtnl.link_body(fields, indexes[a["name"]], up, rtnl.IFF_UP)
+
+
+def _folded(message: Any, names: Mapping[int, str], messages: Mapping[int, Any], primaries: set[str],
             peers_named: set[str]) -> bool:
     """Whether this veth end is represented by its partner in the same namespace: it is the peer the
     spec names, or its partner is a veth netx created (only that end carries the alias)."""
@@ -372,5 +481,5 @@ def _folded(message: Any, names: Mapping[int, str], messages: Sequence[Any], pri
         return False
     if names[peer_index] in primaries:
         return True
-    partner = next((m for m in messages if m["index"] == peer_index), None)
+    partner = messages.get(peer_index)
     return partner is not None and partner.get_attr("IFLA_IFALIAS") == NETX_ALIAS != message.get_attr("IFLA_IFALIAS")

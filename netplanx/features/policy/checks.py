@@ -9,9 +9,8 @@ from typing import Any
 from netplanx.document.problems import Problem
 from netplanx.features.policy.compile import rule_names
 from netplanx.features.policy.entries import MAX_RULES
-from netplanx.features.policy.identity import collisions, label_text
+from netplanx.features.policy.identity import collisions, label_text, selects
 from netplanx.features.policy.l7resources import ROUTE_TABLE, RULE_PRIORITY
-from netplanx.features.policy.model import selects
 from netplanx.system.names import table_number
 
 SECTION_KEYS = {"ingress": "ingress", "ingress_deny": "ingressDeny", "egress": "egress", "egress_deny": "egressDeny"}

@@ -42,10 +42,11 @@ from netplanx.features.policy.identity import (
     identity_name,
     label_identity,
     label_text,
+    selects,
 )
 from netplanx.features.policy.l7resources import l7_resources
 from netplanx.features.policy.l7scopes import Scope, l7_scopes
-from netplanx.features.policy.model import Peer, Policy, PortRule, selects
+from netplanx.features.policy.model import Peer, Policy, PortRule
 from netplanx.features.policy.resources import ipcache_resource, policy_program_resource, policy_resource
 
 

@@ -24,6 +24,11 @@ def label_text(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={labels[k]}" for k in sorted(labels)) or "(no labels)"
 
 
+def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """Whether an endpoint with ``labels`` matches a selector (every selector label present and equal)."""
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
 def _hash(text: str, span: int) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % span
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netplanx.features.policy.entries import DIRECTIONS, Key, Verdict
-from netplanx.features.policy.identity import ANY, label_text
-from netplanx.features.policy.model import Peer, selects
+from netplanx.features.policy.identity import ANY, label_text, selects
+
+if TYPE_CHECKING:  # the spec's models (pydantic) are not imported to read or write the datapath
+    from netplanx.features.policy.model import Peer
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ import struct
 from pathlib import Path
 
 from netplanx.features.policy.entries import Key, Verdict
-from netplanx.system.bpf.loader import BPF_DIR, PIN_ROOT, BpfSource
+from netplanx.system.bpf.loader import PIN_ROOT, BpfSource
 from netplanx.system.bpf.maps import BpfMap
+from netplanx.system.bpf.sources import BPF_DIR
 
 POLICY = BpfSource("policy", BPF_DIR / "policy.c", BPF_DIR / "policy.h",
                    {"from_endpoint": "tc", "to_endpoint": "tc", "from_remote": "tc", "from_remote_ip": "tc"})

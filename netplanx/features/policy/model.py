@@ -198,8 +198,3 @@ class Policy(SpecModel):
             if rules is not None:
                 found.append((direction, verdict, rules))
         return found
-
-
-def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    """Whether an endpoint with ``labels`` matches a selector (every selector label present and equal)."""
-    return all(labels.get(key) == value for key, value in selector.items())

@@ -32,7 +32,7 @@ from netplanx.features.policy.resources import (
     policy_resource,
 )
 from netplanx.system.bpf.loader import Loaded, load, open_pinned, remove_scope
-from netplanx.system.bpf.tc import priority
+from netplanx.system.bpf.tc import Attachment, priority
 from netplanx.system.context import KernelContext
 
 RECORD = "policy-endpoints"  # ifindex -> endpoint name, so entries keep their name after the spec drops them
@@ -71,7 +71,7 @@ class Filters:
         if self._programs is None or self._programs.version != version:
             if self._programs is not None:
                 self._programs.close()
-            self._programs = (load(pm.POLICY, self.scope) if version == pm.POLICY.version
+            self._programs = (load(pm.POLICY, self.scope, self.ctx.bpf_programs) if version == pm.POLICY.version
                               else open_pinned(pm.POLICY, self.scope, version))
 
     def attach(self, device: str) -> None:
@@ -83,6 +83,24 @@ class Filters:
             raise NetxError(f"cannot attach the policy filters: interface {device} does not exist")
         for hook, (name, program) in FILTERS.items():
             self.ctx.tc.attach(index, hook, self._programs.fd(program), prio=priority(hook, "policy"), name=name)
+
+    def attach_all(self, devices: Sequence[str]) -> list[Exception | None]:
+        """``attach`` for many devices at once (batches on the lean socket): one result per device."""
+        if self._programs is None:
+            self.use(pm.POLICY.version)
+        found: list[Exception | None] = [None] * len(devices)
+        wanted, owners = [], []
+        for slot, device in enumerate(devices):
+            index = self._index(device)
+            if index is None:
+                found[slot] = NetxError(f"cannot attach the policy filters: interface {device} does not exist")
+                continue
+            for hook, (name, program) in FILTERS.items():
+                wanted.append(Attachment(index, hook, self._programs.fd(program), priority(hook, "policy"), name))
+                owners.append(slot)
+        for slot, error in zip(owners, self.ctx.tc.attach_many(wanted), strict=True):
+            found[slot] = found[slot] or error
+        return found
 
     def detach(self, device: str) -> None:
         index = self._index(device)
@@ -300,14 +318,29 @@ class PolicyType(StepwiseType):
             raise NetxError(f"{res.address}: interface {res.meta['host_interface']} does not exist")
         return index
 
-    def _create(self, res: Resource) -> None:
-        index = self._index(res)
-        self._write(index, {}, res)
-        self._redirect(index, [], res.attrs["redirected"])
-        self.filters.attach(res.meta["host_interface"])
+    def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
+        """Every endpoint's entries (and its L7 redirects) in one map batch, both filters of every endpoint in
+        netlink batches, the record once."""
+        results: list[Exception | None] = [None] * len(resources)
+        indexes: dict[int, int] = {}
+        for slot, res in enumerate(resources):
+            try:
+                indexes[slot] = self._index(res)
+            except NetxError as exc:
+                results[slot] = exc
+        try:
+            self._write_all([(indexes[slot], {}, resources[slot]) for slot in indexes])
+            self._redirect_all([(indexes[slot], [], resources[slot].attrs["redirected"]) for slot in indexes])
+        except OSError as exc:
+            return [results[slot] or exc for slot in range(len(resources))]
+        attached = self.filters.attach_all([resources[slot].meta["host_interface"] for slot in indexes])
+        for slot, error in zip(indexes, attached, strict=True):
+            results[slot] = error
         recorded = self.ctx.store.load(RECORD)
-        recorded[str(index)] = res.address.split(".", 1)[1]
+        recorded.update({str(indexes[slot]): resources[slot].address.split(".", 1)[1] for slot in indexes
+                         if results[slot] is None})
         self.ctx.store.save(RECORD, recorded)
+        return results
 
     def _update(self, before: Resource, after: Resource) -> None:
         """``before`` is the live resource (or, in a rollback, the desired one the apply wrote): its entries
@@ -322,28 +355,48 @@ class PolicyType(StepwiseType):
             self.filters.attach(after.meta["host_interface"])
 
     def _write(self, index: int, current: dict, res: Resource) -> None:
-        """Write the entries that differ and remove the ones no longer wanted; names first."""
-        wanted = entries_from_meta(res.meta["_entries"])
+        self._write_all([(index, current, res)])
+
+    def _write_all(self, writes: Sequence[tuple[int, dict, Resource]]) -> None:
+        """For each (ifindex, entries the map holds, resource): write the entries that differ and remove the
+        ones no longer wanted, every endpoint in one batch; the names first (each once)."""
+        named = {}
+        for _index, _current, res in writes:
+            named.update({(pm.NAME_RULE, int(n)): t for n, t in res.meta["_names"]["rules"].items()})
+            named.update({(pm.NAME_IDENTITY, int(n)): t for n, t in res.meta["_names"]["identities"].items()})
         with pm.open_map(self.scope, "names") as names:
-            for number, text in res.meta["_names"]["rules"].items():
-                names.update(*pm.name_entry(pm.NAME_RULE, int(number), text))
-            for number, text in res.meta["_names"]["identities"].items():
-                names.update(*pm.name_entry(pm.NAME_IDENTITY, int(number), text))
-        changed = [(k, v) for k, v in wanted.items() if current.get(k) != v]
+            for (kind, number), text in named.items():
+                names.update(*pm.name_entry(kind, number, text))
+        changed, gone = [], []
+        for index, current, res in writes:
+            wanted = entries_from_meta(res.meta["_entries"])
+            changed += [pm.policy_entry(index, key, verdict) for key, verdict in wanted.items()
+                        if current.get(key) != verdict]
+            gone += [pm.policy_entry(index, key)[0] for key in current.keys() - wanted.keys()]
         with pm.open_map(self.scope, "policy") as policy:
-            policy.update_batch([pm.policy_entry(index, key, verdict) for key, verdict in changed])
-            for key in current.keys() - wanted.keys():
-                policy.delete(pm.policy_entry(index, key)[0])
-        self.ctx.count_write(len(changed) + len(current.keys() - wanted.keys()))
+            policy.update_batch(changed)
+            for key in gone:
+                policy.delete(key)
+        self.ctx.count_write(len(changed) + len(gone))
 
     def _redirect(self, index: int, current: list[str], wanted: list[str]) -> None:
-        """The endpoint's addresses whose L7 ingress redirect a packet's first hop on the node applies."""
+        self._redirect_all([(index, current, wanted)])
+
+    def _redirect_all(self, redirects: Sequence[tuple[int, list[str], list[str]]]) -> None:
+        """For each (ifindex, addresses the map holds, addresses wanted): the endpoint's addresses whose L7
+        ingress redirect a packet's first hop on the node applies, every endpoint with the map opened once."""
+        if not any(current or wanted for _index, current, wanted in redirects):
+            return
+        writes = 0
         with pm.open_map(self.scope, "endpoints") as endpoints:
-            for address in wanted:
-                endpoints.update(pm.endpoint_key(address), index)
-            for address in set(current) - set(wanted):
-                endpoints.delete(pm.endpoint_key(address))
-        self.ctx.count_write(len(wanted) + len(set(current) - set(wanted)))
+            for index, current, wanted in redirects:
+                for address in wanted:
+                    endpoints.update(pm.endpoint_key(address), index)
+                gone = set(current) - set(wanted)
+                for address in gone:
+                    endpoints.delete(pm.endpoint_key(address))
+                writes += len(wanted) + len(gone)
+        self.ctx.count_write(writes)
 
     def _clear(self, index: int, entries: dict) -> None:
         with pm.open_map(self.scope, "policy") as policy:

@@ -36,6 +36,8 @@ RTMSG = struct.Struct("=BBBBBBBBI")
 ATTR_HEADER = struct.Struct("=HH")
 U32 = struct.Struct("=I")
 RTNEXTHOP = struct.Struct("=HBBi")
+HEAD = struct.Struct("=BBBBBBBBIHHI")  # rtmsg and its RTA_TABLE attribute
+U32_ATTR, S32_ATTR = struct.Struct("=HHI"), struct.Struct("=HHi")
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_MULTIPATH, RTA_TABLE, RTA_VIA = 1, 4, 5, 6, 7, 9, 15, 18
 RTA_ENCAP_TYPE, RTA_ENCAP = 21, 22
 LWTUNNEL_ENCAP_IP = 2
@@ -92,9 +94,11 @@ class RouteType(KernelType):
     def differs(self, desired: Resource, live: Resource) -> list[str]:
         """As the base, except that a gateway without dev lets the kernel choose the device."""
         want, have = desired.attrs, live.attrs
+        if want.get("dev") is None and want.get("via") and have.get("dev") is not None:
+            have = {**have, "dev": None}
+        if want == have:
+            return []  # the common case, compared at C speed
         changed = [key for key, value in want.items() if have.get(key) != value]
-        if "dev" in changed and want["dev"] is None and want.get("via"):
-            changed.remove("dev")
         if "nexthops" in changed and _hops_match(want["nexthops"], have.get("nexthops", [])):
             changed.remove("nexthops")
         return changed
@@ -110,19 +114,27 @@ class RouteType(KernelType):
         """Its devices, and for each gateway the addresses that make it reachable: the kernel refuses the
         route before one exists, and removes it when the last one goes."""
         a = resource.attrs
-        devs = {a.get("dev")} | {h.get("dev") for h in a.get("nexthops", [])}
+        hops = a.get("nexthops")
+        if not hops:  # the common case, written out: one device, one gateway
+            dev, via = a.get("dev"), a.get("via")
+            deps = [Dependency(f"link.{dev}")] if dev else []
+            if via and not a.get("onlink") and not _link_local(via):
+                deps.append(Dependency(kind="address", matches=_covering(via, dev)))
+            return deps
+        devs = {a.get("dev")} | {h.get("dev") for h in hops}
         deps = [Dependency(f"link.{dev}") for dev in sorted(d for d in devs if d)]
         if not a.get("onlink"):
-            hops = [(a.get("via"), a.get("dev"))] + [(h.get("via"), h.get("dev")) for h in a.get("nexthops", [])]
-            deps += [Dependency(kind="address", matches=_covering(via, dev)) for via, dev in hops
+            pairs = [(a.get("via"), a.get("dev"))] + [(h.get("via"), h.get("dev")) for h in hops]
+            deps += [Dependency(kind="address", matches=_covering(via, dev)) for via, dev in pairs
                      if via and not _link_local(via)]
         return deps
 
     def read(self, query: Query) -> list[Resource]:
         names = self.ctx.link_names()
         routes = []
+        shapes: dict[bytes, Resource | bool | None] = {}
         for _kind, payload in self.ctx.nl.dump(RTM_GETROUTE, RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)):
-            route = _decode(payload, names)
+            route = _decode_like(payload, names, shapes)
             if route is not None:
                 routes.append(route)
         return routes
@@ -142,21 +154,6 @@ class RouteType(KernelType):
     def _indexes(self) -> dict[str, int]:
         return {name: index for index, name in self.ctx.link_names().items()}
 
-    def _send(self, resources: Sequence[Resource],
-              encode: Callable[[Resource], tuple[int, int, bytes]]) -> list[Exception | None]:
-        """Encode each request (a resource that cannot be encoded fails alone) and send them batched."""
-        results: list[Exception | None] = [None] * len(resources)
-        requests, slots = [], []
-        for slot, resource in enumerate(resources):
-            try:
-                requests.append(encode(resource))
-                slots.append(slot)
-            except NetlinkError as exc:
-                results[slot] = exc
-        for slot, outcome in zip(slots, self.ctx.nl.transact(requests), strict=True):
-            results[slot] = outcome
-        return results
-
 
 @functools.lru_cache(maxsize=4096)
 def _network_of(address: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -168,8 +165,10 @@ def _link_local(via: str) -> bool:
     return ipaddress.ip_address(via).is_link_local
 
 
+@functools.lru_cache(maxsize=4096)
 def _covering(via: str, dev: str | None) -> Callable[[Resource], bool]:
-    """Whether an address resource makes ``via`` reachable (on ``dev``, when the route names one)."""
+    """Whether an address resource makes ``via`` reachable (on ``dev``, when the route names one); one
+    predicate per gateway and device, so the planner resolves it once for every route through them."""
     gateway = ipaddress.ip_address(via)
 
     def covers(address: Resource) -> bool:
@@ -193,16 +192,15 @@ def _ip_text(data: memoryview, start: int, stop: int) -> str:
 def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
     """One RTM_NEWROUTE message to a resource; None for what netx never manages (kernel, local, cache).
 
-    The attribute loop is written out (no generator, no copies): it runs once per route on every plan.
+    The attribute loop and the resource's canonical form (as ``route_resource`` builds it) are written out
+    (no generator, no copies, no keyword calls): this runs once per route on every plan and every verify.
     """
     family, dst_len, _src_len, _tos, table, protocol, scope, kind, flags = RTMSG.unpack_from(payload, 0)
     if family not in VERSION or kind not in ROUTE_TYPE_NAMES or protocol in SKIPPED_PROTOCOLS or flags & RTM_F_CLONED:
         return None
-    version = VERSION[family]
-    dst = via = src = None
+    dst = via = src = encap = None
     oif = metric = 0
     nexthops: list[dict[str, Any]] = []
-    encap = None
     offset, end = RTMSG.size, len(payload)
     unpack_attr, unpack_u32, ntop = ATTR_HEADER.unpack_from, U32.unpack_from, socket.inet_ntop
     while offset + 4 <= end:
@@ -214,14 +212,12 @@ def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
             dst = ntop(family, payload[start:stop])
         elif atype == RTA_GATEWAY:
             via = ntop(family, payload[start:stop])
-        elif atype in (RTA_OIF, RTA_PRIORITY, RTA_TABLE):
-            value = unpack_u32(payload, start)[0]
-            if atype == RTA_OIF:
-                oif = value
-            elif atype == RTA_PRIORITY:
-                metric = value
-            else:
-                table = value
+        elif atype == RTA_OIF:
+            oif = unpack_u32(payload, start)[0]
+        elif atype == RTA_PRIORITY:
+            metric = unpack_u32(payload, start)[0]
+        elif atype == RTA_TABLE:
+            table = unpack_u32(payload, start)[0]
         elif atype == RTA_PREFSRC:
             src = ntop(family, payload[start:stop])
         elif atype == RTA_VIA:
@@ -233,17 +229,54 @@ def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
         offset += (length + 3) & ~3
     if table == TABLE_LOCAL:
         return None
+    version = VERSION[family]
     if version == 6 and dst is not None and dst_len >= 8 and dst.startswith("ff"):
         return None  # kernel multicast routes
     to = f"{dst or ('0.0.0.0' if version == 4 else '::')}/{dst_len}"
     route_kind = ROUTE_TYPE_NAMES[kind]
     dev = names.get(oif) if route_kind in ("unicast", "local") and not nexthops else None
-    return route_resource(
-        table=table, to=to, metric=metric, kind=route_kind, via=via, dev=dev, src=src,
-        scope=SCOPE_NAMES.get(scope, str(scope)) if version == 4 else "global",
-        onlink=bool(flags & RTNH_F_ONLINK), nexthops=nexthops, encap=encap,
-        owned=protocol == NETX_PROTOCOL, protocol=protocol,
-    )
+    if nexthops:
+        nexthops = sorted(nexthops, key=lambda h: (h.get("via") or "", h.get("dev") or ""))
+    scope_name = (SCOPE_NAMES.get(scope) or str(scope)) if version == 4 else "global"
+    attrs_ = {"table": table, "to": to, "metric": metric, "type": route_kind, "via": via, "dev": dev, "src": src,
+              "scope": scope_name, "onlink": bool(flags & RTNH_F_ONLINK), "nexthops": nexthops, "encap": encap}
+    suffix = "" if metric == DEFAULT_METRIC[version] else f"@{metric}"
+    return Resource("route", f"route.{table_name(table)}.{to}{suffix}", attrs_, protocol == NETX_PROTOCOL,
+                    {"protocol": protocol})
+
+
+IPV4_DST_AT = RTMSG.size + 8  # where the kernel puts an IPv4 route's RTA_DST: after RTA_TABLE (fib_dump_info)
+IPV4_DST = ATTR_HEADER.pack(8, RTA_DST)
+
+
+def _decode_like(payload: memoryview, names: Mapping[int, str],
+                 shapes: dict[bytes, Resource | bool | None]) -> Resource | None:
+    """``_decode``, faster for the common case of many IPv4 routes that differ only in their destination.
+
+    The message without its destination's four bytes (its shape) is decoded once; each route of that shape is
+    the shape's resource with its own destination (None: the shape is skipped, e.g. the local table; False: it
+    has nexthops or encap, which resources do not share, so each is decoded in full). The kernel puts an IPv4
+    route's RTA_DST right after RTA_TABLE (``fib_dump_info``); a message laid out otherwise is decoded in full.
+    """
+    at = IPV4_DST_AT
+    if payload[0] != socket.AF_INET or payload[at:at + 4] != IPV4_DST:
+        return _decode(payload, names)
+    shape = bytes(payload[:at + 4]) + bytes(payload[at + 8:])
+    model = shapes.get(shape, True)
+    if model is True:
+        route = _decode(payload, names)
+        shapes[shape] = False if route is not None and (route.attrs["nexthops"] or route.attrs["encap"]) else route
+        return route
+    if model is None:
+        return None
+    if model is False:
+        return _decode(payload, names)
+    to = f"{socket.inet_ntop(socket.AF_INET, payload[at + 4:at + 8])}/{payload[1]}"
+    attrs = model.attrs.copy()
+    attrs["to"] = to
+    metric = attrs["metric"]
+    return Resource("route", f"route.{table_name(attrs['table'])}.{to}{'' if metric == 0 else f'@{metric}'}", attrs,
+                    model.owned, model.meta.copy())
 
 
 def _decode_encap(payload: memoryview, offset: int, end: int) -> dict[str, Any] | None:
@@ -277,16 +310,19 @@ def _packed(text: str) -> bytes:
 
 
 def _header(route: Resource, scope: int, kind: int, protocol: int, flags: int = 0) -> bytes:
+    """The rtmsg and the attributes that name a route: table, destination, metric (packed with few calls:
+    this runs once per route written)."""
     a = route.attrs
     address, _, length = a["to"].partition("/")
     version, packed = parse_ip(address)
     prefixlen = int(length)
     table = a["table"]
-    body = RTMSG.pack(FAMILY[version], prefixlen, 0, 0, table if table < 256 else 252, protocol, scope, kind, flags)
-    body += attr(RTA_TABLE, struct.pack("=I", table))
+    head = HEAD.pack(FAMILY[version], prefixlen, 0, 0, table if table < 256 else 252, protocol, scope, kind, flags,
+                     8, RTA_TABLE, table)
+    metric = U32_ATTR.pack(8, RTA_PRIORITY, a["metric"])
     if prefixlen:
-        body += attr(RTA_DST, packed)
-    return body + attr(RTA_PRIORITY, struct.pack("=I", a["metric"]))
+        return b"".join((head, ATTR_HEADER.pack(4 + len(packed), RTA_DST), packed, metric))
+    return head + metric
 
 
 def _encode_key(route: Resource) -> bytes:
@@ -301,9 +337,10 @@ def _encode(route: Resource, indexes: Mapping[str, int]) -> bytes:
     body = _header(route, SCOPES.get(a["scope"], 0), ROUTE_TYPES[a["type"]], protocol,
                    RTNH_F_ONLINK if a["onlink"] else 0)
     if a["dev"]:
-        body += attr(RTA_OIF, struct.pack("=i", _index(indexes, a["dev"])))
+        body += S32_ATTR.pack(8, RTA_OIF, _index(indexes, a["dev"]))
     if a["via"]:
-        body += attr(RTA_GATEWAY, _packed(a["via"]))
+        via = _packed(a["via"])
+        body += ATTR_HEADER.pack(4 + len(via), RTA_GATEWAY) + via
     if a["src"]:
         body += attr(RTA_PREFSRC, _packed(a["src"]))
     if a.get("encap"):

@@ -53,7 +53,7 @@ class Services(Feature):
         from netplanx.features.services.programs import ProgramType
         from netplanx.features.services.services import LbContext, ServiceType
 
-        lb = LbContext(ctx.scope)
+        lb = LbContext(ctx.scope, ctx.bpf_programs)
         return [ProgramType(ctx, lb), ServiceType(ctx, lb), AttachmentType(ctx, lb)]
 
     def adopt(self, adoption: Adoption) -> None:

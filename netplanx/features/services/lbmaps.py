@@ -11,8 +11,9 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from netplanx.system.bpf.loader import BPF_DIR, BpfSource
+from netplanx.system.bpf.loader import BpfSource
 from netplanx.system.bpf.maps import BpfMap
+from netplanx.system.bpf.sources import BPF_DIR
 
 # Source ports of masqueraded flows: above the kernel's default ephemeral range (32768-60999), and reserved
 # on the node (net.ipv4.ip_local_reserved_ports) so that its own connections never take one, whatever its

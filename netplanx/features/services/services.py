@@ -15,6 +15,7 @@ import hashlib
 from array import array
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from netplanx.engine.resource import Dependency, Query, Resource
@@ -47,8 +48,9 @@ PROGRAM_ADDRESS = "bpfprog.lb"
 class LbContext:
     """The scope's load balancer: its maps (opened when they exist) and its programs (loaded on demand)."""
 
-    def __init__(self, scope: str):
+    def __init__(self, scope: str, programs: Path | None = None):
         self.scope = scope
+        self.programs = programs  # the host's records of compiled versions
         self._maps: LbMaps | None = None
         self._programs: dict[str, Loaded] = {}
 
@@ -61,7 +63,7 @@ class LbContext:
         """The programs of ``version``: this source's (compiled and pinned when they are not yet), or a
         version still pinned (a rollback brings the previous one back)."""
         if version not in self._programs:
-            self._programs[version] = (load(LB, self.scope) if version == LB.version
+            self._programs[version] = (load(LB, self.scope, self.programs) if version == LB.version
                                        else open_pinned(LB, self.scope, version))
         return self._programs[version]
 

@@ -33,10 +33,9 @@ from pathlib import Path
 
 from netplanx.errors import NetxError
 from netplanx.system.bpf.maps import obj_get, obj_pin, prog_info
+from netplanx.system.bpf.programs import describe, load_recorded, recorded, save
 
 PIN_ROOT = Path("/sys/fs/bpf/netx")
-BPF_DIR_VARIABLE = "NETX_BPF_DIR"  # another folder of C sources (tests of program upgrades)
-BPF_DIR = Path(os.environ.get(BPF_DIR_VARIABLE) or Path(__file__).resolve().parents[3] / "bpf")
 XDP_FLAGS = {"generic": 2, "native": 4}
 XDP_MODES = {1: "native", 2: "generic", 3: "offload"}
 TC_ACT_UNSPEC, TC_ACT_OK, TC_ACT_SHOT = -1, 0, 2
@@ -122,12 +121,21 @@ def open_pinned(source: BpfSource, scope: str, version: str) -> Loaded:
     return loaded
 
 
-def load(source: BpfSource, scope: str) -> Loaded:
-    """The programs of this version: re-opened from their pins, or compiled with bcc and pinned."""
+def load(source: BpfSource, scope: str, programs: Path | None = None) -> Loaded:
+    """The programs of this version: re-opened from their pins, loaded from the host's record of the version
+    (``programs``: the folder of records, see programs.py; another scope compiled it), or compiled with bcc,
+    pinned and recorded."""
     prog_dir = source.prog_dir(scope)
     if all((prog_dir / f).exists() for f in source.programs):
         return open_pinned(source, scope, source.version)
-    loaded = Loaded(source, scope, source.version)
+    record = recorded(programs, source.name, source.version) if programs else None
+    if record is not None:
+        try:
+            fds = load_recorded(record, source.map_dir(scope))
+        except OSError as exc:
+            raise BpfError(f"{source.source.name}: loading the recorded version {source.version} failed: {exc}") \
+                from exc
+        return _pinned(Loaded(source, scope, source.version), fds, prog_dir)
     try:
         from bcc import BPF
     except ImportError as exc:
@@ -140,17 +148,29 @@ def load(source: BpfSource, scope: str) -> Loaded:
         functions = {f: module.load_func(f.encode(), kinds[kind]) for f, kind in source.programs.items()}
     except Exception as exc:  # bcc raises plain Exceptions with the compiler's or verifier's text
         raise BpfError(f"{source.source.name}: compiling or loading failed: {exc}") from exc
+    if programs:
+        described = describe(module, {f: (kinds[source.programs[f]], p.fd) for f, p in functions.items()},
+                             source.map_dir(scope))
+        if described is not None:
+            save(programs, source.name, source.version, described)
+    loaded = _pinned(Loaded(source, scope, source.version), {f: os.dup(p.fd) for f, p in functions.items()},
+                     prog_dir)
+    module.cleanup()
+    return loaded
+
+
+def _pinned(loaded: Loaded, fds: Mapping[str, int], prog_dir: Path) -> Loaded:
+    """``loaded`` holding ``fds`` (function -> program fd, now its own), pinned in ``prog_dir`` all at once."""
     temporary = prog_dir.with_name(f"tmp-{os.getpid()}-{prog_dir.name}")  # bpffs names have no dots
     temporary.mkdir(parents=True, exist_ok=True)
-    for function, program in functions.items():
-        loaded.fds[function] = os.dup(program.fd)
-        loaded.ids[function] = prog_info(program.fd).id
-        obj_pin(program.fd, temporary / function)
+    for function, fd in fds.items():
+        loaded.fds[function] = fd
+        loaded.ids[function] = prog_info(fd).id
+        obj_pin(fd, temporary / function)
     try:
         temporary.rename(prog_dir)  # all programs appear at once; a concurrent loader's pins win
     except OSError:
         remove_pins(temporary)
-    module.cleanup()
     return loaded
 
 

@@ -92,6 +92,7 @@ class MapInfo:
     max_entries: int
     flags: int
     name: str
+    type_id: int = 0  # the kernel's number of ``type``
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def map_info(fd: int) -> MapInfo:
     size = ctypes.c_uint32(ctypes.sizeof(info))
     _check(libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "map info")
     return MapInfo(info.id, MAP_TYPES.get(info.type, str(info.type)), info.key_size, info.value_size,
-                   info.max_entries, info.map_flags, info.name.decode())
+                   info.max_entries, info.map_flags, info.name.decode(), info.type)
 
 
 def prog_info(fd: int) -> ProgInfo:
@@ -253,13 +254,13 @@ class BpfMap:
         if self.info.type in ("hash_of_maps", "array_of_maps") or self.percpu:
             return [(k, v) for k in list(self.keys()) if (v := self.lookup(k)) is not None]
         found: list[tuple[Any, Any]] = []
-        keys, values = (self.key_type * batch)(), (self.value_type * batch)()
         # the position between batches: a bucket number (hash maps) or the last key (the kernel's generic
         # batch, as for LPM tries), so the buffer holds either
         size = max(8, self.info.key_size)
         token_in, token_out = (ctypes.c_uint8 * size)(), (ctypes.c_uint8 * size)()
         first = True
         while True:
+            keys, values = (self.key_type * batch)(), (self.value_type * batch)()  # fresh: the entries refer to them
             count = ctypes.c_uint32(batch)
             result = libbpf().bpf_map_lookup_batch(self.fd, None if first else ctypes.byref(token_in),
                                                    ctypes.byref(token_out), keys, values, ctypes.byref(count), None)
@@ -268,7 +269,7 @@ class BpfMap:
                 if code == errno.EINVAL and first:  # no batch support for this map type
                     return [(k, v) for k in list(self.keys()) if (v := self.lookup(k)) is not None]
                 _check(result, f"{self.label}: lookup batch")
-            found += [(_plain(keys[i]), _plain(values[i])) for i in range(count.value)]
+            found += zip(keys[:count.value], values[:count.value], strict=True)  # ints, or structures (views)
             if code == errno.ENOENT:
                 return found
             ctypes.memmove(token_in, token_out, size)

@@ -19,17 +19,45 @@ from __future__ import annotations
 
 import errno
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from netplanx.system.netlink import NetlinkError, NetlinkSocket, attrs
+from netplanx.system.netlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NetlinkError, NetlinkSocket, attr, attrs
 
 CHAIN: Mapping[str, tuple[str, ...]] = {"ingress": ("lb", "policy"), "egress": ("policy", "lb")}
 PARENTS = {"ingress": 0xFFFFFFF2, "egress": 0xFFFFFFF3}  # ffff:fff2 and ffff:fff3 of clsact
-RTM_GETTFILTER = 46
+RTM_NEWQDISC, RTM_NEWTFILTER, RTM_GETTFILTER = 36, 44, 46
 TCMSG = struct.Struct("=BxxxiIII")
+TC_H_CLSACT = 0xFFFFFFF1
 TCA_KIND, TCA_OPTIONS = 1, 2
-TCA_BPF_NAME, TCA_BPF_ID = 7, 11
+TCA_BPF_CLASSID, TCA_BPF_FD, TCA_BPF_NAME, TCA_BPF_FLAGS, TCA_BPF_ID = 3, 6, 7, 8, 11
+TCA_BPF_FLAG_ACT_DIRECT = 1
+ETH_P_ALL_BE = 0x0300  # htons(ETH_P_ALL): the filter sees every protocol
+NLA_F_NESTED = 0x8000
+
+
+class Attachment(NamedTuple):
+    """A filter to attach: the program ``fd`` on the device's ``hook`` at ``prio``, named ``name``."""
+
+    ifindex: int
+    hook: str
+    fd: int
+    prio: int
+    name: str
+
+
+def _clsact(ifindex: int) -> bytes:
+    return TCMSG.pack(0, ifindex, 0, TC_H_CLSACT, 0) + attr(TCA_KIND, b"clsact\0")
+
+
+def _bpf_filter(item: Attachment) -> bytes:
+    """RTM_NEWTFILTER of a direct-action cls_bpf filter (what ``tc filter replace ... bpf da`` sends)."""
+    options = (attr(TCA_BPF_FD, struct.pack("=I", item.fd)) + attr(TCA_BPF_NAME, item.name.encode() + b"\0")
+               + attr(TCA_BPF_FLAGS, struct.pack("=I", TCA_BPF_FLAG_ACT_DIRECT))
+               + attr(TCA_BPF_CLASSID, struct.pack("=I", 1)))
+    info = (item.prio << 16) | ETH_P_ALL_BE
+    return TCMSG.pack(0, item.ifindex, 1, PARENTS[item.hook], info) + attr(TCA_KIND, b"bpf\0") + \
+        attr(TCA_OPTIONS | NLA_F_NESTED, options)
 
 
 def priority(hook: str, program: str) -> int:
@@ -76,6 +104,25 @@ class TcHooks:
             if exc.errno not in (errno.EINVAL, errno.ENODEV, errno.ENOENT):
                 raise
         return found
+
+    def attach_many(self, filters: Sequence[Attachment]) -> list[NetlinkError | None]:
+        """Attach (or replace in place) many filters on the lean socket: every device's clsact, then every
+        filter, each a batch of requests; one result per filter."""
+        devices = sorted({f.ifindex for f in filters})
+        made = dict(zip(devices, self.nl.transact([(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL, _clsact(index))
+                                                   for index in devices]), strict=True))
+        results: list[NetlinkError | None] = [None] * len(filters)
+        requests, slots = [], []
+        for slot, item in enumerate(filters):
+            error = made[item.ifindex]
+            if error is not None and error.errno != errno.EEXIST:
+                results[slot] = error
+                continue
+            requests.append((RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_REPLACE, _bpf_filter(item)))
+            slots.append(slot)
+        for slot, error in zip(slots, self.nl.transact(requests), strict=True):
+            results[slot] = error
+        return results
 
     def attach(self, ifindex: int, hook: str, fd: int, *, prio: int, name: str) -> None:
         """Attach the program at ``prio`` on ``hook``, or replace the one there in place."""

@@ -9,12 +9,24 @@ kernel for it. ``kinds/catalog.py`` lists them in the order the spec documents t
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from netplanx.document.problems import Problem
+from netplanx.system.netlink import attr
 from netplanx.system.probes import link_kind_error
-from netplanx.system.rtnl import Table
+from netplanx.system.rtnl import (
+    IFLA_ADDRESS,
+    IFLA_IFNAME,
+    IFLA_INFO_DATA,
+    IFLA_INFO_KIND,
+    IFLA_LINKINFO,
+    IFLA_MTU,
+    Table,
+    asciiz,
+    link_body,
+)
 
 IndexOf = Callable[[str], int]
 
@@ -39,6 +51,7 @@ class LinkKind:
     disruption: ClassVar[Mapping[str, str]] = {}  # attribute -> what changing it in place disrupts
     lower: ClassVar[str] = ""  # the attribute naming the link this one sits on ("parent", "device")
     info_data: ClassVar[Table] = {}  # how to decode its IFLA_INFO_DATA: attribute type -> (name, decoder)
+    batched: ClassVar[bool] = False  # created in batches on the lean socket (creation_data); else with pyroute2
     required: ClassVar[bool] = False  # netx doctor: a kernel without it cannot run netx at all
     config: ClassVar[str] = ""  # the kernel option that provides it (default: CONFIG_ and the type)
     fix: ClassVar[str] = ""  # netx doctor: what to do when the kernel lacks it (default: the kernel option)
@@ -66,6 +79,18 @@ class LinkKind:
         """The changed attributes that force a replacement (the kernel cannot change them in place)."""
         return [key for key in changed if key in self.replace_on]
 
+    def creation_request(self, attrs: Mapping[str, Any], netns_fd: Callable[[str], int], index: int = 0) -> bytes:
+        """The RTM_NEWLINK body that creates a link of a batched kind: name, MTU, MAC, kind and its data
+        (``index``: the ifindex it gets, 0 for the kernel's choice)."""
+        fields = {IFLA_IFNAME: asciiz(attrs["name"])}
+        if attrs.get("mtu"):
+            fields[IFLA_MTU] = struct.pack("=I", attrs["mtu"])
+        if attrs.get("mac"):
+            fields[IFLA_ADDRESS] = bytes.fromhex(attrs["mac"].replace(":", ""))
+        data = self.creation_data(attrs, netns_fd)
+        fields[IFLA_LINKINFO] = attr(IFLA_INFO_KIND, self.type.encode()) + attr(IFLA_INFO_DATA, data)
+        return link_body(fields, index)
+
     def compile(self, interface: Any) -> dict[str, Any]:
         """The kind's own attributes of a spec entry."""
         return {}
@@ -77,6 +102,11 @@ class LinkKind:
     def settings(self, attrs: Mapping[str, Any], index_of: IndexOf) -> dict[str, Any]:
         """pyroute2 arguments that create the link (besides name, kind, mtu and address)."""
         return {}
+
+    def creation_data(self, attrs: Mapping[str, Any], netns_fd: Callable[[str], int]) -> bytes:
+        """The ``IFLA_INFO_DATA`` payload that creates the link, for a kind created in batches on the lean
+        socket (``batched``; ``netns_fd``: an open descriptor of a named namespace)."""
+        raise NotImplementedError
 
     def update_settings(self, attrs: Mapping[str, Any], changed: set[str], index_of: IndexOf) -> dict[str, Any]:
         """pyroute2 arguments that change ``changed`` kind attributes in place (none by default)."""

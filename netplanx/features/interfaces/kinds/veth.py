@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+import struct
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 from netplanx.document.problems import Problem
-from netplanx.features.interfaces.kinds.base import IndexOf, LinkKind, LinkReading
+from netplanx.features.interfaces.kinds.base import LinkKind, LinkReading
+from netplanx.system.netlink import attr
+from netplanx.system.rtnl import IFLA_IFNAME, IFLA_MTU, IFLA_NET_NS_FD, asciiz, link_body
+
+VETH_INFO_PEER = 1
 
 
 @functools.cache
@@ -36,6 +41,7 @@ def _model() -> type:
 class VethKind(LinkKind):
     type = "veth"
     required = True
+    batched = True
     replace_on: ClassVar[frozenset[str]] = frozenset({"type", "peer"})
 
     def model(self) -> type:
@@ -47,13 +53,15 @@ class VethKind(LinkKind):
     def decode(self, message: Any, data: Any, reading: LinkReading) -> dict[str, Any]:
         return {"peer": reading.peer(message)}
 
-    def settings(self, attrs: Mapping[str, Any], index_of: IndexOf) -> dict[str, Any]:
-        peer: dict[str, Any] = {"ifname": attrs["peer"]["name"]}
-        if attrs["peer"].get("netns"):
-            peer["net_ns_fd"] = attrs["peer"]["netns"]
+    def creation_data(self, attrs: Mapping[str, Any], netns_fd: Callable[[str], int]) -> bytes:
+        """VETH_INFO_PEER: the peer's ifinfomsg, name, namespace and MTU."""
+        peer = attrs["peer"]
+        fields = {IFLA_IFNAME: asciiz(peer["name"])}
+        if peer.get("netns"):
+            fields[IFLA_NET_NS_FD] = struct.pack("=I", netns_fd(peer["netns"]))
         if attrs.get("mtu"):
-            peer["mtu"] = attrs["mtu"]
-        return {"peer": peer}
+            fields[IFLA_MTU] = struct.pack("=I", attrs["mtu"])
+        return attr(VETH_INFO_PEER, link_body(fields))
 
     def adopt(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         return {"peer": {k: v for k, v in attrs["peer"].items() if v is not None}}
