@@ -51,7 +51,7 @@ class AddressType(OnLinkType):
                 continue  # kernel-made addresses are never resources
             ip = message.get_attr("IFA_ADDRESS") if message["family"] == 10 else (
                 message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS"))
-            text = f"{ip}/{message['prefixlen']}"  # the kernel's text is canonical already (inet_ntop)
+            text = f"{ip}/{message['prefixlen']}"  # canonical already (rtnl.ip)
             if protocol != NETX_PROTOCOL and _link_local(ip):
                 continue  # nor are link-local ones that netx did not make
             dev = names.get(message["index"], f"if{message['index']}")

@@ -219,9 +219,6 @@ class LinkType(StepwiseType):
         """Whether the link is created on the lean socket: its kind encodes itself, and it is not there yet
         (a link that requires another resource may exist: the far end of a veth pair is configured)."""
         kind = KINDS.get(res.attrs.get("type") or "device")
-        master = KINDS.get(res.meta.get("master_kind") or "") if res.attrs.get("master") else None
-        if master is not None and master.members_down:
-            return False  # a bond's member joins while down, on its own (_join)
         return kind is not None and kind.created and kind.batched and not (
             res.meta.get("requires") and self.ctx.index_of(res.attrs["name"]) is not None)
 
@@ -249,6 +246,16 @@ class LinkType(StepwiseType):
         paired = [slot for slot in configured if group[slot].attrs.get("peer")]
         for slot, error in zip(paired, self._peers_up([group[s] for s in paired], indexes), strict=True):
             results[slot] = error
+        for slot in configured:  # a bond's members join on their own, while down, then come up
+            res = group[slot]
+            if results[slot] is None and _joins_down(res):
+                try:
+                    self._join(indexes[res.attrs["name"]], res, {})
+                    self.ctx.ipr.link("set", index=indexes[res.attrs["name"]], state=res.attrs.get("state", "up"))
+                    self.ctx.count_write()
+                    self._primary(indexes[res.attrs["name"]], res)
+                except (NetlinkError, OSError) as exc:
+                    results[slot] = exc
         undone = [indexes[group[slot].attrs["name"]] for slot in made if results[slot] is not None]
         self.ctx.nl.transact([(rtnl.RTM_DELLINK, 0, rtnl.link_body({}, index)) for index in undone])
         return results
@@ -451,6 +458,12 @@ def _master_kind(res: Resource) -> str:
     return res.meta.get("master_kind", "") if res.attrs.get("master") else ""
 
 
+def _joins_down(res: Resource) -> bool:
+    """Whether ``res`` joins a master that takes members only while they are down (a bond)."""
+    kind = KINDS.get(_master_kind(res))
+    return kind is not None and kind.members_down
+
+
 def _creation(res: Resource, taken: Mapping[int, str], netns_fd: Callable[[str], int]) -> bytes:
     """RTM_NEWLINK of a new link (a rollback's link gets its old ifindex back when that is free)."""
     index = res.meta.get("index") or 0
@@ -458,10 +471,11 @@ def _creation(res: Resource, taken: Mapping[int, str], netns_fd: Callable[[str],
 
 
 def _configuration(res: Resource, indexes: Mapping[str, int]) -> bytes:
-    """RTM_NEWLINK that marks a link just made as netx's, sets its state and its master."""
+    """RTM_NEWLINK that marks a link just made as netx's, sets its state and its master (a bond's member joins
+    later, while down: _create_batch)."""
     a = res.attrs
     fields = {rtnl.IFLA_IFALIAS: rtnl.asciiz(NETX_ALIAS)} if res.owned else {}
-    if a.get("master"):
+    if a.get("master") and not _joins_down(res):
         if a["master"] not in indexes:
             raise NetlinkError(errno.ENODEV, f"No such device: {a['master']}")
         fields[rtnl.IFLA_MASTER] = struct.pack("=I", indexes[a["master"]])
