@@ -51,4 +51,9 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 # "ip route" shows netx's routes as "proto netx" instead of "proto 78"
 mkdir -p /etc/iproute2/rt_protos.d
 printf "78 netx\n79 netx-bgp\n" > /etc/iproute2/rt_protos.d/netx.conf
+if [ "${1:-}" = "--test" ]; then
+    # the stock-kernel VM for the tests that need link kinds this kernel lacks: qemu, busybox, Debian's kernel
+    # unpacked in /var/cache/netx-vm (not /boot), the virtualenv's image (docs/testing.md)
+    bash scripts/vm.sh --prepare
+fi
 echo "netx installed: $(.venv/bin/netx --version) in $(pwd)/.venv (run .venv/bin/netx)"

@@ -20,19 +20,29 @@ import pytest
 
 from netplanx.lab.cluster import NODE_NAMES, Lab
 
+pytest_plugins = ("tests.vm.plugin",)  # tests marked kernel(...) run in a stock-kernel VM where this kernel lacks it
+
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
+IN_VM = os.environ.get("NETX_IN_VM") == "1"  # inside the stock-kernel VM (tests/vm)
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root: creates network namespaces")
 
 
+@pytest.hookimpl(optionalhook=True)  # the VM's pytest runs without xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """Tests go to workers one by one, but each ``test_fleet_*.py`` file goes to one worker as a whole: its
-    scenarios run in order on one fleet, as a fleet lives. (``--dist loadgroup`` would say the same with
-    ``xdist_group`` marks, but it silently stops grouping with pytest 9.2: pytest-xdist issue #1386.)"""
+    scenarios run in order on one fleet, as a fleet lives; and the VM's stand-ins (tests/vm) go to one worker
+    together, which waits for the VM while the others run the host's tests. (``--dist loadgroup`` would say
+    the same with ``xdist_group`` marks, but it silently stops grouping with pytest 9.2: pytest-xdist issue
+    #1386.)"""
     from xdist.scheduler import LoadScopeScheduling
+
+    from tests.vm.plugin import GROUP
 
     class FleetFiles(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            if nodeid.endswith(GROUP):
+                return GROUP
             path = nodeid.split("::", 1)[0]
             return path if Path(path).name.startswith("test_fleet_") else nodeid
 
@@ -74,14 +84,13 @@ class Netx:
 
     def __call__(self, *args: str, spec: str | None = None, netns: bool = True, env: dict | None = None,
                  stdin: str | None = None) -> Result:
-        command = [sys.executable, "-m", "netplanx", *args]
+        command = list(args)
         if spec is not None:
             command.append(str(self.write(spec)))
         if netns:
             command += ["--netns", self.netns]
         environment = {**os.environ, "NETX_STATE_DIR": str(self.state_dir), **(env or {})}
-        done = subprocess.run(command, capture_output=True, text=True, env=environment, input=stdin, cwd=ROOT,
-                              timeout=120)
+        done = run_netx(command, environment, stdin)
         return Result(done.returncode, done.stdout, done.stderr)
 
     def write(self, spec: str, name: str | None = None) -> Path:
@@ -98,6 +107,27 @@ class Netx:
         result = self("plan", "--json", *extra, spec=spec)
         assert result.code == 0, result.err + result.out
         return result.json
+
+
+def run_netx(args: Sequence[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The ``netx`` command: a subprocess; in the VM, a fork of this process (tests/vm/forked.py)."""
+    if IN_VM:
+        from tests.vm import forked
+
+        return forked.run(args, env, ROOT, stdin)
+    return subprocess.run([sys.executable, "-m", "netplanx", *args], capture_output=True, text=True, env=env,
+                          input=stdin, cwd=ROOT, timeout=120)
+
+
+def fast_in_vm(made: Lab) -> Lab:
+    """A lab whose netx commands run as run_netx runs them (forked in the VM)."""
+    if IN_VM:
+        def netx(node: str, *args: str) -> subprocess.CompletedProcess[str]:
+            env = {**os.environ, "NETX_STATE_DIR": str(made.state_dir)}
+            return run_netx([*args, "--node", node, "--netns", made.netns(node)], env)
+
+        made.netx = netx  # type: ignore[method-assign]
+    return made
 
 
 def new_netns(prefix: str = "netx-t") -> str:
@@ -139,7 +169,7 @@ def lab_of(nodes: int, folder: Path) -> Iterator[Lab]:
     """A lab of ``nodes`` nodes for a fixture to yield; removed afterwards, whatever happened."""
     if not IS_ROOT:
         pytest.skip("needs root: creates network namespaces")
-    made = Lab(f"lx{uuid.uuid4().hex[:6]}", list(NODE_NAMES[:nodes]), folder)
+    made = fast_in_vm(Lab(f"lx{uuid.uuid4().hex[:6]}", list(NODE_NAMES[:nodes]), folder))
     try:
         yield made.up()
     finally:
@@ -198,8 +228,9 @@ def assert_adopts(target: Netx | Lab, node: str = "", show: Sequence[str] = ()) 
     """Adoption round trip on a namespace (a Netx's, or a lab node's): ``netx show -o yaml`` writes a spec
     that validates and plans to no changes against the namespace it was read from. Returns the spec."""
     if isinstance(target, Lab):
-        def run(*args: str) -> Result:
-            done = Lab.netx(target, node, *args)  # the class's: a fixture may record its own outputs
+        def run(*args: str) -> Result:  # not the lab's own netx: a fixture may record its outputs
+            env = {**os.environ, "NETX_STATE_DIR": str(target.state_dir)}
+            done = run_netx([*args, "--node", node, "--netns", target.netns(node)], env)
             return Result(done.returncode, done.stdout, done.stderr)
         folder = target.workdir
     else:

@@ -136,6 +136,22 @@ def test_endpoints_are_created_and_removed_as_resources(lab):
     assert ping(lab.endpoint_netns("web-a"), DB_C)
 
 
+@pytest.mark.kernel("geneve")
+def test_tunnel_mode_connects_endpoints_over_geneve(lab):
+    results = lab.apply(spec(lab, protocol="geneve"))
+    assert {r["result"] for r in results.values()} == {"applied"}
+    with capture(lab.underlay, "ul0", "udp port 6081") as geneve, \
+            capture(lab.underlay, "ul0", f"icmp and host {WEB_B}") as plain:
+        all_reachable(lab)
+    assert geneve and all("192.0.2." in line and ".6081" in line for line in geneve), geneve[:3]
+    assert plain == [], "endpoint traffic crossed the underlay unencapsulated"
+    tunnel = ip_json(lab.netns("node-a"), "-d", "link", "show", "netx-tunnel")[0]
+    assert tunnel["linkinfo"]["info_kind"] == "geneve" and tunnel["mtu"] == 1450
+    assert {r["result"] for r in lab.apply(spec(lab, protocol="geneve")).values()} == {"no-changes"}
+    assert_adopts(lab, "node-a")
+
+
+@pytest.mark.skipif(link_kind_error("geneve") is None, reason="the kernel has geneve: nothing to refuse")
 def test_geneve_is_refused_with_the_missing_kernel_feature(lab):
     path = lab.write(spec(lab, protocol="geneve"))
     before = ip_json(lab.netns("node-a"), "link", "show")

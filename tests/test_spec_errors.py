@@ -23,6 +23,8 @@ from tests.specs import problems_of as problems
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "host.yaml"
 SOURCE = "spec.yaml"
+TYPES = ("'device', 'veth', 'bridge', 'bond', 'vlan', 'vrf', 'dummy', 'macvlan', 'ipvlan', 'vxlan', 'geneve', 'gre', "
+         "'gretap', 'ipip', 'sit', 'ip6tnl', 'ip6gre'")  # every link kind, in the catalog's order
 ETH0 = "{name: eth0, type: device}"  # interfaces for with_interface
 ETH0_V4 = "{name: eth0, type: device, addresses: [10.0.0.2/24]}"
 
@@ -86,7 +88,7 @@ CASES = [
     pytest.param(interface("v0", "veth", "peer: {name: v1, nets: blue}"),
         5, 22, "unknown key 'nets' (allowed: name, netns)", id="unknown-veth-peer-key"),
     pytest.param(section("routes", "- to: default", "  gw: 192.0.2.1"),
-        4, 5, "unknown key 'gw' (allowed: to, via, dev, src, table, metric, scope, type, onlink, nexthops, encap)",
+        4, 5, "unknown key 'gw' (allowed: to, via, dev, src, table, vrf, metric, scope, type, onlink, nexthops, encap)",
         id="unknown-route-key"),
     pytest.param(spec("""\
         interfaces:
@@ -107,10 +109,10 @@ CASES = [
     pytest.param(interface("vx0", "vxlan", "remote: 192.0.2.1"),
         3, 5, "a vxlan needs vni (allowed: 0-16777215, or external: true)", id="vxlan-without-vni"),
     pytest.param(interface("tun0", "tun"),
-        3, 5, "unknown type 'tun' (allowed: 'device', 'veth', 'bridge', 'vxlan', 'geneve', 'macvlan')",
+        3, 5, f"unknown type 'tun' (allowed: {TYPES})",
         id="unknown-interface-type"),
     pytest.param(section("interfaces", "- name: eth0", "  mtu: 1500"),
-        3, 5, "missing key 'type' (allowed: 'device', 'veth', 'bridge', 'vxlan', 'geneve', 'macvlan')",
+        3, 5, f"missing key 'type' (allowed: {TYPES})",
         id="interface-without-type-lists-types"),
     pytest.param(interface("eth0", "device", "mtu: 70000"),
         5, 10, "mtu 70000 is too large (allowed: at most 65535)", id="mtu-too-large"),
@@ -162,7 +164,8 @@ CASES = [
     pytest.param(section("rules", "- priority: 100", "  from: 10.0.0.0/8", '  to: "fd00::/8"', "  table: 10"),
         3, 5, "rule mixes IPv4 and IPv6 in family, from and to (allowed: one family)", id="rule-mixes-families"),
     pytest.param(section("rules", "- priority: 100", "  from: 10.0.0.0/8"), 3, 5,
-        "a lookup rule needs a table (allowed: main, local, default or 1-4294967295)", id="lookup-rule-without-table"),
+        "a lookup rule needs a table (allowed: main, local, default, 1-4294967295, or vrf)",
+        id="lookup-rule-without-table"),
     pytest.param(section("rules", "- priority: 40000", "  from: 10.0.0.0/8", "  table: 10"),
         3, 15, "priority 40000 is too large (allowed: at most 32765)", id="rule-priority-range"),
     pytest.param(interface("vx0", "vxlan", "vni: 42", "remote: 192.0.2.20", "group: 239.1.1.1"),
@@ -224,9 +227,36 @@ CASES = [
           - name: eth1
             type: device
             master: eth0
-        """), 7, 13, "master 'eth0' is a device, not a bridge (allowed: br0)", id="master-not-a-bridge"),
+        """), 7, 13, "master 'eth0' is a device, not a bridge, bond or vrf (allowed: br0)", id="master-not-a-bridge"),
     pytest.param(interface("eth1", "device", "master: br9"), 5, 13,
-        "master 'br9' is not declared (allowed: a bridge in interfaces: none declared)", id="master-not-declared"),
+        "master 'br9' is not declared (allowed: a bridge, bond or vrf in interfaces: none declared)",
+        id="master-not-declared"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: bond0, type: bond, mode: active-backup, primary: m9}
+          - {name: m0, type: device, master: bond0}
+        """), 3, 61, "primary 'm9' is not a member of bond 'bond0' (allowed: a link whose master is bond0: m0)",
+        id="bond-primary-not-a-member"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: bond0, type: bond}
+          - {name: m0, type: device, master: bond0, addresses: [10.0.0.1/24]}
+        """), 4, 56, "a member of bond 'bond0' carries no addresses (allowed: put them on the bond)",
+        id="bond-member-with-addresses"),
+    pytest.param(spec("""\
+        apiVersion: netx/v1
+        interfaces:
+          - {name: bond0, type: bond}
+          - {name: v0, type: vlan, parent: bond0, id: 5, master: bond0}
+        """), 4, 58, "a vlan cannot join bond 'bond0' (allowed: an Ethernet link: device, veth, dummy, gretap)",
+        id="bond-member-not-ethernet"),
+    pytest.param(interface("bond0", "bond", "mode: active-backup", "lacpRate: fast"),
+        3, 5, "lacpRate applies to mode 802.3ad only (allowed: omit it in mode active-backup)",
+        id="bond-lacp-rate-in-another-mode"),
+    pytest.param(section("rules", "- priority: 100", "  from: 10.0.0.0/8", "  vrf: blue"), 5, 10,
+        "vrf 'blue' is not declared (allowed: a vrf in interfaces: none declared)", id="rule-vrf-not-declared"),
     pytest.param(interface("br0", "bridge", "master: br0"),
         5, 13, "interface 'br0' cannot be its own master", id="master-is-itself"),
     pytest.param(with_interface(ETH0_V4, "routes", "- to: default", "  via: 10.1.0.1"),
@@ -373,7 +403,7 @@ EXACT = [
         f"{SOURCE}:4:9: '10.0.0.1/8' has host bits set (allowed: the network address, 10.0.0.0/8)",
         f"{SOURCE}:7:11: interface name 'uplink-to-core01' is 16 bytes long (allowed: at most 15 bytes)",
         f"{SOURCE}:9:10: mtu 10 is too small (allowed: at least 68)",
-        f"{SOURCE}:10:5: unknown type 'bogus' (allowed: 'device', 'veth', 'bridge', 'vxlan', 'geneve', 'macvlan')",
+        f"{SOURCE}:10:5: unknown type 'bogus' (allowed: {TYPES})",
         f"{SOURCE}:14:10: '01:00:00:00:00:01' is a multicast MAC address (allowed: a unicast address, "
         "first octet even)",
     ], id="all-model-problems-at-once-sorted-by-position"),
@@ -393,7 +423,7 @@ EXACT = [
         """), [
         f"{SOURCE}:4:16: IPv4 rule priority 5 is declared twice (first at rules[0]; allowed: one rule a priority)",
         f"{SOURCE}:6:28: dev 'nope' is not declared (allowed: an interface in interfaces: a, c)",
-        f"{SOURCE}:8:37: master 'zz' is not declared (allowed: a bridge in interfaces: none declared)",
+        f"{SOURCE}:8:37: master 'zz' is not declared (allowed: a bridge, bond or vrf in interfaces: none declared)",
         f"{SOURCE}:9:12: interface name 'a' is declared twice (first at interfaces[0]; allowed: unique names "
         "in a namespace)",
         f"{SOURCE}:12:30: address 10.0.0.1 is already assigned to 'c' (allowed: each address once)",
@@ -405,7 +435,8 @@ EXACT = [
         interfaces:
           - {name: a, type: device, master: zz}
           - {name: a, type: device, mtu: 1}
-        """), [f"{SOURCE}:3:37: master 'zz' is not declared (allowed: a bridge in interfaces: none declared)",
+        """), [f"{SOURCE}:3:37: master 'zz' is not declared (allowed: a bridge, bond or vrf in interfaces: none "
+               "declared)",
               f"{SOURCE}:4:34: mtu 1 is too small (allowed: at least 68)"],
         id="whole-file-checks-run-on-the-parts-that-passed-the-schema"),
     pytest.param(spec("""\

@@ -16,8 +16,7 @@ import pytest
 from netplanx.features.wireguard import drivers
 from netplanx.features.wireguard.keys import decode, encode, fingerprint, public_key, x25519
 from netplanx.lab.cluster import Lab, lab_spec
-from netplanx.system.probes import link_kind_error
-from tests.conftest import IS_ROOT, ROOT, assert_adopts, ip_json
+from tests.conftest import IS_ROOT, ROOT, assert_adopts, fast_in_vm, ip_json
 from tests.traffic import capture, ping, tcp_exchange
 
 NODES = ["node-a", "node-b", "node-c"]
@@ -52,7 +51,7 @@ class SecretWatch:
 def lab(tmp_path: Path) -> Iterator[tuple[Lab, SecretWatch]]:
     if not IS_ROOT:
         pytest.skip("needs root: creates network namespaces")
-    made = Lab(f"lw{uuid.uuid4().hex[:6]}", list(NODES), tmp_path)
+    made = fast_in_vm(Lab(f"lw{uuid.uuid4().hex[:6]}", list(NODES), tmp_path))
     watch = SecretWatch()
     original = made.netx
 
@@ -107,6 +106,17 @@ def test_traffic_between_nodes_is_only_wireguard_on_the_underlay(lab, mode):
     adopted = assert_adopts(lab, "node-a")  # (a spec holds full public keys: not a recorded output)
     assert f"privateKeyFile: {keys['node-a'][1]}" in adopted and keys["node-b"][0] in adopted
     assert all(secret not in adopted for secret in (path.read_text().strip() for _public, path in keys.values()))
+
+
+@pytest.mark.kernel("wireguard")
+def test_the_encrypted_cluster_runs_on_the_kernel_driver(lab):
+    """Where the kernel has WireGuard, netx drives it (not wireguard-go): the same cluster, the same checks."""
+    test_traffic_between_nodes_is_only_wireguard_on_the_underlay(lab, "tunnel")
+    made = lab[0]
+    for node in NODES:
+        kinds = [link.get("linkinfo", {}).get("info_kind") for link in ip_json(made.netns(node), "-d", "link", "show")]
+        assert kinds.count("wireguard") == 1, kinds
+        assert not list((drivers.SOCKET_ROOT / made.netns(node)).glob("*.sock")), "wireguard-go is running"
 
 
 def test_removing_a_node_removes_its_peer_everywhere(lab):
@@ -254,9 +264,8 @@ def test_kernel_driver_maps_the_same_model():
     assert kernel == uapi  # one model, whichever driver read it
 
 
-@pytest.mark.skipif(link_kind_error("wireguard") is not None,
-                    reason="kernel lacks wireguard here: the kernel driver's integration test needs CONFIG_WIREGUARD")
-def test_kernel_driver_against_the_kernel(tmp_path):  # pragma: no cover - needs a kernel with WireGuard
+@pytest.mark.kernel("wireguard")
+def test_kernel_driver_against_the_kernel(tmp_path):
     namespace = f"netx-wgk-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ server = socket.socket(family, socket.SOCK_STREAM)
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 server.bind((sys.argv[1], int(sys.argv[2])))
 server.listen(1)
-server.settimeout(10)
+server.settimeout(float(sys.argv[4]))
 print("ready", flush=True)
 connection, peer = server.accept()
 connection.sendall(("hello " + peer[0] + " from " + sys.argv[3]).encode())
@@ -23,8 +24,10 @@ connection.close()
 """
 CLIENT = """
 import socket, sys
-print(socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).recv(200).decode())
+print(socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).recv(200).decode())
 """
+# wall-clock limits: an emulated guest on a busy host (tests/vm) runs a new interpreter 10-20x slower
+SLOW = 10 if os.environ.get("NETX_IN_VM") == "1" else 1
 
 
 def inside(netns: str, *command: str) -> list[str]:
@@ -41,14 +44,15 @@ def ping(netns: str, address: str, count: int = 3) -> bool:
 
 def tcp_exchange(server_ns: str, address: str, client_ns: str, port: int = 8080) -> str:
     """Open a TCP connection from ``client_ns`` to ``address`` in ``server_ns``; the greeting received."""
-    server = subprocess.Popen(inside(server_ns, sys.executable, "-c", SERVER, address, str(port), server_ns),
+    server = subprocess.Popen(inside(server_ns, sys.executable, "-c", SERVER, address, str(port), server_ns,
+                                     str(10 * SLOW)),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         ready = server.stdout.readline()
         assert ready.strip() == "ready", server.stderr.read() if server.stderr else ready
-        client = subprocess.run(inside(client_ns, sys.executable, "-c", CLIENT, address, str(port)),
-                                capture_output=True, text=True, timeout=15)
+        client = subprocess.run(inside(client_ns, sys.executable, "-c", CLIENT, address, str(port), str(5 * SLOW)),
+                                capture_output=True, text=True, timeout=15 * SLOW)
         return client.stdout.strip() or client.stderr.strip()
     finally:
         server.kill()

@@ -130,11 +130,16 @@ class _Graph:
 
 def _cascade(types: Mapping[str, ResourceType], changes: dict[str, Change], wanted: Mapping[str, Resource],
              current: Mapping[str, Resource]) -> list[str]:
-    """Account for what the kernel does on its own when an object goes: dependents die or are reset.
+    """Account for what the kernel does on its own when an object goes (or is taken down and up in place, as
+    the type's ``cycles`` says): dependents die or are reset.
 
     A dependency on several objects (the addresses covering a route's gateway) is lost only when none of
     them remains."""
-    queue = [a for a, c in changes.items() if c.action in ("delete", "replace")]
+    why = {a: f"{a} is {'replaced' if c.action == 'replace' else 'deleted'}" for a, c in changes.items()
+           if c.action in ("delete", "replace")}
+    why.update({a: reason for a, c in changes.items() if c.action == "update" and c.before is not None
+                and c.after is not None and (reason := types[c.kind].cycles(c.before, c.after, c.changed))})
+    queue = list(why)
     if not queue:
         return []
     graph = _Graph(types, current)
@@ -149,28 +154,28 @@ def _cascade(types: Mapping[str, ResourceType], changes: dict[str, Change], want
     gone: set[str] = set(queue)
     while queue:
         lost = queue.pop()
-        verb = "replaced" if changes[lost].action == "replace" else "deleted"
+        cycled = changes[lost].action == "update"  # taken down and up in place
         for res, dep, targets in dependents.get(lost, []):
-            if any(t not in gone for t in targets):
-                continue  # another object it depends on in the same way stays
+            if any(t not in gone for t in targets) or (cycled and dep.outlives_down):
+                continue  # another object it depends on in the same way stays, or it survives
             existing = changes.get(res.address)
             want = wanted.get(res.address)
             if existing and existing.action in ("delete", "replace"):
                 continue
             if want is None:
                 if dep.lifetime:
-                    warnings.append(f"{res.address} is not managed by netx and will be lost when {lost} is "
-                                    f"{verb}")
+                    warnings.append(f"{res.address} is not managed by netx and will be lost when {why[lost]}")
                 continue
-            reason = f"{lost} is {verb}"
+            reason = why[lost]
             if dep.lifetime:
                 changed = existing.changed if existing else ()
                 changes[res.address] = Change(res.address, res.kind, "replace", res, want, changed, (), reason=reason)
                 if res.address not in seen:
                     seen.add(res.address)
                     gone.add(res.address)
+                    why[res.address] = f"{res.address} is replaced"
                     queue.append(res.address)
-            elif existing is None and dep.attr:
+            elif existing is None and dep.attr and not cycled:
                 after = _updated(types[res.kind], want, res, None)
                 changes[res.address] = Change(res.address, res.kind, "update", res, after, (dep.attr,),
                                               reason=reason)

@@ -52,7 +52,9 @@ class Dependency(NamedTuple):
 
     ``lifetime``: the dependent dies with it (an address with its link; a route when the last address
     covering its gateway goes); otherwise only the order matters, and the dependent's attribute ``attr``
-    (if any) is reset when it goes (a bridge port's master). A named tuple: plans build one per resource.
+    (if any) is reset when it goes (a bridge port's master). ``outlives_down``: the dependent survives its
+    target being taken down and up (an IPv4 address its link; see ``ResourceType.cycles``). A named tuple:
+    plans build one per resource.
     """
 
     address: str = ""
@@ -60,6 +62,7 @@ class Dependency(NamedTuple):
     attr: str = ""
     kind: str = ""
     matches: Callable[[Resource], bool] | None = None
+    outlives_down: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,11 @@ class ResourceType:
     def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
                    after: Resource | None) -> str:
         return self.disruption_of.get(action, "hitless")
+
+    def cycles(self, before: Resource, after: Resource, changed: Sequence[str]) -> str:
+        """Why this in-place update takes with it what lives on the object ('': it does not), as the kernel
+        takes a link down and up when it joins or leaves a bond or a VRF."""
+        return ""
 
     def resolve(self, desired: Sequence[Resource]) -> list[Resource]:
         """The desired resources completed with what the spec refers to but does not hold (the digest of

@@ -32,15 +32,16 @@ def _ip(*args: str) -> None:
 
 
 def lab_spec(name: str, nodes: Sequence[str], mode: str = "tunnel", endpoints: dict[str, str] | None = None,
-             protocol: str = "vxlan", port: int = 8472, keys: dict[str, tuple[str, Path]] | None = None,
+             protocol: str = "vxlan", port: int | None = None, keys: dict[str, tuple[str, Path]] | None = None,
              checks: Sequence[str] = ()) -> str:
     """A cluster spec for the lab: node i has 192.0.2.1i/24, 2001:db8::1i/64, pods 10.244.i.0/24 and
     fd00:244:0:i::/64; ``endpoints`` maps endpoint name -> node (endpoint k of a node gets host .1k);
     ``keys`` (node -> public key, private key file) turns WireGuard encryption on; ``checks`` are
     post-conditions in flow style (``{ping: 10.244.1.11}``). Mode ``bgp`` is native routing with the routes
-    learned over iBGP (AS 65000) through the route reflector on the underlay."""
-    routing = "{mode: native, routes: bgp}" if mode == "bgp" else (
-        f"{{mode: {mode}, tunnel: {{protocol: {protocol}, vni: 42, port: {port}}}}}")
+    learned over iBGP (AS 65000) through the route reflector on the underlay. ``port`` defaults to the
+    protocol's own (8472 vxlan, 6081 geneve)."""
+    tunnel = f"protocol: {protocol}, vni: 42" + (f", port: {port}" if port is not None else "")
+    routing = "{mode: native, routes: bgp}" if mode == "bgp" else f"{{mode: {mode}, tunnel: {{{tunnel}}}}}"
     lines = ["# yaml-language-server: $schema=../../schema/netx.schema.json", "apiVersion: netx/v1", "cluster:",
              f"  name: {name}", "  podCIDR: 10.244.0.0/16", '  podCIDR6: "fd00:244::/48"', f"  routing: {routing}",
              "  underlay: {device: eth0, mtu: 1500, prefixLength: 24, prefixLength6: 64}"]

@@ -7,6 +7,7 @@ time. Link kinds decode their own ``IFLA_INFO_DATA`` with the table they pass in
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import struct
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +40,10 @@ def be16(data: memoryview) -> int:
     return int.from_bytes(data[:2], "big")
 
 
+def be32(data: memoryview) -> int:
+    return int.from_bytes(data[:4], "big")
+
+
 def u32(data: memoryview) -> int:
     return int.from_bytes(data[:4], "little")
 
@@ -56,8 +61,11 @@ def mac(data: memoryview) -> str:
 
 
 def ip(data: memoryview) -> str:
+    """An address as Python's ipaddress writes it (the spec's form): inet_ntop writes an IPv6 address with
+    96 leading zero bits as ::a.b.c.d (a sit tunnel's own address), ipaddress in hex."""
     raw = bytes(data)
-    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+    text = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+    return str(ipaddress.IPv6Address(raw)) if "." in text and len(raw) == 16 else text
 
 
 def flag(_data: memoryview) -> bool:

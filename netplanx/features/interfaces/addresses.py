@@ -7,7 +7,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import ClassVar
 
-from netplanx.engine.resource import Query, Resource
+from netplanx.engine.resource import Dependency, Query, Resource
 from netplanx.features.base import OnLinkType
 from netplanx.system import rtnl
 from netplanx.system.names import NETX_PROTOCOL, live_meta
@@ -37,6 +37,11 @@ class AddressType(OnLinkType):
         "create": "hitless", "update": "hitless", "replace": "address loss", "delete": "address loss",
     }
 
+    def dependencies(self, resource: Resource) -> list[Dependency]:
+        """Its link; an IPv4 address stays when the link goes down, an IPv6 one goes (keep_addr_on_down 0)."""
+        ipv4 = ":" not in resource.attrs["address"]
+        return [Dependency(f"link.{resource.attrs['dev']}", outlives_down=ipv4)]
+
     def read(self, query: Query) -> list[Resource]:
         names = self.ctx.link_names()
         found = []
@@ -46,7 +51,7 @@ class AddressType(OnLinkType):
                 continue  # kernel-made addresses are never resources
             ip = message.get_attr("IFA_ADDRESS") if message["family"] == 10 else (
                 message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS"))
-            text = f"{ip}/{message['prefixlen']}"  # the kernel's text is canonical already (inet_ntop)
+            text = f"{ip}/{message['prefixlen']}"  # canonical already (rtnl.ip)
             if protocol != NETX_PROTOCOL and _link_local(ip):
                 continue  # nor are link-local ones that netx did not make
             dev = names.get(message["index"], f"if{message['index']}")

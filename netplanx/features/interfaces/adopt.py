@@ -7,7 +7,9 @@ from typing import Any
 from netplanx.engine.feature import Adoption
 from netplanx.features.interfaces.kinds.catalog import KINDS
 
-DEFAULT_MTU = 1500
+# tunnels the kernel makes in every namespace once their module is loaded (they cannot be deleted): like lo,
+# adopted only when they carry addresses
+FALLBACKS = {"gre0", "gretap0", "erspan0", "tunl0", "sit0", "ip6tnl0", "ip6gre0", "ip_vti0", "ip6_vti0"}
 
 
 def adopt_interfaces(adoption: Adoption) -> None:
@@ -22,7 +24,7 @@ def adopt_interfaces(adoption: Adoption) -> None:
     for res in sorted(links, key=lambda r: r.meta.get("index", 0)):
         attrs = dict(res.attrs)
         name = attrs["name"]
-        if name == "lo" and not addresses.get(name):
+        if (name == "lo" or (name in FALLBACKS and not res.owned)) and not addresses.get(name):
             continue
         if attrs["type"] == "veth" and attrs["peer"]["netns"] is None:
             if name in pairs:  # the other end of a pair already written: configure it as a device
@@ -41,7 +43,7 @@ def _interface(a: dict[str, Any], addresses: list[str]) -> dict[str, Any]:
     kind = KINDS.get(a["type"])
     if kind is not None and kind.created:
         entry.update(kind.adopt(a))
-    if a.get("mtu") and a["mtu"] != DEFAULT_MTU:
+    if a.get("mtu") and a["mtu"] != (kind.default_mtu if kind is not None else 1500):
         entry["mtu"] = a["mtu"]
     if a["state"] != "up":
         entry["state"] = a["state"]

@@ -1,4 +1,5 @@
-"""Checks of the interfaces a host's view declares: unique names and addresses, masters, lower devices."""
+"""Checks of the interfaces a host's view declares: unique names and addresses, masters and their members,
+lower devices."""
 
 from __future__ import annotations
 
@@ -57,20 +58,26 @@ def interface_problems(view: NodeView) -> Iterator[Problem]:
             seen.setdefault(name, index)
     by_name = {i.name: i for i in spec.interfaces}
     declared = declared_links(view)
-    bridges = names_text(i.name for i in spec.interfaces if i.type == "bridge")
+    masters = names_text(i.name for i in spec.interfaces if KINDS[i.type].takes_members)
     owners: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
     for index, interface in enumerate(spec.interfaces):
         if interface.master is not None:
             master = by_name.get(interface.master)
             path = ("interfaces", index, "master")
             if interface.master == interface.name:
-                yield Problem(path, f"interface '{interface.name}' cannot be its own master (allowed: a bridge)")
+                yield Problem(path, f"interface '{interface.name}' cannot be its own master (allowed: a bridge, bond "
+                              "or vrf)")
             elif master is None:
-                yield Problem(path, f"master '{interface.master}' is not declared (allowed: a bridge in interfaces: "
-                              f"{bridges})")
-            elif master.type != "bridge":
-                yield Problem(path, f"master '{interface.master}' is a {master.type}, not a bridge (allowed: "
-                              f"{bridges})")
+                yield Problem(path, f"master '{interface.master}' is not declared (allowed: a bridge, bond or vrf in "
+                              f"interfaces: {masters})")
+            elif not KINDS[master.type].takes_members:
+                yield Problem(path, f"master '{interface.master}' is a {master.type}, not a bridge, bond or vrf "
+                              f"(allowed: {masters})")
+            else:
+                yield from KINDS[master.type].check_member(interface, index, master)
+        if KINDS[interface.type].takes_members:
+            members = [i for i in spec.interfaces if i.master == interface.name]
+            yield from KINDS[interface.type].check_members(interface, index, members)
         yield from KINDS[interface.type].check(interface, index, declared)
         for position, text in enumerate(interface.addresses):
             ip = ipaddress.ip_interface(text).ip

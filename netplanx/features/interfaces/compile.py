@@ -15,11 +15,21 @@ from netplanx.features.interfaces.links import link_address
 def interface_resources(view: NodeView) -> list[Resource]:
     resources: list[Resource] = []
     peers = same_namespace_peers(view.spec.interfaces)
+    by_name = {i.name: i for i in view.spec.interfaces}
     for interface in view.spec.interfaces:
         link = link_resource(interface)
+        meta: dict[str, Any] = {}
         if interface.name in peers:  # created by its veth: plan it after that one
-            link = Resource(link.kind, link.address, link.attrs,
-                            meta={"requires": [link_address(peers[interface.name])]})
+            meta["requires"] = [link_address(peers[interface.name])]
+        if interface.type == "veth" and interface.peer.netns is None:  # links on its peer end come after it
+            meta["provides"] = [link_address(interface.peer.name)]
+        master = by_name.get(interface.master or "")
+        if master is not None:  # how it joins (a bond takes members only while they are down)
+            meta["master_kind"] = master.type
+            if getattr(master, "primary", None) == interface.name:
+                meta["primary"] = True  # set when it joins its bond
+        if meta:
+            link = Resource(link.kind, link.address, link.attrs, meta=meta)
         resources.append(link)
         resources += [address_resource(interface.name, address) for address in interface.addresses]
     return resources

@@ -51,8 +51,10 @@ class Interfaces(Feature):
 
     def doctor(self) -> list[DoctorCheck]:
         from netplanx.features.interfaces.kinds.catalog import KINDS
+        from netplanx.system.probes import link_kind_errors
 
         checks = []
+        link_kind_errors({kind.type: kind.kernel_option() for kind in KINDS.values() if kind.created})  # one child
         for kind in KINDS.values():
             if kind.created:
                 error = kind.missing()

@@ -22,6 +22,7 @@ from netplanx.features.interfaces.kinds.catalog import KINDS
 from netplanx.system import netns, rtnl
 from netplanx.system.names import NETX_ALIAS
 from netplanx.system.netlink import NLM_F_CREATE, NLM_F_EXCL, NetlinkError
+from netplanx.system.probes import link_kind_errors
 
 INFO_DATA = {kind.type: kind.info_data for kind in KINDS.values() if kind.info_data}
 IFF_UP = 0x1
@@ -42,8 +43,20 @@ class LinkType(StepwiseType):
         if desired.attrs.get("type") is None:  # a device: nothing forces a replacement
             return []
         kind = KINDS.get(desired.attrs["type"])
-        replace_on = kind.replace_on if kind else frozenset({"type"})
-        return [key for key in changed if key in replace_on]
+        if kind is None:
+            return [key for key in changed if key == "type"]
+        return kind.replaces(desired.attrs, live.attrs, changed)
+
+    def cycles(self, before: Resource, after: Resource, changed: Sequence[str]) -> str:
+        """A link that joins or leaves a bond or a VRF is taken down and up (by netx for a bond, by the kernel
+        for a VRF): its routes and IPv6 addresses go."""
+        if "master" not in changed:
+            return ""
+        for side, verb in ((after, "joins"), (before, "leaves")):
+            kind = KINDS.get(_master_kind(side))
+            if kind is not None and kind.cycles_members:
+                return f"{after.address} {verb} {kind.type} {side.attrs['master']} (taken down and up)"
+        return ""
 
     def dependencies(self, resource: Resource) -> list[Dependency]:
         a = resource.attrs
@@ -71,10 +84,12 @@ class LinkType(StepwiseType):
         for label in ("link down", "link flap"):
             if label in labels:
                 return label
-        return "hitless"
+        return min(labels - {"hitless"}, default="hitless")  # a kind's own word (a tunnel 're-pointed')
 
     def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:
         problems = []
+        kinds = {KINDS[t] for r in desired if (t := r.attrs.get("type")) in KINDS and KINDS[t].created}
+        link_kind_errors({kind.type: kind.kernel_option() for kind in kinds})  # probed at once, in one child
         coming = {a for r in desired for a in r.meta.get("requires", ())}
         for res in desired:
             a = res.attrs
@@ -111,7 +126,7 @@ class LinkType(StepwiseType):
         wanted = {m.get_attr("IFLA_LINK_NETNSID") for m in messages} - {None}
         likely = sorted({r.attrs["peer"]["netns"] for r in links if (r.attrs.get("peer") or {}).get("netns")})
         nsids = self._nsid_names(wanted, likely) if wanted else {}
-        reading = LinkReading(names, lambda message: self._peer(message, names, nsids))
+        reading = LinkReading(names, lambda message: self._peer(message, names, nsids), _kinds(messages))
         aliased = {m["index"] for m in messages if m.get_attr("IFLA_IFALIAS") == NETX_ALIAS}
         for message in messages:
             info = message.get_attr("IFLA_LINKINFO")
@@ -157,16 +172,21 @@ class LinkType(StepwiseType):
             "type": kind_name if created else "device",
             "state": "up" if message["flags"] & IFF_UP else "down",
             "mtu": message.get_attr("IFLA_MTU"),
-            "mac": message.get_attr("IFLA_ADDRESS"),
+            "mac": _mac(message.get_attr("IFLA_ADDRESS")),
             "master": reading.names.get(master) if master else None,
         }
         if created:
             info = message.get_attr("IFLA_LINKINFO")
             attrs.update(kind.decode(message, info.get_attr("IFLA_INFO_DATA") if info else None, reading))
         meta: dict[str, Any] = {"index": message["index"]}
+        if master and master in reading.kinds:
+            meta["master_kind"] = reading.kinds[master]
         owned = message["index"] in aliased
         partner = message.get_attr("IFLA_LINK")
-        if kind_name == "veth" and not owned and message.get_attr("IFLA_LINK_NETNSID") is None and partner in aliased:
+        here = kind_name == "veth" and message.get_attr("IFLA_LINK_NETNSID") is None and partner in reading.names
+        if here:  # what sits on the peer end comes after this pair, and goes before it
+            meta["provides"] = [link_address(reading.names[partner])]
+        if here and not owned and partner in aliased:
             owned, meta["requires"] = True, [link_address(reading.names[partner])]
         return Resource("link", link_address(name), attrs, owned, meta)
 
@@ -226,6 +246,16 @@ class LinkType(StepwiseType):
         paired = [slot for slot in configured if group[slot].attrs.get("peer")]
         for slot, error in zip(paired, self._peers_up([group[s] for s in paired], indexes), strict=True):
             results[slot] = error
+        for slot in configured:  # a bond's members join on their own, while down, then come up
+            res = group[slot]
+            if results[slot] is None and _joins_down(res):
+                try:
+                    self._join(indexes[res.attrs["name"]], res, {})
+                    self.ctx.ipr.link("set", index=indexes[res.attrs["name"]], state=res.attrs.get("state", "up"))
+                    self.ctx.count_write()
+                    self._primary(indexes[res.attrs["name"]], res)
+                except (NetlinkError, OSError) as exc:
+                    results[slot] = exc
         undone = [indexes[group[slot].attrs["name"]] for slot in made if results[slot] is not None]
         self.ctx.nl.transact([(rtnl.RTM_DELLINK, 0, rtnl.link_body({}, index)) for index in undone])
         return results
@@ -312,9 +342,10 @@ class LinkType(StepwiseType):
             if res.owned:
                 settings["ifalias"] = NETX_ALIAS
             if a.get("master"):
-                settings["master"] = self._index(a["master"])
+                self._join(index, res, settings)
             self.ctx.ipr.link("set", **settings)
             self.ctx.count_write()
+            self._primary(index, res)
             if a.get("peer"):
                 self._peer_up(a["peer"])
         except (NetlinkError, OSError):
@@ -334,21 +365,54 @@ class LinkType(StepwiseType):
         settings: dict[str, Any] = {"index": index}
         if "mtu" in a and a["mtu"] != before.attrs.get("mtu"):
             settings["mtu"] = a["mtu"]
-        if "master" in a:
-            settings["master"] = self._index(a["master"]) if a["master"] else 0
         if after.owned != before.owned:
             settings["ifalias"] = NETX_ALIAS if after.owned else ""
         kind = KINDS.get(a.get("type") or "device")
+        changed = {k for k in a if a[k] != before.attrs.get(k)}
         if kind is not None:
-            changed = {k for k in a if a[k] != before.attrs.get(k)}
             own = kind.update_settings(a, changed, self._index)
             if own:
                 settings.update(own, kind=kind.type)
+            if changed & kind.down_to_change and before.attrs.get("state") == "up":
+                self._down(index)  # the kernel refuses these while it is up; the request below brings it up
+        if a.get("master"):
+            self._join(index, after, settings)
+        elif "master" in a:
+            settings["master"] = 0
         if a.get("mac") and a["mac"] != before.attrs.get("mac"):
             self._set_mac(index, a["mac"])
         settings["state"] = a.get("state", "up")
         self.ctx.ipr.link("set", **settings)
         self.ctx.count_write()
+        if "master" in changed:
+            self._primary(index, after)
+
+    def _join(self, index: int, res: Resource, settings: dict[str, Any]) -> None:
+        """Make ``res`` a member of its master: in ``settings`` (the request that also sets its state), or,
+        for a master that takes members only while they are down (a bond), first and on its own (the kernel
+        sets the state before the master in one request), taking the link down if it is up."""
+        master = self._index(res.attrs["master"])
+        kind = KINDS.get(res.meta.get("master_kind") or "")
+        if kind is None or not kind.members_down:
+            settings["master"] = master
+            return
+        [message] = rtnl.links(self.ctx.nl, {}, index)
+        if message.get_attr("IFLA_MASTER") == master:
+            return  # a member already: never taken down for another change
+        if message["flags"] & IFF_UP:
+            self._down(index)
+        self.ctx.ipr.link("set", index=index, master=master)
+        self.ctx.count_write()
+
+    def _down(self, index: int) -> None:
+        self.ctx.ipr.link("set", index=index, state="down")
+        self.ctx.count_write()
+
+    def _primary(self, index: int, res: Resource) -> None:
+        """A bond's primary is set when that member joins (it may be made in the same plan, after the bond)."""
+        if res.meta.get("primary") and res.attrs.get("master"):
+            self.ctx.ipr.link("set", index=self._index(res.attrs["master"]), kind="bond", bond_primary=index)
+            self.ctx.count_write()
 
     def _set_mac(self, index: int, mac: str) -> None:
         try:
@@ -369,9 +433,35 @@ class LinkType(StepwiseType):
         if message is None:
             raise NetlinkError(errno.ENODEV, f"No such device: {name}")
         info = message.get_attr("IFLA_LINKINFO")
-        reading = LinkReading(names, lambda _message: {"name": None, "netns": None})
+        reading = LinkReading(names, lambda _message: {"name": None, "netns": None}, _kinds(messages))
         return self._resource(message, info.get_attr("IFLA_INFO_KIND") if info else None, reading, aliased)
 
+
+def _kinds(messages: Sequence[Any]) -> dict[int, str]:
+    """Link index -> its kind (IFLA_INFO_KIND), for the links that have one."""
+    kinds = {}
+    for message in messages:
+        info = message.get_attr("IFLA_LINKINFO")
+        kind = info.get_attr("IFLA_INFO_KIND") if info else None
+        if kind:
+            kinds[message["index"]] = kind
+    return kinds
+
+
+def _mac(address: str | None) -> str | None:
+    """A link's MAC address; None for an IP tunnel's link-layer address (its local IPv4 or IPv6 address)."""
+    return address if address is not None and len(address) == 17 else None
+
+
+def _master_kind(res: Resource) -> str:
+    """The kind of the master ``res`` names (as the spec or the kernel says), '' without one."""
+    return res.meta.get("master_kind", "") if res.attrs.get("master") else ""
+
+
+def _joins_down(res: Resource) -> bool:
+    """Whether ``res`` joins a master that takes members only while they are down (a bond)."""
+    kind = KINDS.get(_master_kind(res))
+    return kind is not None and kind.members_down
 
 
 def _creation(res: Resource, taken: Mapping[int, str], netns_fd: Callable[[str], int]) -> bytes:
@@ -381,10 +471,11 @@ def _creation(res: Resource, taken: Mapping[int, str], netns_fd: Callable[[str],
 
 
 def _configuration(res: Resource, indexes: Mapping[str, int]) -> bytes:
-    """RTM_NEWLINK that marks a link just made as netx's, sets its state and its master."""
+    """RTM_NEWLINK that marks a link just made as netx's, sets its state and its master (a bond's member joins
+    later, while down: _create_batch)."""
     a = res.attrs
     fields = {rtnl.IFLA_IFALIAS: rtnl.asciiz(NETX_ALIAS)} if res.owned else {}
-    if a.get("master"):
+    if a.get("master") and not _joins_down(res):
         if a["master"] not in indexes:
             raise NetlinkError(errno.ENODEV, f"No such device: {a['master']}")
         fields[rtnl.IFLA_MASTER] = struct.pack("=I", indexes[a["master"]])

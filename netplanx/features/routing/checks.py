@@ -8,18 +8,24 @@ from netplanx.document.problems import Problem
 from netplanx.engine.feature import NodeView
 from netplanx.features.interfaces.checks import declared_links, link_networks
 from netplanx.features.interfaces.kinds.base import names_text
-from netplanx.system.names import TABLES
+from netplanx.features.routing.compile import route_table, vrf_tables
 
 
 def route_problems(view: NodeView) -> Iterator[Problem]:
     declared = declared_links(view)
     networks = link_networks(view)
+    vrfs = vrf_tables(view)
     seen: dict[tuple[object, ...], int] = {}
     for index, route in enumerate(view.spec.routes):
+        if route.vrf is not None and route.vrf not in vrfs:
+            yield Problem(("routes", index, "vrf"), f"vrf '{route.vrf}' is not declared (allowed: a vrf in "
+                          f"interfaces: {names_text(vrfs)})")
+            continue
         metric = route.metric if route.metric is not None else (1024 if route.family == 6 else 0)
-        key = (TABLES.get(route.table, route.table), route.destination, metric)
+        key = (route_table(route, vrfs), route.destination, metric)
         if key in seen:
-            yield Problem(("routes", index, "to"), f"route to {route.destination} in table {route.table} is declared "
+            table = f"vrf {route.vrf}" if route.vrf is not None else f"table {route.table}"
+            yield Problem(("routes", index, "to"), f"route to {route.destination} in {table} is declared "
                           f"twice (first at routes[{seen[key]}]; allowed: distinct to/table/metric)")
         seen.setdefault(key, index)
         hops = [(("routes", index), route.via, route.dev)] + [
@@ -44,8 +50,12 @@ def route_problems(view: NodeView) -> Iterator[Problem]:
 
 
 def rule_problems(view: NodeView) -> Iterator[Problem]:
+    vrfs = vrf_tables(view)
     seen: dict[tuple[int, int], int] = {}
     for index, rule in enumerate(view.spec.rules):
+        if rule.vrf is not None and rule.vrf not in vrfs:
+            yield Problem(("rules", index, "vrf"), f"vrf '{rule.vrf}' is not declared (allowed: a vrf in "
+                          f"interfaces: {names_text(vrfs)})")
         key = (rule.ip_family, rule.priority)
         if key in seen:
             yield Problem(("rules", index, "priority"), f"IPv{rule.ip_family} rule priority {rule.priority} is "

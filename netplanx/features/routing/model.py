@@ -39,6 +39,7 @@ class Route(SpecModel):
     dev: IfName | None = Field(None, description="Output interface.")
     src: IP | None = Field(None, description="Preferred source address.")
     table: Table = Field("main", description="Table: main, local, default or 1-4294967295.")
+    vrf: IfName | None = Field(None, description="The vrf whose table the route is in (instead of table).")
     metric: int | None = Field(None, ge=0, le=4294967295, description="Metric (priority); unset: kernel default.")
     scope: Literal["global", "link", "host"] | None = Field(None, description="Scope (IPv4); unset: derived.")
     type: Literal["unicast", "local", "blackhole", "unreachable", "prohibit"] = Field(
@@ -70,6 +71,8 @@ class Route(SpecModel):
             raise ValueError("scope applies to IPv4 routes only (allowed: omit scope for IPv6)")
         if self.encap and not self.dev:
             raise ValueError("encap needs dev, the tunnel device (allowed: dev: an external vxlan or geneve)")
+        if self.vrf is not None and "table" in self.model_fields_set:
+            raise ValueError("vrf and table are exclusive (allowed: one of them; vrf names its table)")
         return self
 
     @property
@@ -109,6 +112,7 @@ class Rule(SpecModel):
     fwmask: int | None = Field(None, ge=0, le=4294967295, description="Mask for fwmark.")
     action: Literal["lookup", "blackhole", "unreachable", "prohibit"] = Field("lookup", description="Action.")
     table: Table | None = Field(None, description="Table to look up (action lookup).")
+    vrf: IfName | None = Field(None, description="The vrf whose table to look up (action lookup; instead of table).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
@@ -117,10 +121,12 @@ class Rule(SpecModel):
             families.add(4 if self.family == "ipv4" else 6)
         if len(families) > 1:
             raise ValueError("rule mixes IPv4 and IPv6 in family, from and to (allowed: one family)")
-        if self.action == "lookup" and self.table is None:
-            raise ValueError("a lookup rule needs a table (allowed: main, local, default or 1-4294967295)")
-        if self.action != "lookup" and self.table is not None:
-            raise ValueError(f"a {self.action} rule takes no table (allowed: omit table)")
+        if self.vrf is not None and self.table is not None:
+            raise ValueError("vrf and table are exclusive (allowed: one of them; vrf names its table)")
+        if self.action == "lookup" and self.table is None and self.vrf is None:
+            raise ValueError("a lookup rule needs a table (allowed: main, local, default, 1-4294967295, or vrf)")
+        if self.action != "lookup" and (self.table is not None or self.vrf is not None):
+            raise ValueError(f"a {self.action} rule takes no table (allowed: omit table and vrf)")
         if self.fwmask is not None and self.fwmark is None:
             raise ValueError("fwmask needs fwmark (allowed: set fwmark too)")
         return self

@@ -6,6 +6,7 @@ do not know which one runs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import subprocess
@@ -210,19 +211,33 @@ def kernel_peer_arguments(peer: PeerState) -> dict[str, Any]:
     return arguments
 
 
+def _key_text(value: str | bytes) -> str:
+    """A key as pyroute2 decodes it (base64, as bytes) in the base64 text of the model."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _address_text(value: str) -> str:
+    """An allowed IP's address as text: pyroute2 decodes it as hex bytes ("0a:f4:02:00")."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return str(ipaddress.ip_address(bytes.fromhex(value.replace(":", ""))))
+
+
 def kernel_parse(message: Any) -> DeviceState:
     """A pyroute2 WireGuard.info() message to the common model."""
     private = message.get_attr("WGDEVICE_A_PRIVATE_KEY")
     state = DeviceState(message.get_attr("WGDEVICE_A_LISTEN_PORT") or 0,
-                        decode(private) if isinstance(private, str) else private, [])
+                        decode(_key_text(private)) if private else private, [])
     for peer in message.get_attr("WGDEVICE_A_PEERS") or []:
         endpoint = peer.get_attr("WGPEER_A_ENDPOINT") or {}
-        allowed = [f"{a.get_attr('WGALLOWEDIP_A_IPADDR')}/{a.get_attr('WGALLOWEDIP_A_CIDR_MASK')}"
+        host = endpoint.get("addr")
+        allowed = [f"{_address_text(a.get_attr('WGALLOWEDIP_A_IPADDR'))}/{a.get_attr('WGALLOWEDIP_A_CIDR_MASK')}"
                    for a in peer.get_attr("WGPEER_A_ALLOWEDIPS") or []]
         handshake = peer.get_attr("WGPEER_A_LAST_HANDSHAKE_TIME") or {}
         state.peers.append(PeerState(
-            public_key=peer.get_attr("WGPEER_A_PUBLIC_KEY"),
-            endpoint=f"{endpoint['addr']}:{endpoint['port']}" if endpoint.get("addr") else None,
+            public_key=_key_text(peer.get_attr("WGPEER_A_PUBLIC_KEY")),
+            endpoint=(f"[{host}]" if ":" in host else host) + f":{endpoint['port']}" if host else None,
             allowed_ips=allowed, keepalive=peer.get_attr("WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL") or 0,
             latest_handshake=handshake.get("tv_sec", 0), rx_bytes=peer.get_attr("WGPEER_A_RX_BYTES") or 0,
             tx_bytes=peer.get_attr("WGPEER_A_TX_BYTES") or 0))

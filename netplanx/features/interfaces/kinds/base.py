@@ -32,12 +32,14 @@ IndexOf = Callable[[str], int]
 
 
 class LinkReading:
-    """What decoding a live link may need besides its own message: the names of the namespace's links,
-    and the peers of veths in other namespaces (resolved by the reader)."""
+    """What decoding a live link may need besides its own message: the names and kinds of the namespace's
+    links, and the peers of veths in other namespaces (resolved by the reader)."""
 
-    def __init__(self, names: Mapping[int, str], peer: Callable[[Any], dict[str, Any]]):
+    def __init__(self, names: Mapping[int, str], peer: Callable[[Any], dict[str, Any]],
+                 kinds: Mapping[int, str] | None = None):
         self.names = names
         self.peer = peer
+        self.kinds = kinds or {}
 
 
 class LinkKind:
@@ -47,16 +49,23 @@ class LinkKind:
     created: ClassVar[bool] = True  # netx creates and deletes links of this kind (a device: never)
     replace_on: ClassVar[frozenset[str]] = frozenset({"type"})
     disruption: ClassVar[Mapping[str, str]] = {}  # attribute -> what changing it in place disrupts
-    probe_settings: ClassVar[dict[str, Any]] = {}  # pyroute2 arguments of the kernel probe's link
-    probe_attrs: ClassVar[dict[str, Any]] = {}  # a batched kind's: netx attributes of the probe's link
     lower: ClassVar[str] = ""  # the attribute naming the link this one sits on ("parent", "device")
     info_data: ClassVar[Table] = {}  # how to decode its IFLA_INFO_DATA: attribute type -> (name, decoder)
     batched: ClassVar[bool] = False  # created in batches on the lean socket (creation_data); else with pyroute2
     required: ClassVar[bool] = False  # netx doctor: a kernel without it cannot run netx at all
+    config: ClassVar[str] = ""  # the kernel option that provides it (default: CONFIG_ and the type)
     fix: ClassVar[str] = ""  # netx doctor: what to do when the kernel lacks it (default: the kernel option)
+    down_to_change: ClassVar[frozenset[str]] = frozenset()  # attributes the kernel changes only while it is down
+    takes_members: ClassVar[bool] = False  # links may join it with ``master``
+    members_down: ClassVar[bool] = False  # a member joins only while it is down (netx takes it down first)
+    cycles_members: ClassVar[bool] = False  # joining or leaving takes a member down and up (its routes go)
+    default_mtu: ClassVar[int] = 1500  # what the kernel gives a new one (adoption leaves it out)
+
+    def kernel_option(self) -> str:
+        return self.config or f"CONFIG_{self.type.upper()}"
 
     def doctor_fix(self) -> str:
-        return self.fix or f"a kernel with CONFIG_{self.type.upper()}"
+        return self.fix or f"a kernel with {self.kernel_option()}"
 
     def model(self) -> type:
         """The spec model of an entry of this kind."""
@@ -64,10 +73,11 @@ class LinkKind:
 
     def missing(self) -> str | None:
         """Why this kernel cannot create links of this kind (None: it can)."""
-        if self.batched:
-            return link_kind_error(self.type, request=self.creation_request(
-                {"name": "netx-probe", **self.probe_attrs}, lambda _name: -1))
-        return link_kind_error(self.type, self.probe_settings)
+        return link_kind_error(self.type, self.kernel_option())
+
+    def replaces(self, desired: Mapping[str, Any], live: Mapping[str, Any], changed: Iterable[str]) -> list[str]:
+        """The changed attributes that force a replacement (the kernel cannot change them in place)."""
+        return [key for key in changed if key in self.replace_on]
 
     def creation_request(self, attrs: Mapping[str, Any], netns_fd: Callable[[str], int], index: int = 0) -> bytes:
         """The RTM_NEWLINK body that creates a link of a batched kind: name, MTU, MAC, kind and its data
@@ -105,6 +115,14 @@ class LinkKind:
     def adopt(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """The kind's own keys of the spec entry that describes a live link."""
         return {}
+
+    def check_member(self, member: Any, index: int, master: Any) -> Iterable[Problem]:
+        """Problems of ``member`` (entry ``index``) joining ``master``, an entry of this kind (``takes_members``)."""
+        return ()
+
+    def check_members(self, interface: Any, index: int, members: list[Any]) -> Iterable[Problem]:
+        """Problems of entry ``index``, of this kind, that depend on the entries whose master it is."""
+        return ()
 
     def check(self, interface: Any, index: int, declared: set[str]) -> Iterable[Problem]:
         """Problems of one entry that need the other names of the namespace (its lower device)."""

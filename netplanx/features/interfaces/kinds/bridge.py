@@ -33,6 +33,7 @@ def _model() -> type:
 class BridgeKind(LinkKind):
     type = "bridge"
     required = True
+    takes_members = True
     batched = True
     disruption: ClassVar[Mapping[str, str]] = {"stp": "link flap"}
     info_data: ClassVar[Table] = {IFLA_BR_STP_STATE: ("IFLA_BR_STP_STATE", u32)}

@@ -49,7 +49,6 @@ class GeneveKind(LinkKind):
     info_data: ClassVar[Table] = {
         1: ("IFLA_GENEVE_ID", u32), 2: ("IFLA_GENEVE_REMOTE", ip), 3: ("IFLA_GENEVE_TTL", u8),
         5: ("IFLA_GENEVE_PORT", be16), 6: ("IFLA_GENEVE_COLLECT_METADATA", flag), 7: ("IFLA_GENEVE_REMOTE6", ip)}
-    probe_settings: ClassVar[dict[str, Any]] = {"geneve_id": 1, "geneve_remote": "192.0.2.1"}
 
     def model(self) -> type:
         return _model()

@@ -7,15 +7,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from netplanx.features.interfaces.kinds.base import IndexOf, LinkKind, LinkReading
-from netplanx.system.probes import link_kind_error
 from netplanx.system.rtnl import Table, u32
 
 MODES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}  # IFLA_MACVLAN_MODE values
-
-
-def _probe(ipr: Any) -> None:
-    ipr.link("add", ifname="netx-probe", kind="veth", peer={"ifname": "netx-probe-p"})
-    ipr.link("add", ifname="netx-probe-m", kind="macvlan", link=ipr.link_lookup(ifname="netx-probe")[0])
 
 
 @functools.cache
@@ -45,9 +39,6 @@ class MacvlanKind(LinkKind):
 
     def model(self) -> type:
         return _model()
-
-    def missing(self) -> str | None:
-        return link_kind_error(self.type, attempt=_probe)
 
     def compile(self, interface: Any) -> dict[str, Any]:
         return {"parent": interface.parent, "mode": interface.mode}

@@ -43,7 +43,6 @@ class VethKind(LinkKind):
     required = True
     batched = True
     replace_on: ClassVar[frozenset[str]] = frozenset({"type", "peer"})
-    probe_attrs: ClassVar[dict[str, Any]] = {"peer": {"name": "netx-probe-p", "netns": None}}
 
     def model(self) -> type:
         return _model()

@@ -65,7 +65,6 @@ class VxlanKind(LinkKind):
     replace_on: ClassVar[frozenset[str]] = frozenset(
         {"type", "vni", "port", "local", "remote", "group", "device", "external"})
     disruption: ClassVar[Mapping[str, str]] = {"learning": "hitless", "ttl": "hitless"}
-    probe_settings: ClassVar[dict[str, Any]] = {"vxlan_id": 1, "vxlan_port": DEFAULT_PORT}
     lower = "device"
     info_data: ClassVar[Table] = {
         1: ("IFLA_VXLAN_ID", u32), 2: ("IFLA_VXLAN_GROUP", ip), 3: ("IFLA_VXLAN_LINK", u32),

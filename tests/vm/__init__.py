@@ -1,0 +1,1 @@
+"""The stock-kernel VM for tests that need link kinds this kernel lacks (docs/testing.md)."""
