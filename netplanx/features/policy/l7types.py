@@ -142,8 +142,10 @@ class ProxyType(StepwiseType):
 
     def _serving(self, res: Resource) -> None:
         """The worker that serves now was loaded with these files (``show info``: its description)."""
-        running = self.proxy.running_digest(self.proxy.info())
-        if PLANNED.fullmatch(res.attrs["digest"]) and running != res.attrs["digest"]:
+        if not PLANNED.fullmatch(res.attrs["digest"]):
+            return
+        running = self.proxy.await_digest(res.attrs["digest"])
+        if running != res.attrs["digest"]:
             raise ProviderError(f"{res.address}: HAProxy serves configuration {running}, not {res.attrs['digest']}")
 
     def _delete(self, res: Resource) -> None:

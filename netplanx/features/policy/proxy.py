@@ -144,6 +144,22 @@ class Proxy:
         """The configuration digest the worker was started with (its ``description``)."""
         return info.get("description", "").removeprefix(DESCRIPTION)
 
+    def await_digest(self, digest: str) -> str:
+        """The digest of the worker that answers, once it is ``digest`` or the deadline passed.
+
+        Just after a reload the old worker may still hold the stats socket's listener until it has stopped
+        listening (the master tells it to once the new worker is ready): nothing on the file system marks that
+        moment, so the question is asked again, with growing pauses, until the new worker answers.
+        """
+        deadline = time.monotonic() + TIMEOUT
+        pause = 0.005
+        while True:
+            running = self.running_digest(self.info())
+            if running == digest or time.monotonic() + pause > deadline:
+                return running
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+
     def ask(self, path: Path, command: str) -> str:
         """One command on a CLI socket; the whole answer."""
         try:
