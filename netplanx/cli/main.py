@@ -27,7 +27,8 @@ def run() -> NoReturn:
 
     Tearing down releases every object one by one: after a plan of 10,000 routes that is ~20 ms, a third of the
     plan's own cost. Exit handlers still run and the standard streams are flushed first; when a flush fails
-    (a closed pipe) or a thread is still running, the process exits the ordinary way.
+    (a closed pipe), a thread is still running or a profiler or tracer is watching (it reports after ``main``),
+    the process exits the ordinary way.
     """
     code = main()
     threading = sys.modules.get("threading")
@@ -36,7 +37,7 @@ def run() -> NoReturn:
         sys.stderr.flush()
     except OSError:
         sys.exit(code)
-    if threading is not None and threading.active_count() > 1:
+    if (threading is not None and threading.active_count() > 1) or sys.getprofile() or sys.gettrace():
         sys.exit(code)
     atexit._run_exitfuncs()
     os._exit(code)
