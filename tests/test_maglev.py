@@ -29,6 +29,14 @@ from netplanx.features.services.maglev import (
 SIZE_MESSAGE = "must be a prime number greater than the number of backends"
 
 
+@pytest.fixture(params=["c", "python"])
+def fill(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with the C fill and again with the Python one (what an install without a compiler uses)."""
+    if request.param == "python":
+        monkeypatch.setattr(maglev, "_maglev_fill", None)
+    return request.param
+
+
 def reference_table(backends: Sequence[tuple[str, int]], size: int) -> list[int]:
     """Maglev as the paper writes it, with Cilium's weighted turns, plain and slow (no shortcut for equal weights)."""
     ordered = sorted(backends)
@@ -75,6 +83,7 @@ def moved(before: Sequence[tuple[str, int]], after: Sequence[tuple[str, int]], s
                        backend_order(after))
 
 
+@pytest.mark.usefixtures("fill")
 def test_equal_to_the_reference_on_random_inputs() -> None:
     rng = random.Random(5)
     sizes = [2, 3, 5, 7, 13, 31, 101, *TABLE_SIZES[:3]]
@@ -88,14 +97,16 @@ def test_equal_to_the_reference_on_random_inputs() -> None:
         assert maglev_table(backends, size) == reference_table(backends, size), (size, backends)
 
 
+@pytest.mark.usefixtures("fill")
 @pytest.mark.parametrize(("size", "count", "mixed"), [(4093, 40, False), (4093, 40, True), (16381, 150, True),
-                                                      (16381, 1000, False), (65537, 100, False)])
+                                                      (16381, 1000, False), (65537, 100, False), (131071, 50, True)])
 def test_equal_to_the_reference_on_larger_tables(size: int, count: int, mixed: bool) -> None:
     rng = random.Random(size + count)
     backends = [(key, rng.randrange(1, 100) if mixed else 1) for key, _ in backends_of(count)]
     assert maglev_table(backends, size) == reference_table(backends, size)
 
 
+@pytest.mark.usefixtures("fill")
 @pytest.mark.parametrize("weights", [
     [1000, *[1] * 199],  # one heavy backend first among light ones: few may take a turn, the rest wait
     [*[1] * 199, 1000],
@@ -116,6 +127,8 @@ def test_equal_to_the_reference_with_skewed_weights(weights: list[int]) -> None:
 ])
 def test_every_way_of_filling_equals_the_reference(monkeypatch: pytest.MonkeyPatch, probe_until: int,
                                                     rank_from: int, repeated: int) -> None:
+    """The Python fill's phases (the C fill has a single loop)."""
+    monkeypatch.setattr(maglev, "_maglev_fill", None)
     monkeypatch.setattr(maglev, "_PROBE_UNTIL", probe_until)
     monkeypatch.setattr(maglev, "_RANK_FROM", rank_from)
     monkeypatch.setattr(maglev, "_MAX_REPEATED", repeated)
@@ -125,6 +138,33 @@ def test_every_way_of_filling_equals_the_reference(monkeypatch: pytest.MonkeyPat
             weights = [rng.randrange(1, 4) if count % 2 else 1 for _ in range(count)]
             backends = [(f"10.0.{rng.randrange(256)}.{n}:{rng.randrange(1, 65536)}", w) for n, w in enumerate(weights)]
             assert maglev_table(backends, size) == reference_table(backends, size), (size, backends)
+
+
+def test_the_c_fill_is_built() -> None:
+    """pip builds it at install (setup.py), but quietly goes on without it where compiling fails."""
+    assert maglev._maglev_fill is not None, "netplanx.features.services._maglev_fill is missing: pip install -e ."
+
+
+@pytest.mark.parametrize(("args", "error", "message"), [
+    (([0], [2], None, 4), ValueError, "skips[0] = 2 shares a factor with the table size 4"),
+    (([0, 1], [1], None, 5), ValueError, "as many skips as offsets, at least one (got 2 and 1)"),
+    (([], [], None, 5), ValueError, "at least one (got 0 and 0)"),
+    (([5], [1], None, 5), ValueError, "offsets[0] is 5 (allowed: 0 to 4)"),
+    (([0], [0], None, 5), ValueError, "skips[0] is 0 (allowed: 1 to 4)"),
+    (([0], [1], [0, 0], 5), ValueError, "turns has 2 entries (allowed: the table size, 5)"),
+    (([0], [1], [0, 0, 0, -1, 0], 5), ValueError, "turns[3] is -1 (allowed: 0 to 0)"),
+    (([0, 1], [1, 1], None, 2), ValueError, "table size 2 must exceed the number of backends (2)"),
+    (([0.0], [1], None, 5), TypeError, "integer"),
+    (([0], [1], None, 5.0), TypeError, "integer"),
+    (([0], [1], 7, 5), TypeError, "not iterable"),
+    ((0, [1], None, 5), TypeError, "not iterable"),
+    (([2**70], [1], None, 5), OverflowError, "cannot fit"),
+])
+def test_the_c_fill_checks_its_arguments(args: tuple[object, ...], error: type[Exception], message: str) -> None:
+    if maglev._maglev_fill is None:
+        pytest.skip("the C fill is not built")
+    with pytest.raises(error, match=re.escape(message)):
+        maglev._maglev_fill.fill(*args)
 
 
 def test_same_table_in_other_processes() -> None:
@@ -140,6 +180,7 @@ def test_same_table_in_other_processes() -> None:
         assert done.stdout.strip() == here
 
 
+@pytest.mark.usefixtures("fill")
 def test_table_is_pinned_across_versions_and_machines() -> None:
     """The hash is part of the wire contract: nodes running different builds must agree."""
     backends = [("10.244.1.10:8080", 1), ("10.244.2.11:8080", 1), ("10.244.3.12:8080", 2)]
@@ -223,6 +264,7 @@ def test_slots_moved_compares_keys_not_indices() -> None:
     assert slots_moved([0] * 7, [0] * 5, ["a"], ["a"]) == 7
 
 
+@pytest.mark.usefixtures("fill")
 def test_no_backends_give_an_empty_table() -> None:
     assert maglev_table([], DEFAULT_TABLE_SIZE) == []
     assert maglev_table([("10.0.0.1:80", 1)], 2) == [0, 0]

@@ -18,7 +18,8 @@ slot that is still empty, until the table is full.
 - Sizes: M must be a prime greater than the number of backends (``table_size_problem`` words the error for
   the spec validator); M > 100 N keeps every backend's share within 1% of the mean.
 - No backends: the table is empty (``[]``); the service has nowhere to send traffic.
-- Cost: benchmarks/maglev.py; about 3.4 ms for M = 16381 with 1,000 backends, 9.5 ms for M = 65537 with 100.
+- Cost: benchmarks/maglev.py; about 1.0 ms for M = 16381 with 1,000 backends, 1.5 ms for M = 65537 with 100, with
+  the fill in C (_maglev_fill.c, built at install); 3.3 and 9.4 ms with the Python fill where it was not built.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from itertools import cycle, islice, pairwise
 from operator import itemgetter
+
+try:  # built at install (setup.py); pip leaves it out where no C compiler is, and _populate serves instead
+    from netplanx.features.services import _maglev_fill
+except ImportError:
+    _maglev_fill = None
 
 DEFAULT_TABLE_SIZE = 16381
 TABLE_SIZES = (251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071)  # Cilium's primes
@@ -139,19 +145,20 @@ def maglev_table(backends: Sequence[tuple[str, int]], size: int = DEFAULT_TABLE_
     ordered = _checked(backends, size)
     if not ordered:
         return []
-    count = len(ordered)
     offsets, skips = [], []
     for key, _ in ordered:
         offset, skip = _offset_skip(key, size)
         offsets.append(offset)
         skips.append(skip)
     weights = [w for _, w in ordered]
-    turns = iter(islice(cycle(range(count)), size) if min(weights) == max(weights) else _turns(weights, size))
-    return _populate(offsets, skips, turns, size)
+    turns = None if min(weights) == max(weights) else _turns(weights, size)  # None: round robin
+    fill = _maglev_fill.fill if _maglev_fill else _populate
+    return fill(offsets, skips, turns, size)
 
 
-# Filling the table. Every turn claims exactly one slot, so after n turns size - n slots are free; each phase
-# below finds a backend's next empty slot in its permutation differently, all giving the paper's result:
+# Filling the table in Python, where the C fill (_maglev_fill.c: the paper's plain loop) was not built. Every turn
+# claims exactly one slot, so after n turns size - n slots are free; each phase below finds a backend's next empty
+# slot in its permutation differently, all giving the paper's result:
 # 1. probe the permutation slot by slot while the table is sparse (few probes per claim);
 # 2. then read many permutation steps at once: a strided slice of the occupancy map, repeated _COPIES times so
 #    that a slice can wrap around the table, and bytes.find() (C speed) for the first empty one;
@@ -162,16 +169,18 @@ _COPIES = 16  # of the occupancy map in phase 2 (2 MiB for the largest of TABLE_
 _MAX_REPEATED = 4 << 20  # fewer copies for larger tables
 
 
-def _populate(offsets: list[int], skips: list[int], turns: Iterator[int], size: int) -> list[int]:
-    """The table after ``size`` turns (backend indices from ``turns``), each claiming the backend's next empty slot."""
+def _populate(offsets: list[int], skips: list[int], turns: list[int] | None, size: int) -> list[int]:
+    """The table after ``size`` turns (backend indices from ``turns``, round robin if None), each claiming the
+    backend's next empty slot."""
+    claims = iter(turns) if turns is not None else islice(cycle(range(len(offsets))), size)
     table = [-1] * size
     occupied = bytearray(size)
     position = offsets[:]  # each backend's next slot to try: every slot before it in its permutation is taken
     free = size // _PROBE_UNTIL
-    _claim_by_probing(table, occupied, position, skips, islice(turns, size - free))
+    _claim_by_probing(table, occupied, position, skips, islice(claims, size - free))
     if free > _RANK_FROM:
-        _claim_by_scanning(table, occupied, position, skips, turns, free)
-    _claim_by_ranking(table, occupied, position, skips, turns)
+        _claim_by_scanning(table, occupied, position, skips, claims, free)
+    _claim_by_ranking(table, occupied, position, skips, claims)
     return table
 
 
