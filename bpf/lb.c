@@ -241,11 +241,14 @@ static __always_inline int translate(struct flow *f, __u32 ifindex, struct nat *
         nat->snat = 1;
         return 1;
     }
+    /* a SYN of a flow still open is its retransmission (the answer was lost or is late): it keeps the flow's
+     * backend and masquerade port, or the backend would get a second connection whose answer resets the
+     * first. A SYN after the flow was closed (FIN or RST seen) starts a new one: the client reuses its port. */
     key.dir = LB_DIR_FORWARD;
-    ct = (f->tcp & LB_TCP_SYN) ? 0 : lb_ct.lookup(&key);
+    ct = lb_ct.lookup(&key);
     if (ct) {
         now = bpf_ktime_get_coarse_ns();
-        if (forward_in_use(&key, ct, now))
+        if (forward_in_use(&key, ct, now) && !((f->tcp & LB_TCP_SYN) && (ct->flags & LB_CT_CLOSING)))
             touch(ct, f, now);
         else
             ct = 0;

@@ -1,3 +1,3 @@
-from netplanx.cli.main import main
+from netplanx.cli.main import run
 
-raise SystemExit(main())
+run()

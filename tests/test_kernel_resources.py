@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from types import MappingProxyType
 
 from netplanx.system import netns as namespaces
 from tests.conftest import NetlinkEvents, assert_adopts, ip, ip_json, sysctl
@@ -331,20 +332,22 @@ def test_routes_read_by_shape_are_the_routes_decoded_one_by_one(netx, netns):
         ip("-n", netns, "route", "add", *extra.split())
 
     def both() -> tuple[list, list]:
-        from netplanx.features.routing.routes import RTM_GETROUTE, RTMSG, _decode, _decode_like
+        from netplanx.features.routing.routes import RTM_GETROUTE, RTMSG, _decode, _decode_routes
         from netplanx.system.netlink import NetlinkSocket
 
         nl = NetlinkSocket()
         try:
             names = nl.link_names()
             request = RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)
-            messages = [bytes(payload) for _kind, payload in nl.dump(RTM_GETROUTE, request)]
+            messages = [bytes(payload) for payload in nl.dump(RTM_GETROUTE, request)]
         finally:
             nl.close()
-        shapes: dict = {}
-        return ([_decode(memoryview(m), names) for m in messages],
-                [_decode_like(memoryview(m), names, shapes) for m in messages], shapes)
+        decoded = [_decode(memoryview(m), names) for m in messages]
+        return [r for r in decoded if r is not None], _decode_routes([memoryview(m) for m in messages], names)
 
-    one_by_one, by_shape, shapes = namespaces.call_inside(netns, both)
+    one_by_one, by_shape = namespaces.call_inside(netns, both)
     assert by_shape == one_by_one
-    assert sum(r is not None and r.attrs["metric"] == 100 for r in by_shape) == 3 and len(shapes) < len(by_shape)
+    assert sum(r.attrs["metric"] == 100 for r in by_shape) == 3
+    alike = ("198.51.101.0/24", "198.51.102.0/24")
+    copied = [type(r.meta) is MappingProxyType for r in by_shape if r.attrs["to"] in alike]
+    assert copied == [False, True]  # the second of the shape was not decoded: it shares the first one's meta

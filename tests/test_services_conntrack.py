@@ -7,6 +7,7 @@ entries' last-seen time set back, as the datapath's clock would see it."""
 from __future__ import annotations
 
 import random
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,6 +141,30 @@ def test_the_masquerade_port_of_a_finished_flow_is_free_again(lab):
         assert all("answer" in a and a["answer"].split()[1] == NODE for a in again), again
         fill_masquerade_ports(lab, ended=False)
         assert "error" in probe(outside, VIP, 80, 1)[0]
+
+
+@pytest.mark.parametrize("mode", ["xdp", "tc"])
+def test_a_retransmitted_syn_stays_in_its_flow(lab, mode):
+    """The backend's first answer to an outside client is lost (nftables in web-1 drops its first SYN-ACK), so
+    the client sends its SYN again a second later: that retransmission is the same flow (one masquerade port)
+    and the connection completes. (bpf/lb.c before the fix made every SYN a new flow: the retransmission got
+    a second masquerade port, and when the first answer came late the client's ACK of it reached the second
+    connection, which reset it.)"""
+    outside = outside_client(lab)
+    lab.apply(spec_of(lab, underlay_lb=mode))
+    for netns, device in ((lab.netns("node-a"), "ep-web-1"), (lab.endpoint_netns("web-1"), "eth0")):
+        tx_checksum_off(netns, device)
+    web = lab.endpoint_netns("web-1")
+    for rule in ("add table inet lossy", "add chain inet lossy out { type filter hook output priority 0; }",
+                 "add rule inet lossy out tcp flags & (syn | ack) == syn | ack quota until 100 bytes drop"):
+        subprocess.run(["ip", "netns", "exec", web, "nft", rule], check=True)  # the first SYN-ACK (60 bytes)
+    with servers({web: "web-1"}, 8080):
+        answers = probe(outside, VIP, 80, 1)
+    assert "answer" in answers[0], answers
+    client = answers[0]["local"][1]
+    masquerade = [e for e in bpftool("map", "dump", "pinned", str(map_dir(lab) / "lb_ct"))
+                  if raw(e, "key")[37] == DIR_MASQ_REPLY and int.from_bytes(raw(e, "value")[42:44], "big") == client]
+    assert len(masquerade) == 1, masquerade  # one masquerade port for the client's connection
 
 
 def fill_masquerade_ports(lab: Lab, ended: bool) -> None:

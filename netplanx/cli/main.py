@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from netplanx.cli.apply import cmd_apply, cmd_confirm, cmd_rollback, cmd_watchdog
 from netplanx.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, open_session, print_json
@@ -18,6 +20,27 @@ from netplanx.registry import FEATURES
 from netplanx.render.console import Output
 from netplanx.render.human import render_live, render_plan
 from netplanx.system.root import require_root
+
+
+def run() -> NoReturn:
+    """The ``netx`` command: ``main()``, then exit without the interpreter's teardown.
+
+    Tearing down releases every object one by one: after a plan of 10,000 routes that is ~20 ms, a third of the
+    plan's own cost. Exit handlers still run and the standard streams are flushed first; when a flush fails
+    (a closed pipe), a thread is still running or a profiler or tracer is watching (it reports after ``main``),
+    the process exits the ordinary way.
+    """
+    code = main()
+    threading = sys.modules.get("threading")
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        sys.exit(code)
+    if (threading is not None and threading.active_count() > 1) or sys.getprofile() or sys.gettrace():
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

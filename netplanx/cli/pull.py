@@ -91,7 +91,7 @@ def _pull(args: argparse.Namespace, agent: Agent, state: PullState, repo: Reposi
     state.save(waiting=False)
     try:
         desired = _desired(args, found)
-        _code, report = apply_desired(_unattended(args, found.label), Output(sys.stderr), desired)  # raises
+        _code, report, plan = apply_desired(_unattended(args, found.label), Output(sys.stderr), desired)  # raises
         broken = _checks(args, desired) if new and report["result"] == "no-changes" else []
         if broken:
             raise ApplyError(f"{commit[:12]} changes nothing here but its post-conditions fail: "
@@ -106,8 +106,8 @@ def _pull(args: argparse.Namespace, agent: Agent, state: PullState, repo: Reposi
         state.save(commit=commit, applied_at=time.time(), signer=found.signer, path=agent.source.path,
                    branch=agent.source.branch, failed_commit=None)
         repo.set_ref(pull.APPLIED_REF, commit)
-    outcome.update(result=report["result"], writes=report["writes"], summary=report["plan"]["summary"],
-                   message=_applied_message(found, report, new))
+    outcome.update(result=report["result"], writes=report["writes"], summary=plan.summary(),
+                   message=_applied_message(found, report, plan.summary(), new))
     if not published(waves.Report(commit, waves.HEALTHY)):
         return EXIT_ERROR, {**outcome, "message": outcome["message"] + f"; publishing its status failed: "
                             f"{state.data['last_failure']['message']}"}
@@ -177,8 +177,7 @@ def _publisher(args: argparse.Namespace, agent: Agent, state: PullState, repo: R
     return report
 
 
-def _applied_message(found: Candidate, report: dict[str, Any], new: bool) -> str:
-    summary = report["plan"]["summary"]
+def _applied_message(found: Candidate, report: dict[str, Any], summary: dict[str, int], new: bool) -> str:
     if report["result"] == "no-changes":
         return f"{found.label}: no changes" + (" here (a new commit; its post-conditions hold)" if new else "")
     return (f"Applied {found.label} (signed by {found.signer}): {summary['add']} added, {summary['change']} "

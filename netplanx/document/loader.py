@@ -222,15 +222,23 @@ def _loader_class() -> type[CSafeLoader]:
             self.implicit = {first: [(Tag(suffix=tag), regexp.match) for tag, regexp in [*found, *anywhere]]
                              for first, found in self.yaml_implicit_resolvers.items() if first is not None}
             self.fallback = [(Tag(suffix=tag), regexp.match) for tag, regexp in anywhere]
+            self.plain: dict[str, Any] = {}  # plain scalar -> its tag: keys and many values repeat
 
         def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
             if kind is ScalarNode:
                 if implicit[0]:
-                    for tag, match in self.implicit.get(value[:1], self.fallback):
-                        if match(value):
-                            return tag
+                    tag = self.plain.get(value)
+                    if tag is None:
+                        tag = self.plain[value] = self._implicit_tag(value)
+                    return tag
                 return self.DEFAULT_SCALAR_TAG
             return self.DEFAULT_SEQUENCE_TAG if kind is SequenceNode else self.DEFAULT_MAPPING_TAG
+
+        def _implicit_tag(self, value: str) -> Any:
+            for tag, match in self.implicit.get(value[:1], self.fallback):
+                if match(value):
+                    return tag
+            return self.DEFAULT_SCALAR_TAG
 
         def descend_resolver(self, current_node: Any, current_index: Any) -> None:
             pass

@@ -44,6 +44,8 @@ class Pruned:
 def prune(data: Any, dropped: Iterable[Path_]) -> Pruned:
     cuts = frozenset(dropped)
     kept: dict[Path_, list[int]] = {}
+    if not cuts:
+        return Pruned(data, cuts, kept)  # nothing cut: the data itself (a valid spec is never copied)
 
     def walk(value: Any, path: Path_) -> Any:
         if isinstance(value, dict):

@@ -10,15 +10,13 @@ from netplanx.engine.resource import Dependency, Resource, ResourceType
 from netplanx.errors import PlanError
 
 
-def preflight(types: Mapping[str, ResourceType], desired: Sequence[Resource], live: Sequence[Resource]) -> None:
-    """Raise PlanError with every reason the desired state cannot exist on this host."""
+def preflight(types: Mapping[str, ResourceType], desired: Mapping[str, Sequence[Resource]],
+              live: Sequence[Resource]) -> None:
+    """Raise PlanError with every reason the desired state (by kind) cannot exist on this host."""
     live_index = {r.address: r for r in live}
-    by_kind: dict[str, list[Resource]] = {}
-    for res in desired:
-        by_kind.setdefault(res.kind, []).append(res)
     problems: list[str] = []
     for kind, rtype in types.items():
-        problems += rtype.preflight(by_kind.get(kind, []), live_index)
+        problems += rtype.preflight(desired.get(kind, []), live_index)
     if problems:
         raise PlanError(problems)
 

@@ -75,10 +75,10 @@ class Query:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Resource]:
-        return list(self._by_kind.get(kind, ()))
+        return list(self.by_kind.get(kind, ()))
 
     @functools.cached_property
-    def _by_kind(self) -> dict[str, list[Resource]]:
+    def by_kind(self) -> dict[str, list[Resource]]:
         """The desired resources by kind, sorted once for every reader of a plan (not once per kind)."""
         by_kind: dict[str, list[Resource]] = {}
         for res in self.desired:
@@ -122,7 +122,8 @@ class ResourceType:
 
     def resolve(self, desired: Sequence[Resource]) -> list[Resource]:
         """The desired resources completed with what the spec refers to but does not hold (the digest of
-        a secret in a file), read at plan time so that a changed file is a change."""
+        a secret in a file), read at plan time so that a changed file is a change: one for each of ``desired``,
+        in its order, the very object where nothing was completed."""
         return list(desired)
 
     def preflight(self, desired: Sequence[Resource], live: Mapping[str, Resource]) -> list[str]:

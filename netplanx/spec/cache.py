@@ -61,7 +61,8 @@ class SpecCache:
         return self.root / f"{digest}-{_code_fingerprint()}.marshal"
 
     def get(self, digest: str) -> tuple[list[Resource], list[dict[str, Any]], list[str]] | None:
-        """The compiled resources, post-conditions and unmanaged patterns of a spec seen before."""
+        """The compiled resources, post-conditions and unmanaged patterns of a spec seen before (resources without
+        meta share one empty dict: meta is carried, never written to)."""
         try:
             entries, checks, unmanaged = marshal.loads(self._path(digest).read_bytes())
         except (OSError, ValueError, EOFError, TypeError):
@@ -73,8 +74,10 @@ class SpecCache:
         try:
             os.makedirs(self.root.parent, mode=0o700, exist_ok=True)
             os.makedirs(self.root, mode=0o700, exist_ok=True)
+            no_meta: dict[str, Any] = {}  # one object: marshal writes it once, and loading builds it once
             write_atomically(self._path(digest), marshal.dumps(
-                ([(r.kind, r.address, dict(r.attrs), r.owned, dict(r.meta)) for r in resources], checks, unmanaged)))
+                ([(r.kind, r.address, dict(r.attrs), r.owned, dict(r.meta) or no_meta) for r in resources], checks,
+                 unmanaged)))
             self._prune()
         except OSError:
             pass  # a cache that cannot be written only costs time

@@ -95,28 +95,36 @@ class NetlinkSocket:
             yield kind, flags, seq, data[offset + HEADER.size:offset + length]
             offset += (length + 3) & ~3
 
-    def dump(self, kind: int, body: bytes) -> Iterator[tuple[int, memoryview]]:
-        """Send a dump request and yield (type, payload) of each answer."""
+    def dump(self, kind: int, body: bytes) -> Iterator[memoryview]:
+        """Send a dump request and yield the payload of each answer (a dump answers with one message type).
+
+        One loop over each datagram's messages: a route dump of 10,000 routes is 10,000 of them."""
         seq, message = self._message(kind, NLM_F_REQUEST | NLM_F_DUMP, body)
         self.sock.send(message)
+        unpack, size = HEADER.unpack_from, HEADER.size
         while True:
-            for mtype, flags, mseq, payload in self._receive():
-                if mseq != seq:
-                    continue
-                if mtype == NLMSG_DONE:
-                    return
-                if mtype == NLMSG_ERROR:
-                    error = _error_of(payload, flags)
-                    if error is None:
+            data = memoryview(self.sock.recv(1 << 20))
+            offset, end = 0, len(data)
+            while offset + size <= end:
+                length, mtype, flags, mseq, _pid = unpack(data, offset)
+                if length < size:
+                    break
+                if mseq == seq:
+                    if mtype == NLMSG_DONE:
                         return
-                    if error.errno == errno.EINTR:  # the dump was interrupted by a change: retry it
-                        yield from self.dump(kind, body)
-                        return
-                    raise error
-                yield mtype, payload
+                    if mtype == NLMSG_ERROR:
+                        error = _error_of(data[offset + size:offset + length], flags)
+                        if error is None:
+                            return
+                        if error.errno == errno.EINTR:  # the dump was interrupted by a change: retry it
+                            yield from self.dump(kind, body)
+                            return
+                        raise error
+                    yield data[offset + size:offset + length]
+                offset += (length + 3) & ~3
 
-    def request(self, kind: int, body: bytes) -> Iterator[tuple[int, memoryview]]:
-        """Send one request that is answered by a message (not a dump) and yield (type, payload) of it."""
+    def request(self, kind: int, body: bytes) -> Iterator[memoryview]:
+        """Send one request that is answered by a message (not a dump) and yield its payload."""
         seq, message = self._message(kind, NLM_F_REQUEST, body)
         self.sock.send(message)
         while True:
@@ -128,7 +136,7 @@ class NetlinkSocket:
                     if error is not None:
                         raise error
                     return
-                yield mtype, payload
+                yield payload
                 return
 
     def transact(self, requests: Sequence[tuple[int, int, bytes]]) -> list[NetlinkError | None]:
@@ -157,7 +165,7 @@ class NetlinkSocket:
     def link_names(self) -> dict[int, str]:
         """Index to name of every link in this namespace."""
         names = {}
-        for _kind, payload in self.dump(RTM_GETLINK, LINK_REQUEST):
+        for payload in self.dump(RTM_GETLINK, LINK_REQUEST):
             index = IFINFOMSG.unpack_from(payload, 0)[2]
             for kind, start, stop in attrs(payload, IFINFOMSG.size, len(payload)):
                 if kind == IFLA_IFNAME:

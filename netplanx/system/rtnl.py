@@ -157,7 +157,7 @@ def links(nl: NetlinkSocket, info_data: Mapping[str, Table], index: int = 0) -> 
     found = []
     table = {**LINK, IFLA_LINKINFO: ("IFLA_LINKINFO", lambda data: _link_info(data, info_data))}
     body = IFINFOMSG.pack(0, 0, index, 0, 0) + attr(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))
-    for _kind, payload in (nl.request(RTM_GETLINK, body) if index else nl.dump(RTM_GETLINK, body)):
+    for payload in (nl.request(RTM_GETLINK, body) if index else nl.dump(RTM_GETLINK, body)):
         family, kind, number, flags, _change = IFINFOMSG.unpack_from(payload, 0)
         values = _decoded(payload, IFINFOMSG.size, len(payload), table)
         found.append(Message({"index": number, "flags": flags, "family": family, "ifi_type": kind}, values))
@@ -176,21 +176,21 @@ def _link_info(data: memoryview, info_data: Mapping[str, Table]) -> Attrs:
 
 
 def addresses(nl: NetlinkSocket) -> Iterator[Message]:
-    for _kind, payload in nl.dump(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0)):
+    for payload in nl.dump(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0)):
         family, prefixlen, flags, scope, index = IFADDRMSG.unpack_from(payload, 0)
         yield Message({"family": family, "prefixlen": prefixlen, "flags": flags, "scope": scope, "index": index},
                       Attrs.parse(payload, IFADDRMSG.size, len(payload), ADDRESS).values)
 
 
 def neighbours(nl: NetlinkSocket, family: int) -> Iterator[Message]:
-    for _kind, payload in nl.dump(RTM_GETNEIGH, NDMSG.pack(family, 0, 0, 0, 0)):
+    for payload in nl.dump(RTM_GETNEIGH, NDMSG.pack(family, 0, 0, 0, 0)):
         found_family, index, state, flags, kind = NDMSG.unpack_from(payload, 0)
         yield Message({"family": found_family, "ifindex": index, "state": state, "flags": flags, "type": kind},
                       Attrs.parse(payload, NDMSG.size, len(payload), NEIGHBOUR).values)
 
 
 def rules(nl: NetlinkSocket) -> Iterator[Message]:
-    for _kind, payload in nl.dump(RTM_GETRULE, FIB_RULE_HDR.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)):
+    for payload in nl.dump(RTM_GETRULE, FIB_RULE_HDR.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)):
         family, dst_len, src_len, _tos, table, _r1, _r2, action, _flags = FIB_RULE_HDR.unpack_from(payload, 0)
         yield Message({"family": family, "dst_len": dst_len, "src_len": src_len, "table": table, "action": action},
                       Attrs.parse(payload, FIB_RULE_HDR.size, len(payload), RULE).values)
@@ -199,7 +199,7 @@ def rules(nl: NetlinkSocket) -> Iterator[Message]:
 def routes(nl: NetlinkSocket, family: int) -> Iterator[Message]:
     """The routes of a family with the header fields and the attributes of ROUTE (small reads: the routes
     feature decodes its own, faster, for tables of 10,000s)."""
-    for _kind, payload in nl.dump(RTM_GETROUTE, RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)):
+    for payload in nl.dump(RTM_GETROUTE, RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)):
         found_family, dst_len, _src_len, _tos, table, protocol, scope, kind, _flags = RTMSG.unpack_from(payload, 0)
         values = Attrs.parse(payload, RTMSG.size, len(payload), ROUTE).values
         yield Message({"family": found_family, "dst_len": dst_len, "table": values.pop("RTA_TABLE", table),
@@ -209,7 +209,7 @@ def routes(nl: NetlinkSocket, family: int) -> Iterator[Message]:
 def netnsid(nl: NetlinkSocket, fd: int) -> int | None:
     """The id this namespace gives the namespace open at ``fd`` (None: it has none)."""
     body = RTGENMSG.pack(0) + attr(NETNSA_FD, struct.pack("=I", fd))
-    for _kind, payload in nl.request(RTM_GETNSID, body):
+    for payload in nl.request(RTM_GETNSID, body):
         for atype, start, _stop in attrs(payload, RTGENMSG.size, len(payload)):
             if atype == NETNSA_NSID:
                 found = s32(payload[start:])

@@ -83,27 +83,30 @@ class Session:
 
     def read_live(self, desired: Sequence[Resource] = (), options: Mapping[str, Any] | None = None) -> list[Resource]:
         """Every live resource of every kind (``desired``: what a plan wants; ``options``: what else to read)."""
-        query = Query(desired, options or {})
+        return self._read(Query(desired, options or {}))
+
+    def _read(self, query: Query) -> list[Resource]:
         with self.ctx.snapshot():
             return [r for rtype in self.types.values() for r in rtype.read(query)]
 
     def plan(self, desired: Desired) -> Plan:
-        live = self.read_live(desired.resources)
-        preflight(self.types, desired.resources, live)
-        wanted = self.resolve(desired.resources)
+        query = Query(desired.resources)  # groups the desired resources by kind once, for every step below
+        live = self._read(query)
+        preflight(self.types, query.by_kind, live)
+        wanted = self._resolve(desired.resources, query.by_kind)
         interrupted = self.interrupted() or {}
         plan = make_plan(self.types, wanted, live, claim=set(interrupted.get("creates", ())), keep=desired.unmanaged)
         plan.netns = self.netns
         plan.spec_digest = desired.digest
         return plan
 
-    def resolve(self, resources: Sequence[Resource]) -> list[Resource]:
-        """Desired resources completed by their kinds (secret digests read from their files now)."""
-        by_kind: dict[str, list[Resource]] = {}
-        for res in resources:
-            by_kind.setdefault(res.kind, []).append(res)
-        resolved = {r.address: r for kind, group in by_kind.items() for r in self.types[kind].resolve(group)}
-        return [resolved[r.address] for r in resources]
+    def _resolve(self, resources: Sequence[Resource], by_kind: Mapping[str, Sequence[Resource]]) -> Sequence[Resource]:
+        """Desired resources completed by their kinds (secret digests read from their files now), in their order."""
+        completed = {}
+        for kind, group in by_kind.items():
+            completed.update((r.address, r) for r, was in zip(self.types[kind].resolve(group), group, strict=True)
+                             if r is not was)
+        return [completed.get(r.address, r) for r in resources] if completed else resources
 
     def interrupted(self) -> dict[str, Any] | None:
         """The journal of an earlier apply that died before finishing, if any."""

@@ -6,8 +6,9 @@ import functools
 import ipaddress
 import socket
 import struct
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, ClassVar, NamedTuple
 
 from netplanx.addressing import parse_ip
 from netplanx.engine.resource import Dependency, Query, Resource
@@ -130,14 +131,8 @@ class RouteType(KernelType):
         return deps
 
     def read(self, query: Query) -> list[Resource]:
-        names = self.ctx.link_names()
-        routes = []
-        shapes: dict[bytes, Resource | bool | None] = {}
-        for _kind, payload in self.ctx.nl.dump(RTM_GETROUTE, RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)):
-            route = _decode_like(payload, names, shapes)
-            if route is not None:
-                routes.append(route)
-        return routes
+        return _decode_routes(self.ctx.nl.dump(RTM_GETROUTE, RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)),
+                              self.ctx.link_names())
 
     def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
         indexes = self._indexes()
@@ -249,34 +244,71 @@ IPV4_DST_AT = RTMSG.size + 8  # where the kernel puts an IPv4 route's RTA_DST: a
 IPV4_DST = ATTR_HEADER.pack(8, RTA_DST)
 
 
-def _decode_like(payload: memoryview, names: Mapping[int, str],
-                 shapes: dict[bytes, Resource | bool | None]) -> Resource | None:
-    """``_decode``, faster for the common case of many IPv4 routes that differ only in their destination.
+class _Shape(NamedTuple):
+    """What IPv4 routes that differ only in their destination share: all of a resource but ``to``."""
+
+    attrs: dict[str, Any]
+    owned: bool
+    meta: Mapping[str, Any]
+    address: str  # "route.TABLE.{}/LEN@METRIC"
+    length: str  # "/LEN"
+
+
+def _decode_routes(messages: Iterable[memoryview], names: Mapping[int, str]) -> list[Resource]:
+    """``_decode`` of every message of a dump, faster for the common case of many IPv4 routes that differ only in
+    their destination.
 
     The message without its destination's four bytes (its shape) is decoded once; each route of that shape is
     the shape's resource with its own destination (None: the shape is skipped, e.g. the local table; False: it
     has nexthops or encap, which resources do not share, so each is decoded in full). The kernel puts an IPv4
     route's RTA_DST right after RTA_TABLE (``fib_dump_info``); a message laid out otherwise is decoded in full.
+    Routes of one shape share one read-only ``meta``. This runs once per route on every plan and every verify:
+    one loop, everything in local variables, and a message of the previous message's shape (the common case:
+    a table's routes come in a row) is recognised by comparing bytes in place, without building its shape.
     """
-    at = IPV4_DST_AT
-    if payload[0] != socket.AF_INET or payload[at:at + 4] != IPV4_DST:
-        return _decode(payload, names)
-    shape = bytes(payload[:at + 4]) + bytes(payload[at + 8:])
-    model = shapes.get(shape, True)
-    if model is True:
-        route = _decode(payload, names)
-        shapes[shape] = False if route is not None and (route.attrs["nexthops"] or route.attrs["encap"]) else route
-        return route
-    if model is None:
+    at, dst_attr, inet, ntop, new = IPV4_DST_AT, IPV4_DST, socket.AF_INET, socket.inet_ntop, tuple.__new__
+    shapes: dict[bytes, _Shape | bool | None] = {}
+    routes = []
+    head = tail = b"-"  # the previous message's shape: its bytes before and after the destination
+    model: _Shape | bool | None = None
+    for payload in messages:
+        raw = payload.tobytes()  # bytes: fewer objects made than slicing the view
+        if raw[0] != inet or not raw.startswith(dst_attr, at):
+            route = _decode(payload, names)
+        else:
+            if len(raw) != at + 8 + len(tail) or not raw.startswith(head) or not raw.endswith(tail):
+                head, tail = raw[:at + 4], raw[at + 8:]
+                model = shapes.get(head + tail, True)
+                if model is True:
+                    route = _decode(payload, names)
+                    model = shapes[head + tail] = _shape_of(route)
+                    if route is not None:
+                        routes.append(route)
+                    continue
+            if model is None:
+                continue
+            if model is False:
+                route = _decode(payload, names)
+            else:
+                to = ntop(inet, raw[at + 4:at + 8]) + model.length
+                attrs = model.attrs.copy()
+                attrs["to"] = to
+                routes.append(new(Resource, ("route", model.address.format(to), attrs, model.owned, model.meta)))
+                continue
+        if route is not None:
+            routes.append(route)
+    return routes
+
+
+def _shape_of(route: Resource | None) -> _Shape | bool | None:
+    """The shape a decoded IPv4 route gives the routes like it (None: skipped; False: decoded one by one)."""
+    if route is None:
         return None
-    if model is False:
-        return _decode(payload, names)
-    to = f"{socket.inet_ntop(socket.AF_INET, payload[at + 4:at + 8])}/{payload[1]}"
-    attrs = model.attrs.copy()
-    attrs["to"] = to
-    metric = attrs["metric"]
-    return Resource("route", f"route.{table_name(attrs['table'])}.{to}{'' if metric == 0 else f'@{metric}'}", attrs,
-                    model.owned, model.meta.copy())
+    if route.attrs["nexthops"] or route.attrs["encap"]:
+        return False
+    to = route.attrs["to"]
+    return _Shape(route.attrs, route.owned, MappingProxyType(dict(route.meta)), route.address.replace(to, "{}", 1),
+                  to[to.index("/"):])
 
 
 def _decode_encap(payload: memoryview, offset: int, end: int) -> dict[str, Any] | None:

@@ -86,7 +86,7 @@ class TcHooks:
         """The BPF filters on the device's ``hook``; [] when it has no clsact (or no longer exists)."""
         found = []
         try:
-            for _kind, payload in self.nl.dump(RTM_GETTFILTER, TCMSG.pack(0, ifindex, 0, PARENTS[hook], 0)):
+            for payload in self.nl.dump(RTM_GETTFILTER, TCMSG.pack(0, ifindex, 0, PARENTS[hook], 0)):
                 _family, _index, _handle, _parent, info = TCMSG.unpack_from(payload, 0)
                 kind, name, prog_id = "", "", 0
                 for atype, start, stop in attrs(payload, TCMSG.size, len(payload)):
