@@ -49,3 +49,33 @@ def test_an_apply_of_a_host_spec_imports_no_ebpf_or_bgp_library(netx):
     modules = imported(netx, "apply", "--auto-approve", spec=HOST_SPEC)
     for library in ("bcc", "grpc", "google.protobuf"):
         assert not of(modules, library), f"{library} imported to apply a host spec"
+
+
+EXITING = """\
+import atexit, sys
+import netplanx.cli.main as cli
+atexit.register(lambda: print("exit handler ran", file=sys.stderr, flush=True))
+sys.argv = ["netx", *sys.argv[1:]]
+cli.run()
+print("not reached", file=sys.stderr)
+"""
+
+
+def test_netx_exits_with_its_code_its_output_flushed_and_its_exit_handlers_run(tmp_path):
+    """``run`` skips the interpreter's teardown (os._exit) but not what an exit must do: the whole output
+    through a pipe, the exit handlers, the command's exit code; under a profiler, the ordinary exit."""
+    import subprocess
+    import sys
+
+    spec = tmp_path / "host.yaml"
+    spec.write_text(HOST_SPEC)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: netx/v1\nroutes: 3\n")
+    ok = subprocess.run([sys.executable, "-c", EXITING, "validate", str(spec)], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout == f"{spec}: valid (5 resources)\n", ok
+    assert ok.stderr == "exit handler ran\n"
+    failed = subprocess.run([sys.executable, "-c", EXITING, "validate", str(bad)], capture_output=True, text=True)
+    assert failed.returncode == 1 and "bad.yaml:2:9" in failed.stderr and "exit handler ran" in failed.stderr
+    profiled = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(tmp_path / "prof"), "-m", "netplanx",
+                               "validate", str(spec)], capture_output=True, text=True)
+    assert profiled.returncode == 0 and (tmp_path / "prof").stat().st_size > 0, profiled.stderr
