@@ -30,11 +30,6 @@ def _value(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _set(value: Any) -> bool:
-    """Whether a created resource's attribute is shown: anything but None, [] and {}."""
-    return value is not None and (type(value) not in (list, dict) or bool(value))
-
-
 def _nested_changes(name: str, before: Any, after: Any) -> list[tuple[str, Any, Any]]:
     """Paths inside dict/list attributes that differ, as ``name[0].via``."""
     from deepdiff import DeepDiff  # imported when needed: it costs 80 ms of start-up
@@ -61,9 +56,25 @@ def _attribute_lines(change: Change, paint: Paint) -> list[str]:
             else:
                 lines.append(f"      ~ {key}: {_value(before)} -> {_value(after)}{note}")
     elif change.action == "create" and change.after:
-        shown = " ".join([f"{k}={_value(v)}" for k, v in change.after.attrs.items() if _set(v)])
-        lines.append(f"      {shown}")
+        lines.append(f"      {_shown_attributes(change.after.attrs)}")
     return lines
+
+
+def _shown_attributes(attrs: Mapping[str, Any]) -> str:
+    """``key=value`` of a created resource's attributes, all but None, [] and {} (the common types written out:
+    a plan of 10,000 creates shows 110,000 attributes)."""
+    parts = []
+    for key, value in attrs.items():
+        kind = type(value)
+        if value is None or ((kind is list or kind is dict) and not value):
+            continue
+        if kind is str:
+            parts.append(f'{key}="{value}"')
+        elif kind is int:
+            parts.append(f"{key}={value}")
+        else:
+            parts.append(f"{key}={_value(value)}")
+    return " ".join(parts)
 
 
 def _fmt(value: Any) -> str:
