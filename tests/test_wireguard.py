@@ -245,6 +245,35 @@ def test_userspace_driver_speaks_the_uapi_protocol():
         drivers.uapi_parse("errno=22\n\n")
 
 
+def test_a_started_daemon_is_ready_when_it_accepts_not_when_its_socket_appears(tmp_path):
+    """wireguard-go binds its socket (the file appears, which start() awaits) a moment before it listens: a real
+    socket bound but not yet listening is refused, accepted once it listens (here 0.1 s later), and a socket
+    that never listens is given up at the deadline."""
+    import socket
+    import threading
+    import time
+
+    driver = drivers.UserspaceDriver("t")
+    driver.folder = tmp_path
+    late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    late.bind(str(tmp_path / "wg-late.sock"))
+    never = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    never.bind(str(tmp_path / "wg-never.sock"))
+    try:
+        with pytest.raises(ConnectionRefusedError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.connect(str(tmp_path / "wg-late.sock"))
+        timer = threading.Timer(0.1, late.listen)
+        started = time.monotonic()
+        timer.start()
+        assert driver.accepting("wg-late", time.time() + 5)
+        assert time.monotonic() - started >= 0.1
+        timer.join()
+        assert not driver.accepting("wg-never", time.time() + 0.2)
+    finally:
+        late.close()
+        never.close()
+
+
 def test_kernel_driver_maps_the_same_model():
     arguments = drivers.kernel_peer_arguments(PEER)
     assert arguments == {"public_key": PEER.public_key, "allowed_ips": PEER.allowed_ips, "persistent_keepalive": 25,
