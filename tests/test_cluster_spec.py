@@ -690,6 +690,20 @@ def test_each_node_gets_only_its_own_entries() -> None:
     assert "sysctl.net.ipv6.conf.all.forwarding" not in node_a, "IPv4-only cluster: no IPv6 forwarding"
 
 
+def test_a_sysctl_the_cluster_sets_otherwise_is_an_error_not_a_silent_choice() -> None:
+    """The cluster turns forwarding on; a sysctl section asking for it off compiled to two resources of one
+    address, and the plan silently kept the cluster's. Now: an error naming both values; the same value is one
+    resource."""
+    with pytest.raises(PlanError) as caught:
+        compile_spec(load(lab_text() + "sysctl:\n  net.ipv4.ip_forward: 0\n"), "node-a")
+    assert str(caught.value) == (
+        "sysctl.net.ipv4.ip_forward is asked twice with different values: value='0' by the sysctls section and "
+        "value='1' by the cluster section (allowed: one value: leave it out of one of them, or give both the same)")
+    same = [r for r in compile_spec(load(lab_text() + "sysctl:\n  net.ipv4.ip_forward: 1\n"), "node-a")
+            if r.address == "sysctl.net.ipv4.ip_forward"]
+    assert [r.attrs["value"] for r in same] == ["1"]
+
+
 def test_unknown_node_is_a_plan_error_naming_the_nodes() -> None:
     with pytest.raises(PlanError) as caught:
         compile_spec(lab(), "node-x")

@@ -22,7 +22,32 @@ def compile_spec(spec: Any, node_name: str | None = None) -> list[Resource]:
                              f"{', '.join(v.node.name for v in views)}); choose one with --node, or, to retire "
                              "this node, apply a spec without anything on it: echo 'apiVersion: netx/v1' | netx "
                              "apply - --auto-approve"])
-    return [res for feature in FEATURES for res in feature.compile(view)]
+    return _one_each([(feature.name, res) for feature in FEATURES for res in feature.compile(view)])
+
+
+def _one_each(made: list[tuple[str, Resource]]) -> list[Resource]:
+    """One resource an address. Two features asking the same of one object is one resource; a feature that
+    folds the spec's own value into its own (``meta['merges']``: the masquerade ports joined with the
+    reserved ports the sysctl section lists) replaces the earlier one; any other disagreement is an error
+    (a plan would otherwise keep one of the two values without a word)."""
+    chosen: dict[str, tuple[str, Resource]] = {}
+    conflicts: list[str] = []
+    for feature, res in made:
+        earlier = chosen.get(res.address)
+        if earlier is None or res.meta.get("merges"):
+            chosen[res.address] = (feature, res)
+        elif earlier[1].attrs != res.attrs:
+            first, before = earlier
+            conflicts.append(f"{res.address} is asked twice with different values: {_shown(before)} by the "
+                             f"{first} section and {_shown(res)} by the {feature} section (allowed: one value: "
+                             "leave it out of one of them, or give both the same)")
+    if conflicts:
+        raise PlanError(conflicts)
+    return [res for _feature, res in chosen.values()]
+
+
+def _shown(res: Resource) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in res.attrs.items() if key != "key")
 
 
 def compile_checks(spec: Any) -> list[dict[str, Any]]:

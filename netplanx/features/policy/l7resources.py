@@ -104,8 +104,9 @@ def l7_resources(view: NodeView, scopes: list[Scope], ipcache: dict[str, tuple[i
     resources = [proxy_resource(config_digest, files)]
     resources += [l7rule_resource(scope.name, f"{scope.endpoint} {scope.direction} tcp/{scope.port}",
                                   scope.requests(), texts[scope.name]) for scope in scopes]
+    queue = sysctl_resource(LOG_QUEUE, _queue_length(view.spec.sysctl.get(LOG_QUEUE)), merges=True)
     resources += [nftables_resource(wanted_rules()), _route("0.0.0.0/0"), _route("::/0"), _rule("ipv4"),
-                  _rule("ipv6"), sysctl_resource(LOG_QUEUE, _queue_length(view.spec.sysctl.get(LOG_QUEUE)))]
+                  _rule("ipv6"), queue]
     if any(scope.direction == "ingress" for scope in scopes):
         resources += [hook_resource(device, HOOK_PROGRAMS[kind]) for device, kind in hook_devices(view).items()]
     return resources

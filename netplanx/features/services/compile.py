@@ -56,7 +56,7 @@ def service_resources(view: NodeView) -> list[Resource]:
                       for e in endpoints_of(spec, node)]
     if any(r.kind == "datapath" and (r.attrs["masquerade"] or r.attrs["masquerade6"]) for r in resources):
         # masqueraded flows get source ports of their own: the host's sockets must never take one of them
-        resources.append(sysctl_resource(RESERVED_PORTS, reserved_ports(spec.sysctl.get(RESERVED_PORTS))))
+        resources.append(sysctl_resource(RESERVED_PORTS, reserved_ports(spec.sysctl.get(RESERVED_PORTS)), merges=True))
     if spec.bgp is not None and spec.bgp.advertise.service_vips:
         vips = dict.fromkeys(str(vip) for service in spec.services  # several services may share one
                              for vip in (service.vip, service.vip6) if vip is not None)

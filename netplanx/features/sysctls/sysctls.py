@@ -22,8 +22,10 @@ def normalize(value: object) -> str:
     return " ".join(str(value).split())
 
 
-def sysctl_resource(key: str, value: object, owned: bool = True) -> Resource:
-    return Resource("sysctl", f"sysctl.{key}", {"key": key, "value": normalize(value)}, owned)
+def sysctl_resource(key: str, value: object, owned: bool = True, merges: bool = False) -> Resource:
+    """``merges``: the value already holds what the spec's sysctl section asks of the key (it replaces that one)."""
+    return Resource("sysctl", f"sysctl.{key}", {"key": key, "value": normalize(value)}, owned,
+                    {"merges": True} if merges else {})
 
 
 def interface_of(key: str) -> str | None:
