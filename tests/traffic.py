@@ -34,11 +34,13 @@ def inside(netns: str, *command: str) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{netns}", *command]
 
 
-def ping(netns: str, address: str, count: int = 3) -> bool:
+def ping(netns: str, address: str, count: int = 3, within: float | None = None) -> bool:
     """Whether any of ``count`` echo requests is answered (the first may wait on IPv6 neighbour discovery
-    while a brand-new veth's link-local address is still tentative)."""
-    done = subprocess.run(inside(netns, "ping", "-c", str(count), "-W", "2", "-i", "0.2", address),
-                          capture_output=True, text=True)
+    while a brand-new veth's link-local address is still tentative). ``within``: instead, whether a reply
+    comes within that many seconds, asking every 0.2 s and returning at the first (a path that must come back,
+    such as a WireGuard session, which retries its handshake every 5 s)."""
+    limit = ("-c", "1", "-w", f"{within:g}") if within else ("-c", str(count), "-W", "2")
+    done = subprocess.run(inside(netns, "ping", *limit, "-i", "0.2", address), capture_output=True, text=True)
     return done.returncode == 0
 
 
