@@ -17,12 +17,11 @@ from netplanx.features.wireguard import drivers
 from netplanx.features.wireguard.keys import decode, encode, fingerprint, public_key, x25519
 from netplanx.lab.cluster import Lab, lab_spec
 from tests.conftest import IS_ROOT, ROOT, assert_adopts, fast_in_vm, ip_json
-from tests.traffic import capture, ping, tcp_exchange
+from tests.traffic import REKEY_WAIT, capture, ping, tcp_exchange
 
 NODES = ["node-a", "node-b", "node-c"]
 ENDPOINTS = {"web-a": "node-a", "web-b": "node-b", "db-c": "node-c"}
 WEB_A, WEB_B, WEB_B6, DB_C = "10.244.1.11", "10.244.2.11", "fd00:244:0:2::b", "10.244.3.11"
-REKEY_WAIT = 12.0  # seconds: WireGuard retries a handshake every 5 s (REKEY_TIMEOUT, plus jitter); twice, and slack
 
 
 class SecretWatch:

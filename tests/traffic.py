@@ -34,6 +34,9 @@ def inside(netns: str, *command: str) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{netns}", *command]
 
 
+REKEY_WAIT = 12.0  # seconds: WireGuard retries a handshake every 5 s (REKEY_TIMEOUT, plus jitter): twice, and slack
+
+
 def ping(netns: str, address: str, count: int = 3, within: float | None = None) -> bool:
     """Whether any of ``count`` echo requests is answered (the first may wait on IPv6 neighbour discovery
     while a brand-new veth's link-local address is still tentative). ``within``: instead, whether a reply
