@@ -246,6 +246,30 @@ def assert_adopts(target: Netx | Lab, node: str = "", show: Sequence[str] = ()) 
     return shown.out
 
 
+def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str] | None:
+    """Two ``snapshot``s that differ: which part, and for links which link and which of its fields (pytest's
+    own diff of the nested lists is cut short, and a flaky failure under load must say what differed)."""
+    if op != "==" or not (isinstance(left, dict) and isinstance(right, dict) and "links" in left and "links" in right):
+        return None
+    lines = ["snapshots differ:"]
+    for part in sorted(set(left) | set(right)):
+        mine, theirs = left.get(part), right.get(part)
+        if mine == theirs:
+            continue
+        if part != "links":
+            lines.append(f"  {part}: {mine!r:.400} != {theirs!r:.400}")
+            continue
+        ours, others = ({link["ifname"]: link for link in links} for links in (mine, theirs))
+        for name in sorted(set(ours) | set(others)):
+            a, b = ours.get(name), others.get(name)
+            if a is None or b is None:
+                lines.append(f"  link {name}: only on the {'left' if b is None else 'right'}")
+            elif a != b:
+                lines += [f"  link {name}.{key}: {a.get(key)!r} != {b.get(key)!r}"
+                          for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+    return lines
+
+
 def snapshot(netns: str) -> dict:
     """Everything observable about a namespace, read with iproute2 and /proc (independent of netx)."""
     links = ip_json(netns, "-d", "link", "show")
