@@ -268,10 +268,10 @@ def test_a_started_daemon_is_ready_when_it_accepts_not_when_its_socket_appears(t
         timer = threading.Timer(0.1, late.listen)
         started = time.monotonic()
         timer.start()
-        assert driver.accepting("wg-late", time.time() + 5)
+        assert driver.accepting("wg-late", 5)
         assert time.monotonic() - started >= 0.1
         timer.join()
-        assert not driver.accepting("wg-never", time.time() + 0.2)
+        assert not driver.accepting("wg-never", 0.2)
     finally:
         late.close()
         never.close()

@@ -61,20 +61,10 @@ def _attribute_lines(change: Change, paint: Paint) -> list[str]:
 
 
 def _shown_attributes(attrs: Mapping[str, Any]) -> str:
-    """``key=value`` of a created resource's attributes, all but None, [] and {} (the common types written out:
-    a plan of 10,000 creates shows 110,000 attributes)."""
-    parts = []
-    for key, value in attrs.items():
-        kind = type(value)
-        if value is None or ((kind is list or kind is dict) and not value):
-            continue
-        if kind is str:
-            parts.append(f'{key}="{value}"')
-        elif kind is int:
-            parts.append(f"{key}={value}")
-        else:
-            parts.append(f"{key}={_value(value)}")
-    return " ".join(parts)
+    """``key=value`` of a created resource's attributes, all but None, [] and {} (tested by type, not by
+    equality: a plan of 10,000 creates shows 110,000 attributes)."""
+    return " ".join([f"{key}={_value(value)}" for key, value in attrs.items()
+                     if value is not None and (type(value) not in (list, dict) or value)])
 
 
 def _fmt(value: Any) -> str:

@@ -38,16 +38,17 @@ def _one_each(made: list[tuple[str, Resource]]) -> list[Resource]:
             chosen[res.address] = (feature, res)
         elif earlier[1].attrs != res.attrs:
             first, before = earlier
-            conflicts.append(f"{res.address} is asked twice with different values: {_shown(before)} by the "
-                             f"{first} section and {_shown(res)} by the {feature} section (allowed: one value: "
-                             "leave it out of one of them, or give both the same)")
+            differing = [key for key in {**before.attrs, **res.attrs} if before.attrs.get(key) != res.attrs.get(key)]
+            conflicts.append(f"{res.address} is asked twice with different values: {_shown(before, differing)} by "
+                             f"the {first} section and {_shown(res, differing)} by the {feature} section (allowed: "
+                             "one value: leave it out of one of them, or give both the same)")
     if conflicts:
         raise PlanError(conflicts)
     return [res for _feature, res in chosen.values()]
 
 
-def _shown(res: Resource) -> str:
-    return ", ".join(f"{key}={value!r}" for key, value in res.attrs.items() if key != "key")
+def _shown(res: Resource, keys: list[str]) -> str:
+    return ", ".join(f"{key}={res.attrs.get(key)!r}" for key in keys)
 
 
 def compile_checks(spec: Any) -> list[dict[str, Any]]:

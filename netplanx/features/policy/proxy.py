@@ -29,6 +29,7 @@ from netplanx.errors import ProviderError
 from netplanx.features.policy.haproxy import DESCRIPTION, MAIN, SCOPES
 from netplanx.files import write_atomically
 from netplanx.system.inotify import FolderWatch
+from netplanx.system.polling import growing_pauses
 from netplanx.system.processes import command_line, kill, terminate
 
 RUN_ROOT = Path("/run/netx/l7")
@@ -151,14 +152,12 @@ class Proxy:
         listening (the master tells it to once the new worker is ready): nothing on the file system marks that
         moment, so the question is asked again, with growing pauses, until the new worker answers.
         """
-        deadline = time.monotonic() + TIMEOUT
-        pause = 0.005
-        while True:
+        running = ""
+        for _ in growing_pauses(TIMEOUT, 0.005, 0.2):
             running = self.running_digest(self.info())
-            if running == digest or time.monotonic() + pause > deadline:
-                return running
-            time.sleep(pause)
-            pause = min(pause * 2, 0.2)
+            if running == digest:
+                break
+        return running
 
     def ask(self, path: Path, command: str) -> str:
         """One command on a CLI socket; the whole answer."""
@@ -169,16 +168,14 @@ class Proxy:
 
     def master(self, command: str) -> str:
         """One command on the master CLI, while it may be executing itself again (a reload)."""
-        deadline = time.monotonic() + TIMEOUT
-        while True:
+        for _ in growing_pauses(TIMEOUT, 0.01, 0.01):
             try:
                 return _talk(self.master_socket, command)
             except (ConnectionRefusedError, ConnectionResetError):
-                if time.monotonic() > deadline:
-                    raise ProviderError(f"HAProxy's master does not answer on {self.master_socket}") from None
-                time.sleep(0.01)
+                continue
             except OSError as exc:
                 raise ProviderError(f"HAProxy does not answer on {self.master_socket} ({exc.strerror})") from None
+        raise ProviderError(f"HAProxy's master does not answer on {self.master_socket}")
 
     def _printed(self) -> list[str]:
         try:

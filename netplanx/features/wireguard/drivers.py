@@ -20,6 +20,7 @@ from netplanx.errors import ProviderError
 from netplanx.features.wireguard.keys import decode, encode
 from netplanx.files import write_atomically
 from netplanx.system.inotify import FolderWatch
+from netplanx.system.polling import growing_pauses
 from netplanx.system.processes import command_line, terminate
 
 SOCKET_ROOT = Path("/run/netx/wireguard")
@@ -159,26 +160,23 @@ class UserspaceDriver:
                 os.close(exited)
             if not ready:
                 raise ProviderError(f"wireguard-go could not start {device} (exit status {process.poll()})")
-        if not self.accepting(device, time.time() + ACCEPT_TIMEOUT):
+        if not self.accepting(device, ACCEPT_TIMEOUT):
             raise ProviderError(f"wireguard-go for {device} made its socket but does not accept on it "
                                 f"(exit status {process.poll()})")
         write_atomically(self._pidfile(device), f"{process.pid}\n")
 
-    def accepting(self, device: str, deadline: float) -> bool:
-        """Whether the daemon accepts connections on its socket before ``deadline``. wireguard-go binds the socket
-        (the file appears) a moment before it listens; a connection in between is refused (a loaded CI run
-        failed on it), and nothing signals the listen: so try again, with growing pauses."""
-        pause = 0.001
-        while True:
+    def accepting(self, device: str, within: float) -> bool:
+        """Whether the daemon accepts connections on its socket within ``within`` seconds. wireguard-go binds the
+        socket (the file appears) a moment before it listens; a connection in between is refused (a loaded CI
+        run failed on it), and nothing signals the listen."""
+        for _ in growing_pauses(within, 0.001, 0.05):
             try:
                 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                     sock.connect(str(self._socket(device)))
                 return True
             except ConnectionRefusedError:
-                if time.time() + pause > deadline:
-                    return False
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
+                pass
+        return False
 
     def _pid(self, device: str) -> int | None:
         """The PID of the daemon serving ``device``, if the recorded process is still that daemon."""
