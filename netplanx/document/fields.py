@@ -122,9 +122,10 @@ Table = Annotated[str | int, BeforeValidator(_table),
 
 
 class SpecModel(BaseModel):
-    """Base of every spec object: unknown keys are errors, values are immutable once loaded."""
+    """Base of every spec object: unknown keys are errors, values are immutable once loaded. Validators are
+    built on first use (a spec uses a few of the models)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True, defer_build=True)
 
 
 def _name(value: str) -> str:

@@ -7,6 +7,7 @@ Every field carries a description; validators raise ``ValueError`` texts shaped 
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal, Union
 
 from pydantic import Field, create_model
@@ -38,3 +39,18 @@ def _spec_model() -> Any:
 
 
 Spec = _spec_model()
+
+
+@functools.cache
+def model_for(keys: frozenset[str]) -> Any:
+    """The Spec model that validates only the top-level keys in ``keys`` (as the file writes them): models are
+    built on first use (``defer_build``), and a spec of routes need not build the validators of services,
+    policies or BGP (~10 ms). Every other section keeps its field, unvalidated, with its default: it is
+    absent from the document, so an unknown key is still refused with every allowed key named."""
+    fields: dict[str, Any] = {}
+    for name, info in Spec.model_fields.items():
+        if name == "api_version" or (info.alias or name) in keys:
+            fields[name] = (info.rebuild_annotation(), info)
+        else:
+            fields[name] = (Any, Field(default=info.default, default_factory=info.default_factory, alias=info.alias))
+    return create_model("Spec", __base__=SpecModel, __module__=__name__, __doc__=Spec.__doc__, **fields)

@@ -18,7 +18,7 @@ from netplanx.document.pruning import Pruned, cut_point, mentions_of, prune
 from netplanx.document.validation import Positioned, allowed_keys, error_paths, schema_problems
 from netplanx.errors import SpecError
 from netplanx.files import display
-from netplanx.spec.model import Spec
+from netplanx.spec.model import Spec, model_for
 from netplanx.spec.semantic import semantic_problems
 
 MAX_ROUNDS = 8  # cutting a failed part may make its parent fail (a list that must not be empty): cut again
@@ -37,10 +37,11 @@ def parse_spec(text: str, source: str) -> tuple[Any, LoadedDocument]:
     if not isinstance(document.data, dict):
         raise SpecError([f"{document.where(())}: the spec must be a mapping (allowed: apiVersion, "
                          f"{', '.join(allowed_keys(Spec))})"])
+    model = model_for(frozenset(document.data))
     try:
-        spec = Spec.model_validate(document.data)
+        spec = model.model_validate(document.data)
     except ValidationError as exc:
-        found = schema_problems(exc, document, Spec) + _checks_of_the_rest(document, exc)
+        found = schema_problems(exc, document, model) + _checks_of_the_rest(document, exc, model)
         raise SpecError([f"{source}:{line}:{col}: {text}" for line, col, text in sorted(set(found))]) from None
     found = _positioned(semantic_problems(spec), document, prune(document.data, ()))
     if found:
@@ -48,16 +49,16 @@ def parse_spec(text: str, source: str) -> tuple[Any, LoadedDocument]:
     return spec, document
 
 
-def _checks_of_the_rest(document: LoadedDocument, exc: ValidationError) -> list[Positioned]:
-    """The whole-file checks of the parts that passed the schema."""
+def _checks_of_the_rest(document: LoadedDocument, exc: ValidationError, model: Any) -> list[Positioned]:
+    """The whole-file checks of the parts that passed the schema (``model``: the one that failed it)."""
     pruned = prune(document.data, ())
     for _ in range(MAX_ROUNDS):
-        cuts = {cut_point(pruned.original(path)) for path in error_paths(exc, pruned.data, Spec)}
+        cuts = {cut_point(pruned.original(path)) for path in error_paths(exc, pruned.data, model)}
         if cuts <= pruned.dropped:
             return []  # no progress: the rest cannot be checked on its own
         pruned = prune(document.data, pruned.dropped | cuts)
         try:
-            spec = Spec.model_validate(pruned.data)
+            spec = model.model_validate(pruned.data)
         except ValidationError as again:
             exc = again
             continue
