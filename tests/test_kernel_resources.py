@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 from types import MappingProxyType
 
@@ -351,3 +352,32 @@ def test_routes_read_by_shape_are_the_routes_decoded_one_by_one(netx, netns):
     alike = ("198.51.101.0/24", "198.51.102.0/24")
     copied = [type(r.meta) is MappingProxyType for r in by_shape if r.attrs["to"] in alike]
     assert copied == [False, True]  # the second of the shape was not decoded: it shares the first one's meta
+
+
+
+def test_a_batch_of_writes_reports_each_failure_in_its_place(netns):
+    """Only the last request of a batch asks for an ack: a refused request anywhere (in the middle, last of a
+    batch, last of all) is still reported in its place, and every request around it is done."""
+    from netplanx.features.routing.routes import RTM_NEWROUTE, _encode, route_resource
+    from netplanx.system import netlink
+
+    prefixes = [f"10.77.{i // 256}.{i % 256}/32" for i in range(netlink.BATCH + 5)]
+    refused = {3, netlink.BATCH - 1, netlink.BATCH + 4}
+    for i in refused:  # already there: a create with NLM_F_EXCL is refused with EEXIST
+        ip("-n", netns, "route", "add", "blackhole", prefixes[i])
+    requests = [(RTM_NEWROUTE, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL, _encode(route_resource(
+        table=254, to=to, metric=None, kind="blackhole", via=None, dev=None, src=None, scope=None, onlink=False,
+        nexthops=[]), {})) for to in prefixes]
+
+    def write() -> list[int]:
+        nl = netlink.NetlinkSocket()
+        try:
+            return [0 if error is None else error.errno for error in nl.transact(requests)]
+        finally:
+            nl.close()
+
+    outcomes = namespaces.call_inside(netns, write)
+    assert {i for i, code in enumerate(outcomes) if code} == refused
+    assert {outcomes[i] for i in refused} == {errno.EEXIST}
+    present = {r["dst"] for r in routes(netns) if r.get("type") == "blackhole"}
+    assert present == {p.removesuffix("/32") for p in prefixes}

@@ -182,6 +182,8 @@ def _cascade(types: Mapping[str, ResourceType], changes: dict[str, Change], want
 
 def _with_disruption(types: Mapping[str, ResourceType], change: Change) -> Change:
     label = types[change.kind].disruption(change.action, change.changed, change.before, change.after)
+    if label == change.disruption:
+        return change
     return Change(change.address, change.kind, change.action, change.before, change.after, change.changed,
                   change.forces_replacement, label, change.reason)
 
@@ -199,12 +201,13 @@ def _order(types: Mapping[str, ResourceType], changes: Sequence[Change], wanted:
 
     def level(address: str) -> int:
         """Length of the longest dependency chain below ``address`` (cycles count once)."""
-        if address not in levels:
+        found = levels.get(address)
+        if found is None:
             levels[address] = 0  # provisional: breaks cycles
             res = wanted.get(address) or current.get(address)
             below = [t for d in graph.requirements(res) for t in graph.targets(d) if t != address] if res else []
-            levels[address] = 1 + max((level(t) for t in below), default=-1)
-        return levels[address]
+            found = levels[address] = 1 + max(map(level, below)) if below else 0
+        return found
 
     def key(change: Change) -> tuple[int, int, str]:
         return level(change.address), rank[change.kind], change.address

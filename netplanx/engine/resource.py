@@ -103,13 +103,15 @@ class ResourceType:
     def forces_replacement(self, desired: Resource, live: Resource, changed: Sequence[str]) -> list[str]:
         return [key for key in changed if key in self.replace_on]
 
-    def dependencies(self, resource: Resource) -> list[Dependency]:
+    def dependencies(self, resource: Resource) -> Sequence[Dependency]:
         """What must exist before this resource, derived from its attributes (override per kind)."""
-        return []
+        return ()
 
-    def requirements(self, resource: Resource) -> list[Dependency]:
+    def requirements(self, resource: Resource) -> Sequence[Dependency]:
         """The kind's dependencies plus any the compiler recorded in ``meta['requires']``."""
-        return self.dependencies(resource) + [Dependency(a) for a in resource.meta.get("requires", ())]
+        requires = resource.meta.get("requires")
+        dependencies = self.dependencies(resource)
+        return [*dependencies, *(Dependency(a) for a in requires)] if requires else dependencies
 
     def disruption(self, action: str, changed: Sequence[str], before: Resource | None,
                    after: Resource | None) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from netplanx.document.problems import Problem
 from netplanx.engine.feature import NodeView
@@ -16,6 +17,7 @@ def route_problems(view: NodeView) -> Iterator[Problem]:
     networks = link_networks(view)
     vrfs = vrf_tables(view)
     seen: dict[tuple[object, ...], int] = {}
+    gateway_problem: dict[tuple[Any, str | None], str | None] = {}  # routes share gateways: judged once each
     for index, route in enumerate(view.spec.routes):
         if route.vrf is not None and route.vrf not in vrfs:
             yield Problem(("routes", index, "vrf"), f"vrf '{route.vrf}' is not declared (allowed: a vrf in "
@@ -38,15 +40,23 @@ def route_problems(view: NodeView) -> Iterator[Problem]:
                 continue
             if via is None or route.onlink:
                 continue
-            if via.version == 6 and via.is_link_local:
-                if dev is None:
-                    yield Problem((*path, "via"), f"link-local gateway {via} needs dev (allowed: set dev)")
-                continue
-            candidates = networks.get(dev, []) if dev else [n for nets in networks.values() for n in nets]
-            if not any(via in network for network in candidates):
-                where = f"on '{dev}'" if dev else "on any interface"
-                yield Problem((*path, "via"), f"gateway {via} is not reachable: no address {where} covers it "
-                              "(allowed: a gateway inside a subnet of a declared address, or onlink: true)")
+            problem = gateway_problem.get((via, dev), False)
+            if problem is False:
+                problem = gateway_problem[via, dev] = _gateway_problem(via, dev, networks)
+            if problem:
+                yield Problem((*path, "via"), problem)
+
+
+def _gateway_problem(via: Any, dev: str | None, networks: Mapping[str, list[Any]]) -> str | None:
+    """Why ``via`` cannot be the gateway of a route through ``dev`` (any link: None), or None when it can."""
+    if via.version == 6 and via.is_link_local:
+        return None if dev is not None else f"link-local gateway {via} needs dev (allowed: set dev)"
+    candidates = networks.get(dev, []) if dev else [n for nets in networks.values() for n in nets]
+    if any(via in network for network in candidates):
+        return None
+    where = f"on '{dev}'" if dev else "on any interface"
+    return (f"gateway {via} is not reachable: no address {where} covers it (allowed: a gateway inside a subnet of a "
+            "declared address, or onlink: true)")
 
 
 def rule_problems(view: NodeView) -> Iterator[Problem]:

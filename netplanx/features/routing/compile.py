@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from netplanx.engine.feature import NodeView
@@ -12,7 +13,9 @@ from netplanx.features.routing.rules import rule_resource
 from netplanx.system.names import table_number
 
 
+@functools.lru_cache(maxsize=4096)
 def _text(value: object) -> str | None:
+    """An address (or None) as text: thousands of routes share a few gateways, and ipaddress's str is slow."""
     return None if value is None else str(value)
 
 

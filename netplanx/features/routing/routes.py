@@ -111,17 +111,13 @@ class RouteType(KernelType):
             return [key for key in changed if key in ("dev", "onlink")]
         return []
 
-    def dependencies(self, resource: Resource) -> list[Dependency]:
+    def dependencies(self, resource: Resource) -> Sequence[Dependency]:
         """Its devices, and for each gateway the addresses that make it reachable: the kernel refuses the
         route before one exists, and removes it when the last one goes."""
         a = resource.attrs
         hops = a.get("nexthops")
-        if not hops:  # the common case, written out: one device, one gateway
-            dev, via = a.get("dev"), a.get("via")
-            deps = [Dependency(f"link.{dev}")] if dev else []
-            if via and not a.get("onlink") and not _link_local(via):
-                deps.append(Dependency(kind="address", matches=_covering(via, dev)))
-            return deps
+        if not hops:  # the common case: one device, one gateway, shared by many routes
+            return _path_dependencies(a.get("dev"), a.get("via"), bool(a.get("onlink")))
         devs = {a.get("dev")} | {h.get("dev") for h in hops}
         deps = [Dependency(f"link.{dev}") for dev in sorted(d for d in devs if d)]
         if not a.get("onlink"):
@@ -148,6 +144,15 @@ class RouteType(KernelType):
 
     def _indexes(self) -> dict[str, int]:
         return {name: index for index, name in self.ctx.link_names().items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _path_dependencies(dev: str | None, via: str | None, onlink: bool) -> tuple[Dependency, ...]:
+    """The dependencies of a route with one path: its device, and the addresses that cover its gateway."""
+    deps = (Dependency(f"link.{dev}"),) if dev else ()
+    if via and not onlink and not _link_local(via):
+        deps += (Dependency(kind="address", matches=_covering(via, dev)),)
+    return deps
 
 
 @functools.lru_cache(maxsize=4096)
@@ -250,8 +255,9 @@ class _Shape(NamedTuple):
     attrs: dict[str, Any]
     owned: bool
     meta: Mapping[str, Any]
-    address: str  # "route.TABLE.{}/LEN@METRIC"
+    prefix: str  # "route.TABLE."
     length: str  # "/LEN"
+    suffix: str  # "@METRIC" or ""
 
 
 def _decode_routes(messages: Iterable[memoryview], names: Mapping[int, str]) -> list[Resource]:
@@ -293,7 +299,8 @@ def _decode_routes(messages: Iterable[memoryview], names: Mapping[int, str]) -> 
                 to = ntop(inet, raw[at + 4:at + 8]) + model.length
                 attrs = model.attrs.copy()
                 attrs["to"] = to
-                routes.append(new(Resource, ("route", model.address.format(to), attrs, model.owned, model.meta)))
+                routes.append(new(Resource, ("route", model.prefix + to + model.suffix, attrs, model.owned,
+                                             model.meta)))
                 continue
         if route is not None:
             routes.append(route)
@@ -307,8 +314,8 @@ def _shape_of(route: Resource | None) -> _Shape | bool | None:
     if route.attrs["nexthops"] or route.attrs["encap"]:
         return False
     to = route.attrs["to"]
-    return _Shape(route.attrs, route.owned, MappingProxyType(dict(route.meta)), route.address.replace(to, "{}", 1),
-                  to[to.index("/"):])
+    prefix, _, suffix = route.address.partition(to)
+    return _Shape(route.attrs, route.owned, MappingProxyType(dict(route.meta)), prefix, to[to.index("/"):], suffix)
 
 
 def _decode_encap(payload: memoryview, offset: int, end: int) -> dict[str, Any] | None:
