@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from netplanx import __version__
-from netplanx.engine.resource import Resource
+from netplanx.engine.resource import Resource, plain
 from netplanx.files import write_atomically
 
 KEEP = 16
@@ -76,8 +76,8 @@ class SpecCache:
             os.makedirs(self.root, mode=0o700, exist_ok=True)
             no_meta: dict[str, Any] = {}  # one object: marshal writes it once, and loading builds it once
             write_atomically(self._path(digest), marshal.dumps(
-                ([(r.kind, r.address, dict(r.attrs), r.owned, dict(r.meta) or no_meta) for r in resources], checks,
-                 unmanaged)))
+                ([(r.kind, r.address, plain(r.attrs), r.owned, plain(r.meta) if r.meta else no_meta)
+                  for r in resources], checks, unmanaged)))
             self._prune()
         except OSError:
             pass  # a cache that cannot be written only costs time
@@ -86,3 +86,4 @@ class SpecCache:
         entries = sorted(self.root.glob("*.marshal"), key=lambda p: p.stat().st_mtime, reverse=True)
         for stale in entries[KEEP:]:
             stale.unlink(missing_ok=True)
+
