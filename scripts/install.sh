@@ -9,6 +9,7 @@ extras=""
 # wireguard-go: netx's WireGuard driver where the kernel has no WireGuard (as on these VMs)
 packages=(iproute2 python3-venv python3-pip util-linux mount procps wireguard-go
           gcc python3-dev    # pip install builds the C fill of Maglev tables (setup.py; without it, a slower one)
+          libyaml-dev        # and the loader's fast path, which reads YAML with libyaml (without it, ruamel's composer)
           git openssh-client    # netx pull: fetch, and verify SSH-signed commits (git calls ssh-keygen)
           golang-github-osrg-gobgp-dev    # GoBGP's .proto files: the gRPC stubs are generated from them
           python3-bpfcc linux-headers-amd64 bpftool    # the eBPF datapath: bcc compiles bpf/ at apply
