@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netplanx.document import loader
+from netplanx.document import loader, scalars
 from netplanx.errors import SpecError
 from tests.test_docs_examples import YAML_BLOCKS
 from tests.test_fuzz import FUZZ, documents, dump
@@ -200,3 +200,43 @@ def test_positions_are_composed_only_when_asked_for() -> None:
     assert document.positions.root is None
     assert document.where(("a", 0, "b")) == f"{SOURCE}:2:9"
     assert document.where(("a", 0, "b"), key=True) == f"{SOURCE}:2:6"
+
+
+def test_the_implicit_types_are_ruamels() -> None:
+    """Both paths resolve plain scalars with netx's table (a valid spec is read without importing ruamel): it must
+    be ruamel's safe loader's, first character by first character, pattern by pattern, in order."""
+    import re
+
+    from ruamel.yaml.cyaml import CSafeLoader
+
+    ours = {first: [(scalars.YAML_TAG + name, pattern, flags) for name, pattern, flags in resolvers]
+            for firsts, resolvers in scalars.RESOLVERS for first in firsts}
+    theirs = {first: [(tag, regexp.pattern, regexp.flags & re.VERBOSE) for tag, regexp in resolvers]
+              for first, resolvers in CSafeLoader.yaml_implicit_resolvers.items()}
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("text", ["1", "-1", "+1.5", ".5", "1e3", "0x1F", "0o17", "017", "0b101", "1_000", "2001-12-14",
+                                  "2001-12-14 21:59:43.10 -5", "true", "False", "~", "null", "NULL", "", "<<", "=",
+                                  "!", "yes", "1:20", "10.0.0.0/24", "fd00::1", "1.2.3.4", "nan", ".NaN", "-.inf"])
+def test_a_plain_scalar_has_the_tag_ruamel_gives_it(text: str) -> None:
+    """One expression per first character names the type that trying ruamel's resolvers one by one names."""
+    from ruamel.yaml.cyaml import CSafeLoader
+
+    expected = next((tag for tag, regexp in CSafeLoader.yaml_implicit_resolvers.get(text[:1], [])
+                     if regexp.match(text)), scalars.STR)
+    assert scalars.implicit_tag(text) == expected
+
+
+def test_a_valid_spec_is_read_without_importing_ruamel() -> None:
+    """ruamel is imported for the ruamel path and for positions, not to read a valid spec (~8 ms at every cold
+    apply)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from netplanx.document import loader; "
+            "data = loader.load_document('routes: [{to: 10.0.0.0/24, via: 192.0.2.1}]\\n', 'x').data; "
+            "assert data == {'routes': [{'to': '10.0.0.0/24', 'via': '192.0.2.1'}]}, data; "
+            "print(sorted(m for m in sys.modules if m.startswith('ruamel')))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert found.strip() == "[]"

@@ -11,12 +11,12 @@ give the same data.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from netplanx.document.scalars import MERGE, YAML_TAG, implicit_tag, scalar_value
 from netplanx.errors import SpecError
 from netplanx.files import InputError, display, read_bounded
 
@@ -27,17 +27,7 @@ if TYPE_CHECKING:  # ruamel.yaml is imported to parse (a cached spec is only rea
 MAX_BYTES = 16 * 1024 * 1024
 MAX_NODES = 2_000_000
 MAX_DEPTH = 64
-CONVERTERS: dict[str, Callable[[str], Any]] = {  # scalars whose tag the composer resolved
-    "tag:yaml.org,2002:str": str,
-    "tag:yaml.org,2002:int": lambda text: int(text.replace("_", ""), 0),
-    "tag:yaml.org,2002:float": float,
-    "tag:yaml.org,2002:bool": lambda text: text.lower() in ("true", "yes", "on"),
-    "tag:yaml.org,2002:null": lambda _text: None,
-}
-
 Path_ = tuple[str | int, ...]
-YAML_TAG = "tag:yaml.org,2002:"
-MERGE = YAML_TAG + "merge"
 
 
 @dataclass
@@ -144,15 +134,9 @@ class _Builder:
             self.problem(node, f"unsupported tag {node.tag} (allowed: plain YAML values)")
             return None
         try:
-            return _value(node.tag, node.value)
+            return scalar_value(node.tag, node.value)
         except ValueError:
             return self.loader.construct_object(node, deep=True)  # rare spellings: ruamel knows them
-
-
-def _value(tag: str, text: str) -> Any:
-    """The value of a scalar with a tag:yaml.org,2002: tag; ValueError for a spelling its converter refuses."""
-    convert = CONVERTERS.get(tag)
-    return text if convert is None else convert(text)  # timestamps and the like stay text
 
 
 class _Abort(Exception):
@@ -221,18 +205,21 @@ def decode_text(raw: bytes, name: str) -> str:
 
 @functools.cache
 def _loader_class() -> type[CSafeLoader]:
-    """ruamel.yaml's C composer with the resolver written out: it is called back for every node, and ruamel's
-    own reaches its regular expressions through lazy proxies and builds a new tag object each time. Same
-    tags (YAML 1.1 implicit types, as ruamel's safe loader resolves them); no path resolvers."""
+    """ruamel.yaml's C composer resolving plain scalars with scalars.implicit_tag, the table both paths use
+    (ruamel's own resolver reaches its regular expressions through lazy proxies and builds a new tag object each
+    time it is called back, once a node); no path resolvers."""
     from ruamel.yaml.cyaml import CSafeLoader
     from ruamel.yaml.nodes import ScalarNode, SequenceNode
     from ruamel.yaml.tag import Tag
 
-    resolvers = CSafeLoader.yaml_implicit_resolvers
-    anywhere = resolvers.get(None, [])
-    implicit = {first: [(Tag(suffix=tag), regexp.match) for tag, regexp in [*found, *anywhere]]
-                for first, found in resolvers.items() if first is not None}
-    fallback = [(Tag(suffix=tag), regexp.match) for tag, regexp in anywhere]
+    tags: dict[str, Tag] = {}  # tag text -> ruamel's tag object, made once
+
+    def tag_of(value: str) -> Tag:
+        text = implicit_tag(value)
+        tag = tags.get(text)
+        if tag is None:
+            tag = tags[text] = Tag(suffix=text)
+        return tag
 
     class Loader(CSafeLoader):
         def __init__(self, stream: str) -> None:
@@ -244,18 +231,10 @@ def _loader_class() -> type[CSafeLoader]:
                 if implicit[0]:
                     tag = self.plain.get(value)
                     if tag is None:
-                        tag = self.plain[value] = self.implicit_tag(value)
+                        tag = self.plain[value] = tag_of(value)
                     return tag
                 return self.DEFAULT_SCALAR_TAG
             return self.DEFAULT_SEQUENCE_TAG if kind is SequenceNode else self.DEFAULT_MAPPING_TAG
-
-        @staticmethod
-        def implicit_tag(value: str) -> Any:
-            """The tag of a plain scalar ``value`` (the fast path resolves with it too)."""
-            for tag, match in implicit.get(value[:1], fallback):
-                if match(value):
-                    return tag
-            return Loader.DEFAULT_SCALAR_TAG
 
         def descend_resolver(self, current_node: Any, current_index: Any) -> None:
             pass
@@ -281,7 +260,7 @@ def _plain_value(text: str) -> Any:
     """A plain scalar's value for the fast path, as _Builder.scalar makes it; _fast_yaml.Unsupported where the
     converter refuses the spelling (ruamel's constructor reads it on the ruamel path)."""
     try:
-        return _value(str(_loader_class().implicit_tag(text)), text)
+        return scalar_value(implicit_tag(text), text)
     except ValueError:
         raise _fast_path().Unsupported(f"the plain scalar {text!r}") from None
 
