@@ -73,8 +73,8 @@ class History:
         if spec_text is not None and not (self.folder / f"{spec_digest}.yaml").exists():
             _write(self.folder / f"{spec_digest}.yaml", spec_text)
         if plan is not None and result == "applied" and not plan.empty:
-            # the netx-plan/1 document as marshal data (5x faster to write than JSON at 10,000 changes), gzip -1
-            write_atomically(self._plan_path(number), gzip.compress(marshal.dumps(plan.to_json()), 1))
+            # the plan's records as marshal data (~10x faster to write than its JSON at 10,000 changes), gzip -1
+            write_atomically(self._plan_path(number), gzip.compress(marshal.dumps(plan.to_records()), 1))
         _write(self.folder / f"{number:08d}.json", json.dumps(asdict(entry), indent=1))
         for old in entries[:-KEEP]:
             (self.folder / f"{old.number:08d}.json").unlink(missing_ok=True)
@@ -99,7 +99,8 @@ class History:
 
     def plan_of(self, entry: Entry) -> Plan:
         try:
-            return Plan.from_json(marshal.loads(gzip.decompress(self._plan_path(entry.number).read_bytes())))
+            data = marshal.loads(gzip.decompress(self._plan_path(entry.number).read_bytes()))
+            return Plan.from_json(data) if isinstance(data, dict) else Plan.from_records(data)  # dict: an earlier netx
         except FileNotFoundError:  # recorded by an earlier netx (JSON)
             data = self._plan_path(entry.number, JSON_PLAN).read_bytes()
             return Plan.from_json(json.loads(gzip.decompress(data)))
