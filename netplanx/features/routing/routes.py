@@ -348,6 +348,13 @@ def _packed(text: str) -> bytes:
     return parse_ip(text)[1]
 
 
+@functools.lru_cache(maxsize=4096)
+def _gateway(via: str) -> bytes:
+    """The RTA_GATEWAY attribute of ``via`` (routes share a few gateways: encoded once each)."""
+    packed = _packed(via)
+    return ATTR_HEADER.pack(4 + len(packed), RTA_GATEWAY) + packed
+
+
 def _header(route: Resource, scope: int, kind: int, protocol: int, flags: int = 0) -> bytes:
     """The rtmsg and the attributes that name a route: table, destination, metric (packed with few calls:
     this runs once per route written)."""
@@ -378,8 +385,7 @@ def _encode(route: Resource, indexes: Mapping[str, int]) -> bytes:
     if a["dev"]:
         body += S32_ATTR.pack(8, RTA_OIF, _index(indexes, a["dev"]))
     if a["via"]:
-        via = _packed(a["via"])
-        body += ATTR_HEADER.pack(4 + len(via), RTA_GATEWAY) + via
+        body += _gateway(a["via"])
     if a["src"]:
         body += attr(RTA_PREFSRC, _packed(a["src"]))
     if a.get("encap"):
