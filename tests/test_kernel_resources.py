@@ -324,35 +324,29 @@ def test_deleting_what_the_kernel_already_removed_is_done(netx, netns, tmp_path)
 
 def test_routes_read_by_shape_are_the_routes_decoded_one_by_one(netx, netns):
     """The route read decodes one message per shape (a route without its destination) and copies it for the
-    others: every kind of route, several of each shape, must read exactly as decoding each message does."""
+    others, in C (_route_dump.c) or in Python (_decode_routes, where it was not built): every kind of route,
+    several of each shape, in several tables, must read exactly as decoding each message does, both ways."""
+    from tests.test_route_dump import assert_same_routes, three_ways
+
     netx.apply(ROUTES)
     for extra in ("198.51.101.0/24 via 192.0.2.1 metric 100", "198.51.102.0/24 via 192.0.2.1 metric 100",
                   "10.97.0.0/16 nexthop via 192.0.2.1 nexthop via 10.0.0.254", "10.96.0.0/16 nexthop via 192.0.2.1 "
                   "nexthop via 10.0.0.254", "blackhole 10.95.0.0/16", "172.18.0.0/16 dev br0 src 10.0.0.1",
-                  "2001:db8:300::/48 via 2001:db8::1"):
+                  "2001:db8:300::/48 via 2001:db8::1", "198.51.103.0/24 via 192.0.2.1 table 200",
+                  "198.51.104.0/24 via 192.0.2.1 table 200", "blackhole 10.94.0.0/16 table 200",
+                  "2001:db8:400::/48 via 2001:db8::1 table 200"):
         ip("-n", netns, "route", "add", *extra.split())
 
-    def both() -> tuple[list, list]:
-        from netplanx.features.routing.routes import RTM_GETROUTE, RTMSG, _decode, _decode_routes
-        from netplanx.system.netlink import NetlinkSocket
-
-        nl = NetlinkSocket()
-        try:
-            names = nl.link_names()
-            request = RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)
-            messages = [bytes(payload) for payload in nl.dump(RTM_GETROUTE, request)]
-        finally:
-            nl.close()
-        decoded = [_decode(memoryview(m), names) for m in messages]
-        return [r for r in decoded if r is not None], _decode_routes([memoryview(m) for m in messages], names)
-
-    one_by_one, by_shape = namespaces.call_inside(netns, both)
+    one_by_one, by_shape, in_c, _datagrams = three_ways(netns)
     assert by_shape == one_by_one
+    assert_same_routes(in_c, by_shape)
     assert sum(r.attrs["metric"] == 100 for r in by_shape) == 3
-    alike = ("198.51.101.0/24", "198.51.102.0/24")
-    copied = [type(r.meta) is MappingProxyType for r in by_shape if r.attrs["to"] in alike]
-    assert copied == [False, True]  # the second of the shape was not decoded: it shares the first one's meta
-
+    assert sum(r.attrs["table"] == 200 for r in in_c) == 4
+    assert not [r for r in in_c if r.attrs["table"] == 255]  # the local table's, skipped by shape
+    for found in (by_shape, in_c):
+        for alike in (("198.51.101.0/24", "198.51.102.0/24"), ("198.51.103.0/24", "198.51.104.0/24")):
+            copied = [type(r.meta) is MappingProxyType for r in found if r.attrs["to"] in alike]
+            assert copied == [False, True]  # the second of the shape was not decoded: it shares the first one's meta
 
 
 def test_a_batch_of_writes_reports_each_failure_in_its_place(netns):

@@ -28,9 +28,16 @@ from netplanx.system.netlink import (
     NLM_F_EXCL,
     NLM_F_REPLACE,
     NetlinkError,
+    NetlinkSocket,
     attr,
     attrs,
+    dump_ended,
 )
+
+try:  # built at install (setup.py); pip leaves it out where no C compiler is, and _decode_routes serves instead
+    from netplanx.features.routing import _route_dump
+except ImportError:
+    _route_dump = None
 
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTMSG = struct.Struct("=BBBBBBBBI")
@@ -41,6 +48,7 @@ HEAD = struct.Struct("=BBBBBBBBIHHI")  # rtmsg and its RTA_TABLE attribute
 U32_ATTR, S32_ATTR = struct.Struct("=HHI"), struct.Struct("=HHi")
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_MULTIPATH, RTA_TABLE, RTA_VIA = 1, 4, 5, 6, 7, 9, 15, 18
 RTA_ENCAP_TYPE, RTA_ENCAP = 21, 22
+ROUTE_DUMP = RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)  # every route of every table and family
 LWTUNNEL_ENCAP_IP = 2
 LWTUNNEL_IP_ID, LWTUNNEL_IP_DST = 1, 2
 RTNH_F_ONLINK = 4
@@ -127,8 +135,10 @@ class RouteType(KernelType):
         return deps
 
     def read(self, query: Query) -> list[Resource]:
-        return _decode_routes(self.ctx.nl.dump(RTM_GETROUTE, RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)),
-                              self.ctx.link_names())
+        names = self.ctx.link_names()
+        if _route_dump is None:
+            return _decode_routes(self.ctx.nl.dump(RTM_GETROUTE, ROUTE_DUMP), names)
+        return _read_routes(self.ctx.nl, names)
 
     def create(self, resources: Sequence[Resource]) -> list[Exception | None]:
         indexes = self._indexes()
@@ -189,7 +199,7 @@ def _ip_text(data: memoryview, start: int, stop: int) -> str:
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
-def _decode(payload: memoryview, names: Mapping[int, str]) -> Resource | None:
+def _decode(payload: bytes | memoryview, names: Mapping[int, str]) -> Resource | None:
     """One RTM_NEWROUTE message to a resource; None for what netx never manages (kernel, local, cache).
 
     The attribute loop and the resource's canonical form (as ``route_resource`` builds it) are written out
@@ -271,6 +281,8 @@ def _decode_routes(messages: Iterable[memoryview], names: Mapping[int, str]) -> 
     Routes of one shape share one read-only ``meta``. This runs once per route on every plan and every verify:
     one loop, everything in local variables, and a message of the previous message's shape (the common case:
     a table's routes come in a row) is recognised by comparing bytes in place, without building its shape.
+    _route_dump.c does the same from the dump's datagrams (``_read_routes``); this is its reference, and the read
+    where it was not built.
     """
     at, dst_attr, inet, ntop, new = IPV4_DST_AT, IPV4_DST, socket.AF_INET, socket.inet_ntop, tuple.__new__
     shapes: dict[bytes, _Shape | bool | None] = {}
@@ -305,6 +317,25 @@ def _decode_routes(messages: Iterable[memoryview], names: Mapping[int, str]) -> 
         if route is not None:
             routes.append(route)
     return routes
+
+
+def _read_routes(nl: NetlinkSocket, names: Mapping[int, str]) -> list[Resource]:
+    """``_decode_routes`` of a route dump, done in C from the dump's datagrams (_route_dump.c: the framing, the
+    shapes, and each route of a shape built without a Python call; 10,000 routes in ~5 ms instead of ~17). A dump
+    a change interrupted is read again from scratch, the routes of the interrupted one left out."""
+    def decode(payload: bytes) -> Resource | None:
+        return _decode(payload, names)
+
+    while True:
+        reader = _route_dump.Reader(decode, _shape_of, Resource, _Shape)
+        routes: list[Resource] = []
+        seq, datagrams = nl.datagrams(RTM_GETROUTE, ROUTE_DUMP)
+        for datagram in datagrams:
+            end = reader.feed(datagram, seq, routes)
+            if end is True or (end is not None and dump_ended(*end)):
+                return routes
+            if end is not None:
+                break  # interrupted: dump again
 
 
 def _shape_of(route: Resource | None) -> _Shape | bool | None:
