@@ -152,3 +152,22 @@ def test_systemd_units_verify(tmp_path):
     assert "Before=network.target network-online.target" in apply_unit and "--auto-approve" in apply_unit
     pull_unit = (tmp_path / "netx-pull.service").read_text()
     assert "pull --config /etc/netx/agent.yaml --textfile" in pull_unit and "KillMode=process" in pull_unit
+
+
+def test_the_history_numbers_on_from_its_file_names_and_keeps_the_latest(tmp_path, monkeypatch):
+    """Numbering reads file names, not every entry (up to KEEP of them at each apply); an unreadable entry's number is
+    not given again, and entries beyond KEEP go with their plans."""
+    from netplanx.workflow import history
+
+    monkeypatch.setattr(history, "KEEP", 3)
+    kept = history.History(tmp_path, "host")
+
+    def record() -> int:
+        return kept.record(netns=None, node="", spec_path="spec.yaml", spec_digest="d" * 64, spec_text="x",
+                           summary={"add": 0, "change": 0, "destroy": 0}, result="no-changes").number
+
+    assert [record() for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert [e.number for e in kept.entries()] == [2, 3, 4, 5]
+    (kept.folder / "00000005.json").write_text("{not json")
+    assert record() == 6
+    assert [e.number for e in kept.entries()] == [3, 4, 6]  # 2 pruned; 5 unreadable

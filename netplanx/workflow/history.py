@@ -66,8 +66,8 @@ class History:
                summary: dict[str, int], result: str, message: str = "", plan: Plan | None = None,
                undoes: int | None = None) -> Entry:
         """Record one apply; ``plan`` (kept when the apply changed something) is what a rollback undoes."""
-        entries = self.entries()
-        number = entries[-1].number + 1 if entries else 1
+        numbers = self._numbers()
+        number = numbers[-1] + 1 if numbers else 1
         entry = Entry(number, time.time(), _user(), netns, node, spec_path, spec_digest, summary, result, message,
                       undoes)
         if spec_text is not None and not (self.folder / f"{spec_digest}.yaml").exists():
@@ -76,11 +76,16 @@ class History:
             # the plan's records as marshal data (~10x faster to write than its JSON at 10,000 changes), gzip -1
             write_atomically(self._plan_path(number), gzip.compress(marshal.dumps(plan.to_records()), 1))
         _write(self.folder / f"{number:08d}.json", json.dumps(asdict(entry), indent=1))
-        for old in entries[:-KEEP]:
-            (self.folder / f"{old.number:08d}.json").unlink(missing_ok=True)
-            self._plan_path(old.number).unlink(missing_ok=True)
-            self._plan_path(old.number, JSON_PLAN).unlink(missing_ok=True)
+        for old in numbers[:-KEEP]:
+            (self.folder / f"{old:08d}.json").unlink(missing_ok=True)
+            self._plan_path(old).unlink(missing_ok=True)
+            self._plan_path(old, JSON_PLAN).unlink(missing_ok=True)
         return entry
+
+    def _numbers(self) -> list[int]:
+        """The numbers of the recorded entries, from their file names: reading the entries (up to KEEP of them) to
+        number the next one cost more than applying a small spec."""
+        return sorted(int(path.stem) for path in self.folder.glob("*.json") if path.stem.isdigit())
 
     def _plan_path(self, number: int, suffix: str = MARSHAL_PLAN) -> Path:
         return self.folder / f"{number:08d}{suffix}"
