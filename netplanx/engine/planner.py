@@ -11,9 +11,9 @@ from netplanx.errors import PlanError
 
 
 def preflight(types: Mapping[str, ResourceType], desired: Mapping[str, Sequence[Resource]],
-              live: Sequence[Resource]) -> None:
-    """Raise PlanError with every reason the desired state (by kind) cannot exist on this host."""
-    live_index = {r.address: r for r in live}
+              live_index: Mapping[str, Resource]) -> None:
+    """Raise PlanError with every reason the desired state (by kind) cannot exist on this host (``live_index``:
+    the live resources by address)."""
     problems: list[str] = []
     for kind, rtype in types.items():
         problems += rtype.preflight(desired.get(kind, []), live_index)
@@ -21,9 +21,10 @@ def preflight(types: Mapping[str, ResourceType], desired: Mapping[str, Sequence[
         raise PlanError(problems)
 
 
-def make_plan(types: Mapping[str, ResourceType], desired: Iterable[Resource], live: Iterable[Resource],
-              scope: Collection[str] | None = None, claim: Collection[str] = (), keep: Sequence[str] = ()) -> Plan:
-    """Compute the changes that turn ``live`` into ``desired``.
+def make_plan(types: Mapping[str, ResourceType], desired: Iterable[Resource],
+              live: Iterable[Resource] | Mapping[str, Resource], scope: Collection[str] | None = None,
+              claim: Collection[str] = (), keep: Sequence[str] = ()) -> Plan:
+    """Compute the changes that turn ``live`` (resources, or resources by address) into ``desired``.
 
     Without ``scope`` only live objects netx owns may be deleted; unowned ones that the spec does not
     name are listed as unmanaged, and so are owned ones whose address matches a pattern of ``keep`` (the
@@ -32,7 +33,7 @@ def make_plan(types: Mapping[str, ResourceType], desired: Iterable[Resource], li
     object found there is netx's (it died before marking it), so the plan marks it.
     """
     wanted = {r.address: r for r in desired}
-    current = {r.address: r for r in live}
+    current = live if isinstance(live, Mapping) else {r.address: r for r in live}
     changes: dict[str, Change] = {}
     unmanaged: list[str] = []
     for address, want in wanted.items():

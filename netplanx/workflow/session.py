@@ -91,7 +91,7 @@ class Session:
 
     def plan(self, desired: Desired) -> Plan:
         query = Query(desired.resources)  # groups the desired resources by kind once, for every step below
-        live = self._read(query)
+        live = {r.address: r for r in self._read(query)}
         preflight(self.types, query.by_kind, live)
         wanted = self._resolve(desired.resources, query.by_kind)
         interrupted = self.interrupted() or {}
