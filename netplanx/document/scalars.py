@@ -9,6 +9,7 @@ the type, as trying them one by one does, in one call (a network, which none mat
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -64,12 +65,15 @@ def _expression(resolvers: list[Resolver]) -> tuple[Callable[[str], re.Match[str
     return re.compile(groups).match, [YAML_TAG + name for name, _pattern, _flags in resolvers]
 
 
-_BY_FIRST = {first: _expression(resolvers) for firsts, resolvers in RESOLVERS for first in firsts}
+@functools.cache
+def _by_first() -> dict[str, tuple[Callable[[str], re.Match[str] | None], list[str]]]:
+    """The expressions by first character, compiled when the first scalar is typed (~1 ms: not at every start)."""
+    return {first: _expression(resolvers) for firsts, resolvers in RESOLVERS for first in firsts}
 
 
 def implicit_tag(text: str) -> str:
     """The tag of a plain scalar (``tag:yaml.org,2002:str`` when no implicit type matches it)."""
-    expression = _BY_FIRST.get(text[:1])
+    expression = _by_first().get(text[:1])
     found = expression[0](text) if expression else None
     return STR if found is None else expression[1][found.lastindex - 1]  # type: ignore[index,operator]
 
